@@ -1,0 +1,3 @@
+//! The `microgpt` command line.
+
+fn main() {}

@@ -1,0 +1,123 @@
+//! The extension point: ops written outside this crate, with their own forward and backward.
+//!
+//! A custom op is registered once ([`Tape::register`]) and recorded as often as needed
+//! ([`Tape::custom`]); like the built-in ops it writes into buffers the tape reuses across steps, so a
+//! fused op (attention over a cached K/V block, say) costs one node instead of dozens.
+
+use std::ops::Range;
+
+use ndarray::ArrayD;
+
+use crate::gradients::GradSink;
+use crate::ops::{Backward, Op};
+use crate::{Float, Tape, TapeError, Var};
+
+/// The id of a registered custom op, valid on the tape that returned it for its whole life.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct CustomOpId(pub(crate) usize);
+
+/// An op with a user-written backward pass.
+///
+/// `forward` sizes `output` with [`resize`](crate::resize) and fills it; it may also keep whatever
+/// its backward needs in `saved` (which it owns in the same way). `backward` adds the gradient of the
+/// loss with respect to each input into `grads` (add, do not overwrite: an input may feed other ops).
+/// Check a new op with [`check_gradients`](crate::check_gradients).
+pub trait CustomOp<F: Float> {
+    /// A short name for error messages.
+    fn name(&self) -> &'static str;
+
+    /// Computes the output from the inputs, or explains why their shapes do not fit.
+    fn forward(
+        &self,
+        inputs: &Inputs<'_, F>,
+        output: &mut ArrayD<F>,
+        saved: &mut ArrayD<F>,
+    ) -> Result<(), TapeError>;
+
+    /// Adds `d loss / d input` for every input into `grads`, given `output_grad = d loss / d output`.
+    fn backward(
+        &self,
+        inputs: &Inputs<'_, F>,
+        output: &ArrayD<F>,
+        saved: &ArrayD<F>,
+        output_grad: &ArrayD<F>,
+        grads: &mut InputGrads<'_, '_, F>,
+    );
+}
+
+/// The input values of a custom op, in the order they were passed to [`Tape::custom`].
+pub struct Inputs<'a, F: Float> {
+    tape: &'a Tape<F>,
+    vars: &'a [Var],
+}
+
+impl<'a, F: Float> Inputs<'a, F> {
+    /// The number of inputs.
+    pub fn len(&self) -> usize {
+        self.vars.len()
+    }
+
+    /// Whether the op has no inputs.
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    /// The value of input `index`.
+    ///
+    /// # Panics
+    /// If `index >= self.len()`.
+    pub fn get(&self, index: usize) -> &'a ArrayD<F> {
+        self.tape.value(self.vars[index])
+    }
+}
+
+/// Where a custom op's backward adds the gradients of its inputs.
+pub struct InputGrads<'a, 'b, F: Float> {
+    sink: &'a mut GradSink<'b, F>,
+    vars: &'a [Var],
+}
+
+impl<F: Float> InputGrads<'_, '_, F> {
+    /// The gradient accumulator of input `index`, shaped like that input; add into it.
+    ///
+    /// # Panics
+    /// If `index` is out of range.
+    pub fn get_mut(&mut self, index: usize) -> &mut ArrayD<F> {
+        self.sink.of(self.vars[index])
+    }
+}
+
+impl<F: Float> Tape<F> {
+    /// Records the registered custom op `op` on `inputs`.
+    pub fn custom(&mut self, op: CustomOpId, inputs: &[Var]) -> Result<Var, TapeError> {
+        self.check(inputs)?;
+        let range = self.push_operands(inputs);
+        let record = Op::Custom {
+            op,
+            inputs: range.clone(),
+        };
+        self.record(record, |tape, node| {
+            let inputs = Inputs {
+                tape,
+                vars: &tape.operands[range],
+            };
+            tape.custom_ops[op.0].forward(&inputs, &mut node.value, &mut node.saved)
+        })
+    }
+}
+
+pub(crate) fn custom_backward<F: Float>(context: &mut Backward<'_, F>, op: CustomOpId, inputs: Range<usize>) {
+    let tape = context.tape;
+    let vars = &tape.operands[inputs];
+    let mut grads = InputGrads {
+        sink: &mut context.sink,
+        vars,
+    };
+    tape.custom_ops[op.0].backward(
+        &Inputs { tape, vars },
+        &context.node.value,
+        &context.node.saved,
+        context.grad,
+        &mut grads,
+    );
+}

@@ -1,0 +1,65 @@
+//! What can go wrong when recording on a tape.
+
+use std::fmt;
+
+use crate::Var;
+
+/// An error from recording an op or running backward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TapeError {
+    /// The inputs of an op do not have shapes it accepts.
+    Shape {
+        /// The op that refused its inputs, such as `"matvec"`.
+        op: &'static str,
+        /// The shapes it saw and what it needs, such as `"W is [3, 4] but x is [5]"`.
+        detail: String,
+    },
+    /// An index (a row of a gather, a target of a cross-entropy, a slice bound) is out of range.
+    Index {
+        /// The op that received the index.
+        op: &'static str,
+        /// The offending index.
+        index: usize,
+        /// The number of valid positions.
+        len: usize,
+    },
+    /// The variable belongs to a step that [`Tape::clear`](crate::Tape::clear) has ended, or to
+    /// another tape.
+    StaleVar(Var),
+    /// `backward` needs a loss with exactly one element.
+    NotScalar {
+        /// The shape of the value passed as the loss.
+        shape: Vec<usize>,
+    },
+}
+
+impl TapeError {
+    /// A shape error of `op`, described by `detail`.
+    pub fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+        TapeError::Shape {
+            op,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for TapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TapeError::Shape { op, detail } => write!(f, "{op}: shape mismatch: {detail}"),
+            TapeError::Index { op, index, len } => {
+                write!(f, "{op}: index {index} is out of range for length {len}")
+            }
+            TapeError::StaleVar(var) => write!(
+                f,
+                "{var:?} belongs to a step the tape has cleared (or to another tape); record it again"
+            ),
+            TapeError::NotScalar { shape } => write!(
+                f,
+                "backward needs a loss with one element, got shape {shape:?}; reduce it with sum or mean"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TapeError {}

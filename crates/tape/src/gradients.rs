@@ -1,0 +1,154 @@
+//! The backward pass and the container it fills.
+
+use ndarray::ArrayD;
+
+use crate::ops::{self, Backward, Op};
+use crate::tape::{Slot, resize};
+use crate::{Float, Tape, TapeError, Var};
+
+/// The gradients of one backward pass, keyed by [`Var`].
+///
+/// Gradients live here rather than in the tape, so a second backward (into a new container, or into
+/// this one, which it overwrites) never adds to the first. Reusing one container across steps with
+/// [`Tape::backward_into`] keeps its buffers: no allocation once warm.
+#[derive(Default)]
+pub struct Gradients<F: Float> {
+    parameters: Vec<ArrayD<F>>,
+    nodes: Vec<ArrayD<F>>,
+    /// Whether any gradient reached node `i`; unreached nodes are skipped by the walk.
+    reached: Vec<bool>,
+    /// How many nodes this pass covered, and the loss it started from (whose step they belong to).
+    covered: usize,
+    loss: Option<Var>,
+}
+
+impl<F: Float> Gradients<F> {
+    /// An empty container, to be filled by [`Tape::backward_into`].
+    pub fn new() -> Self {
+        Gradients {
+            parameters: Vec::new(),
+            nodes: Vec::new(),
+            reached: Vec::new(),
+            covered: 0,
+            loss: None,
+        }
+    }
+
+    /// The gradient of the loss with respect to `var`: zeros if the loss does not depend on it, and
+    /// `None` if `var` was not on the tape when the loss was (a later step, or recorded after it).
+    pub fn get(&self, var: Var) -> Option<&ArrayD<F>> {
+        match var.slot() {
+            Slot::Parameter(index) => self.parameters.get(index),
+            Slot::Node(index) => {
+                let same_step = self.loss.is_some_and(|loss| loss.same_step(var));
+                (same_step && index < self.covered).then(|| &self.nodes[index])
+            }
+        }
+    }
+
+    /// The gradient of a parameter (see [`Gradients::get`]).
+    ///
+    /// # Panics
+    /// If `var` is not a parameter known to this pass.
+    pub fn parameter(&self, var: Var) -> &ArrayD<F> {
+        assert!(var.is_parameter(), "{var:?} is not a parameter");
+        self.get(var).expect("the parameter existed when backward ran")
+    }
+}
+
+/// Mutable access to the gradients of the nodes below the one being propagated, and of parameters.
+pub(crate) struct GradSink<'a, F: Float> {
+    parameters: &'a mut [ArrayD<F>],
+    nodes: &'a mut [ArrayD<F>],
+    reached: &'a mut [bool],
+}
+
+impl<F: Float> GradSink<'_, F> {
+    /// The gradient accumulator of an input (always recorded before the node that uses it).
+    pub(crate) fn of(&mut self, var: Var) -> &mut ArrayD<F> {
+        match var.slot() {
+            Slot::Parameter(index) => &mut self.parameters[index],
+            Slot::Node(index) => {
+                self.reached[index] = true;
+                &mut self.nodes[index]
+            }
+        }
+    }
+}
+
+impl<F: Float> Tape<F> {
+    /// The gradients of the one-element value `loss` with respect to every parameter and every value
+    /// recorded before it.
+    pub fn backward(&self, loss: Var) -> Result<Gradients<F>, TapeError> {
+        let mut gradients = Gradients::new();
+        self.backward_into(loss, &mut gradients)?;
+        Ok(gradients)
+    }
+
+    /// [`Tape::backward`] into an existing container, overwriting it and reusing its buffers.
+    ///
+    /// Nodes are stored in the order they were recorded, which is a topological order, so one reverse
+    /// sweep over the tape visits every node after all its consumers: no recursion, no sorting.
+    pub fn backward_into(&self, loss: Var, gradients: &mut Gradients<F>) -> Result<(), TapeError> {
+        let loss_value = self.try_value(loss)?;
+        if loss_value.len() != 1 {
+            let shape = loss_value.shape().to_vec();
+            return Err(TapeError::NotScalar { shape });
+        }
+        gradients.parameters.resize_with(self.parameters.len(), crate::tape::empty_array);
+        for (gradient, value) in gradients.parameters.iter_mut().zip(&self.parameters) {
+            zero_like(gradient, value);
+        }
+        let Slot::Node(loss_index) = loss.slot() else {
+            // A parameter used directly as the loss: d loss / d loss = 1, nothing else to walk.
+            gradients.parameters[loss_index_of(loss)].fill(F::one());
+            gradients.covered = 0;
+            gradients.loss = Some(loss);
+            return Ok(());
+        };
+        let covered = loss_index + 1;
+        if gradients.nodes.len() < covered {
+            gradients.nodes.resize_with(covered, crate::tape::empty_array);
+        }
+        gradients.reached.clear();
+        gradients.reached.resize(covered, false);
+        for (gradient, node) in gradients.nodes.iter_mut().zip(&self.nodes[..covered]) {
+            zero_like(gradient, &node.value);
+        }
+        gradients.nodes[loss_index].fill(F::one());
+        gradients.reached[loss_index] = true;
+        gradients.covered = covered;
+        gradients.loss = Some(loss);
+
+        for index in (0..covered).rev() {
+            let node = &self.nodes[index];
+            if !gradients.reached[index] || matches!(node.op, Op::Leaf) {
+                continue;
+            }
+            let (below, rest) = gradients.nodes.split_at_mut(index);
+            let mut context = Backward {
+                tape: self,
+                node,
+                grad: &rest[0],
+                sink: GradSink {
+                    parameters: &mut gradients.parameters,
+                    nodes: below,
+                    reached: &mut gradients.reached[..index],
+                },
+            };
+            ops::backward(&mut context);
+        }
+        Ok(())
+    }
+}
+
+fn loss_index_of(var: Var) -> usize {
+    match var.slot() {
+        Slot::Parameter(index) | Slot::Node(index) => index,
+    }
+}
+
+fn zero_like<F: Float>(gradient: &mut ArrayD<F>, value: &ArrayD<F>) {
+    resize(gradient, value.shape());
+    gradient.fill(F::zero());
+}

@@ -1,0 +1,148 @@
+//! Matrix products. `linear(x, w)` is `x W^T` (a matrix-vector product `W x` when `x` is a vector,
+//! one per row when `x` is a matrix); `matmul(a, b)` is `a b` (a vector-matrix product `x^T W` when
+//! `a` is a vector). Vectors are treated as one-row matrices, so all four share one kernel:
+//! ndarray's `general_mat_mul` writing into the node's reused buffer.
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, Ix2};
+
+use super::{Backward, Op, shape_of};
+use crate::tape::resize;
+use crate::{Float, Tape, TapeError, Var};
+
+impl<F: Float> Tape<F> {
+    /// `x W^T`: for a weight `w` of shape `[out, in]` and `x` of shape `[in]` (giving `[out]`) or
+    /// `[rows, in]` (giving `[rows, out]`). This is the matrix-vector product `W x` of a linear layer.
+    pub fn linear(&mut self, x: Var, w: Var) -> Result<Var, TapeError> {
+        self.record(Op::Linear { x, w }, |tape, node| {
+            let (input, weight) = (tape.try_value(x)?, tape.try_value(w)?);
+            let weight_matrix = require_matrix("linear", "W", weight)?;
+            let input_matrix = as_matrix("linear", "x", input)?;
+            if input_matrix.ncols() != weight_matrix.ncols() {
+                let detail = format!(
+                    "x is {} but W is {}; x's last axis must equal W's columns",
+                    shape_of(input),
+                    shape_of(weight)
+                );
+                return Err(TapeError::shape("linear", detail));
+            }
+            let out = weight_matrix.nrows();
+            product_into(node, input, out, input_matrix, weight_matrix.t());
+            Ok(())
+        })
+    }
+
+    /// `W x` for a matrix `w` of shape `[m, n]` and a vector `x` of shape `[n]`: the same op as
+    /// [`Tape::linear`] with the arguments in the mathematical order.
+    pub fn matvec(&mut self, w: Var, x: Var) -> Result<Var, TapeError> {
+        if self.try_value(x)?.ndim() != 1 {
+            let detail = format!("x must be a vector, got {}", shape_of(self.try_value(x)?));
+            return Err(TapeError::shape("matvec", detail));
+        }
+        self.linear(x, w)
+    }
+
+    /// `a b` for `a` of shape `[m, k]` (or a vector `[k]`, giving `x^T W`) and `b` of shape `[k, n]`.
+    pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
+        self.record(Op::MatMul(a, b), |tape, node| {
+            let (left, right) = (tape.try_value(a)?, tape.try_value(b)?);
+            let right_matrix = require_matrix("matmul", "b", right)?;
+            let left_matrix = as_matrix("matmul", "a", left)?;
+            if left_matrix.ncols() != right_matrix.nrows() {
+                let detail = format!(
+                    "a is {} but b is {}; a's last axis must equal b's rows",
+                    shape_of(left),
+                    shape_of(right)
+                );
+                return Err(TapeError::shape("matmul", detail));
+            }
+            product_into(node, left, right_matrix.ncols(), left_matrix, right_matrix);
+            Ok(())
+        })
+    }
+
+    /// `x^T W` for a vector `x` of shape `[m]` and a matrix `w` of shape `[m, n]`: the transposed
+    /// product `W^T x`, the same op as [`Tape::matmul`] with a vector on the left.
+    pub fn vecmat(&mut self, x: Var, w: Var) -> Result<Var, TapeError> {
+        if self.try_value(x)?.ndim() != 1 {
+            let detail = format!("x must be a vector, got {}", shape_of(self.try_value(x)?));
+            return Err(TapeError::shape("vecmat", detail));
+        }
+        self.matmul(x, w)
+    }
+}
+
+/// Sizes the node like `input` with its last axis replaced by `columns`, then writes `left right`.
+fn product_into<F: Float>(
+    node: &mut crate::tape::Node<F>,
+    input: &ArrayD<F>,
+    columns: usize,
+    left: ArrayView2<'_, F>,
+    right: ArrayView2<'_, F>,
+) {
+    if input.ndim() == 1 {
+        resize(&mut node.value, &[columns]);
+    } else {
+        resize(&mut node.value, &[left.nrows(), columns]);
+    }
+    general_mat_mul(F::one(), &left, &right, F::zero(), &mut matrix_mut(&mut node.value));
+}
+
+/// Y = X W^T: dX += dY W, dW += dY^T X.
+pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w: Var) {
+    let grad = matrix(context.grad);
+    let (input, weight) = (matrix(context.value(x)), matrix(context.value(w)));
+    general_mat_mul(F::one(), &grad, &weight, F::one(), &mut matrix_mut(context.sink.of(x)));
+    general_mat_mul(F::one(), &grad.t(), &input, F::one(), &mut matrix_mut(context.sink.of(w)));
+}
+
+/// C = A B: dA += dC B^T, dB += A^T dC.
+pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
+    let grad = matrix(context.grad);
+    let (left, right) = (matrix(context.value(a)), matrix(context.value(b)));
+    general_mat_mul(F::one(), &grad, &right.t(), F::one(), &mut matrix_mut(context.sink.of(a)));
+    general_mat_mul(F::one(), &left.t(), &grad, F::one(), &mut matrix_mut(context.sink.of(b)));
+}
+
+fn require_matrix<'a, F: Float>(
+    op: &'static str,
+    name: &str,
+    array: &'a ArrayD<F>,
+) -> Result<ArrayView2<'a, F>, TapeError> {
+    array.view().into_dimensionality::<Ix2>().map_err(|_| {
+        TapeError::shape(op, format!("{name} must be a matrix, got {}", shape_of(array)))
+    })
+}
+
+fn as_matrix<'a, F: Float>(
+    op: &'static str,
+    name: &str,
+    array: &'a ArrayD<F>,
+) -> Result<ArrayView2<'a, F>, TapeError> {
+    match array.ndim() {
+        1 | 2 => Ok(matrix(array)),
+        _ => Err(TapeError::shape(
+            op,
+            format!("{name} must be a vector or a matrix, got {}", shape_of(array)),
+        )),
+    }
+}
+
+/// A vector or matrix seen as a matrix (a vector is one row).
+fn matrix<F: Float>(array: &ArrayD<F>) -> ArrayView2<'_, F> {
+    let columns = array.shape().last().copied().unwrap_or(1);
+    let rows = array.len().checked_div(columns).unwrap_or(0);
+    array
+        .view()
+        .into_shape_with_order((rows, columns))
+        .expect("tape values are contiguous vectors or matrices")
+}
+
+fn matrix_mut<F: Float>(array: &mut ArrayD<F>) -> ArrayViewMut2<'_, F> {
+    let columns = array.shape().last().copied().unwrap_or(1);
+    let rows = array.len().checked_div(columns).unwrap_or(0);
+    array
+        .view_mut()
+        .into_shape_with_order((rows, columns))
+        .expect("tape values are contiguous vectors or matrices")
+}

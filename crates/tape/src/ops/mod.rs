@@ -1,0 +1,112 @@
+//! The ops a tape records. Each file holds a family of ops: the `Tape` method that checks shapes and
+//! computes the forward value, and right beside it the function that propagates its gradient.
+
+mod activation;
+mod cross_entropy;
+mod elementwise;
+mod gather;
+mod matmul;
+mod normalize;
+mod reduce;
+mod shape;
+
+use std::ops::Range;
+
+use ndarray::{ArrayD, Zip};
+
+use crate::custom::{self, CustomOpId};
+use crate::gradients::GradSink;
+use crate::tape::Node;
+use crate::{Float, Tape, Var};
+
+/// How a node was computed: the op and its operands (ranges point into the tape's operand lists).
+pub(crate) enum Op<F> {
+    /// A parameter or constant: nothing to propagate further.
+    Leaf,
+    Add(Var, Var),
+    Sub(Var, Var),
+    Mul(Var, Var),
+    Scale(Var, F),
+    Relu(Var),
+    Exp(Var),
+    Log(Var),
+    Linear { x: Var, w: Var },
+    MatMul(Var, Var),
+    Gather { table: Var, rows: Range<usize> },
+    Row { table: Var, row: usize },
+    Slice { input: Var, start: usize },
+    Concat { parts: Range<usize> },
+    Dot(Var, Var),
+    Sum(Var),
+    Mean(Var),
+    Softmax(Var),
+    RmsNorm(Var),
+    CrossEntropy { logits: Var, targets: Range<usize> },
+    Custom { op: CustomOpId, inputs: Range<usize> },
+}
+
+/// What an op's backward sees: the tape (for input values), its own node, and the gradient of the
+/// loss with respect to its output; it adds its inputs' gradients into `sink`.
+pub(crate) struct Backward<'a, F: Float> {
+    pub(crate) tape: &'a Tape<F>,
+    pub(crate) node: &'a Node<F>,
+    pub(crate) grad: &'a ArrayD<F>,
+    pub(crate) sink: GradSink<'a, F>,
+}
+
+impl<'a, F: Float> Backward<'a, F> {
+    /// The value of an input (borrowed from the tape, not from `self`, so `sink` stays usable).
+    pub(crate) fn value(&self, var: Var) -> &'a ArrayD<F> {
+        self.tape.value(var)
+    }
+
+    /// Adds `scale * grad` (the output's gradient) into the gradient of `var`.
+    pub(crate) fn accumulate_scaled(&mut self, var: Var, scale: F) {
+        self.sink.of(var).scaled_add(scale, self.grad);
+    }
+
+    /// Adds `grad * factor(input, output)` elementwise into the gradient of `var`.
+    pub(crate) fn accumulate_with(&mut self, var: Var, factor: impl Fn(F, F) -> F) {
+        let input = self.tape.value(var);
+        Zip::from(self.sink.of(var))
+            .and(self.grad)
+            .and(input)
+            .and(&self.node.value)
+            .for_each(|sum, &grad, &input, &output| *sum += grad * factor(input, output));
+    }
+}
+
+/// Propagates the gradient of one node to its inputs.
+pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
+    match context.node.op {
+        Op::Leaf => {}
+        Op::Add(a, b) => elementwise::add_backward(context, a, b),
+        Op::Sub(a, b) => elementwise::sub_backward(context, a, b),
+        Op::Mul(a, b) => elementwise::mul_backward(context, a, b),
+        Op::Scale(a, factor) => context.accumulate_scaled(a, factor),
+        Op::Relu(a) => activation::relu_backward(context, a),
+        Op::Exp(a) => activation::exp_backward(context, a),
+        Op::Log(a) => activation::log_backward(context, a),
+        Op::Linear { x, w } => matmul::linear_backward(context, x, w),
+        Op::MatMul(a, b) => matmul::matmul_backward(context, a, b),
+        Op::Gather { table, ref rows } => gather::gather_backward(context, table, rows.clone()),
+        Op::Row { table, row } => gather::row_backward(context, table, row),
+        Op::Slice { input, start } => shape::slice_backward(context, input, start),
+        Op::Concat { ref parts } => shape::concat_backward(context, parts.clone()),
+        Op::Dot(a, b) => reduce::dot_backward(context, a, b),
+        Op::Sum(a) => reduce::sum_backward(context, a),
+        Op::Mean(a) => reduce::mean_backward(context, a),
+        Op::Softmax(a) => normalize::softmax_backward(context, a),
+        Op::RmsNorm(a) => normalize::rms_norm_backward(context, a),
+        Op::CrossEntropy {
+            logits,
+            ref targets,
+        } => cross_entropy::cross_entropy_backward(context, logits, targets.clone()),
+        Op::Custom { op, ref inputs } => custom::custom_backward(context, op, inputs.clone()),
+    }
+}
+
+/// Formats a shape for error messages: `[3, 4]`.
+pub(crate) fn shape_of<F>(array: &ArrayD<F>) -> String {
+    format!("{:?}", array.shape())
+}

@@ -1,0 +1,312 @@
+//! The tape: an arena of recorded values, handed out as small `Copy` ids.
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::custom::{CustomOp, CustomOpId};
+use crate::ops::Op;
+use crate::{Float, TapeError};
+
+/// A handle to a value on a [`Tape`]: a parameter, a constant or the result of an op.
+///
+/// It is `Copy` and 8 bytes: an index into the tape and the step it was recorded in, so a handle kept
+/// past [`Tape::clear`] is caught ([`TapeError::StaleVar`]) instead of silently reading another value.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Var {
+    index: u32,
+    step: u32,
+}
+
+/// The `step` of parameters, which outlive every clear.
+const PARAMETER: u32 = u32::MAX;
+
+/// Where a [`Var`] lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Parameter(usize),
+    Node(usize),
+}
+
+impl Var {
+    pub(crate) fn slot(self) -> Slot {
+        if self.step == PARAMETER {
+            Slot::Parameter(self.index as usize)
+        } else {
+            Slot::Node(self.index as usize)
+        }
+    }
+
+    /// Whether both variables were recorded in the same step (parameters share one "step").
+    pub(crate) fn same_step(self, other: Var) -> bool {
+        self.step == other.step
+    }
+
+    /// Whether this is a parameter (a value that persists across [`Tape::clear`]).
+    pub fn is_parameter(self) -> bool {
+        self.step == PARAMETER
+    }
+}
+
+/// One recorded value: what it is, how it was made, and what its op kept for the backward pass.
+pub(crate) struct Node<F> {
+    pub(crate) value: ArrayD<F>,
+    /// Forward results the op's backward needs (softmax probabilities, inverse norms, ...).
+    pub(crate) saved: ArrayD<F>,
+    pub(crate) op: Op<F>,
+}
+
+impl<F: Float> Node<F> {
+    fn empty() -> Self {
+        Node {
+            value: empty_array(),
+            saved: empty_array(),
+            op: Op::Leaf,
+        }
+    }
+}
+
+/// A zero-length array; creating one allocates nothing.
+pub(crate) fn empty_array<F: Float>() -> ArrayD<F> {
+    ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("an empty vector fits shape [0]")
+}
+
+/// The ops view values as row-major slices and matrices: make sure a value given to us is one.
+fn standard_layout<F: Float>(value: ArrayD<F>) -> ArrayD<F> {
+    if value.is_standard_layout() {
+        value
+    } else {
+        value.as_standard_layout().into_owned()
+    }
+}
+
+/// Gives `array` the shape `shape`, reusing its buffer: no allocation when the buffer is big enough.
+///
+/// The contents are unspecified afterwards (zero for newly grown elements); callers overwrite them.
+/// Custom ops use it to size their output and saved buffers.
+pub fn resize<F: Float>(array: &mut ArrayD<F>, shape: &[usize]) {
+    if array.shape() == shape {
+        return;
+    }
+    let (mut data, _) = std::mem::replace(array, empty_array()).into_raw_vec_and_offset();
+    data.clear();
+    data.resize(shape.iter().product(), F::zero());
+    *array = ArrayD::from_shape_vec(IxDyn(shape), data).expect("the buffer was sized to the shape");
+}
+
+/// A reverse-mode automatic-differentiation tape over ndarray arrays.
+///
+/// Parameters ([`Tape::parameter`]) persist; everything recorded after them (constants and op results)
+/// belongs to the current step and is dropped by [`Tape::clear`], whose buffers the next step reuses,
+/// so a warm tape records without allocating. Ops are methods (`tape.add(a, b)`, `tape.linear(x, w)`,
+/// ...) that check shapes, compute the value at once and return a [`Var`].
+pub struct Tape<F: Float> {
+    pub(crate) parameters: Vec<ArrayD<F>>,
+    /// Nodes of the current step are `nodes[..len]`; the rest are spare buffers of earlier steps.
+    pub(crate) nodes: Vec<Node<F>>,
+    pub(crate) len: usize,
+    step: u32,
+    recording: bool,
+    /// Integer operands of the current step (gather rows, cross-entropy targets), referenced by range.
+    pub(crate) indices: Vec<usize>,
+    /// Variable-length operand lists of the current step (concat, custom ops), referenced by range.
+    pub(crate) operands: Vec<Var>,
+    pub(crate) custom_ops: Vec<Box<dyn CustomOp<F>>>,
+}
+
+impl<F: Float> Default for Tape<F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<F: Float> Tape<F> {
+    /// An empty tape that records gradients.
+    pub fn new() -> Self {
+        Tape {
+            parameters: Vec::new(),
+            nodes: Vec::new(),
+            len: 0,
+            step: 0,
+            recording: true,
+            indices: Vec::new(),
+            operands: Vec::new(),
+            custom_ops: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter: a value that survives [`Tape::clear`] and receives a gradient.
+    pub fn parameter(&mut self, value: ArrayD<F>) -> Var {
+        self.parameters.push(standard_layout(value));
+        Var {
+            index: (self.parameters.len() - 1) as u32,
+            step: PARAMETER,
+        }
+    }
+
+    /// Records a constant of the current step: a leaf that receives a gradient but is not a parameter.
+    pub fn constant(&mut self, value: ArrayD<F>) -> Var {
+        let mut node = self.take_node();
+        node.value = standard_layout(value);
+        self.commit(node, Op::Leaf)
+    }
+
+    /// Records a constant copied from `data` with shape `shape`, reusing a buffer of an earlier step.
+    pub fn constant_from_slice(&mut self, shape: &[usize], data: &[F]) -> Result<Var, TapeError> {
+        self.record(Op::Leaf, |_, node| {
+            if shape.iter().product::<usize>() != data.len() {
+                return Err(TapeError::shape(
+                    "constant",
+                    format!("{} values do not fill shape {shape:?}", data.len()),
+                ));
+            }
+            resize(&mut node.value, shape);
+            let target = node.value.as_slice_mut().expect("fresh buffers are contiguous");
+            target.copy_from_slice(data);
+            Ok(())
+        })
+    }
+
+    /// Ends the current step: forgets every value recorded since the parameters, keeping their
+    /// buffers for the next step. Parameters, registered custom ops and their ids stay valid.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.step = (self.step + 1) % PARAMETER;
+        self.indices.clear();
+        self.operands.clear();
+    }
+
+    /// Runs `body` with recording switched off: ops still compute their values, but each result is
+    /// kept as a constant, with no link to its inputs and no saved state for a backward pass.
+    pub fn without_grad<R>(&mut self, body: impl FnOnce(&mut Self) -> R) -> R {
+        let was_recording = std::mem::replace(&mut self.recording, false);
+        let result = body(self);
+        self.recording = was_recording;
+        result
+    }
+
+    /// Whether ops record what backward needs (false inside [`Tape::without_grad`]).
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// The value of `var`.
+    ///
+    /// # Panics
+    /// If `var` is stale (recorded before the last [`Tape::clear`]); [`Tape::try_value`] returns an
+    /// error instead.
+    pub fn value(&self, var: Var) -> &ArrayD<F> {
+        self.try_value(var).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The value of `var`, or [`TapeError::StaleVar`].
+    pub fn try_value(&self, var: Var) -> Result<&ArrayD<F>, TapeError> {
+        match var.slot() {
+            Slot::Parameter(index) => self.parameters.get(index),
+            Slot::Node(index) if var.step == self.step && index < self.len => {
+                Some(&self.nodes[index].value)
+            }
+            Slot::Node(_) => None,
+        }
+        .ok_or(TapeError::StaleVar(var))
+    }
+
+    /// The single element of a one-element value such as a loss.
+    ///
+    /// # Panics
+    /// If `var` is stale or does not hold exactly one element.
+    pub fn scalar(&self, var: Var) -> F {
+        let value = self.value(var);
+        assert_eq!(value.len(), 1, "scalar() of a value with shape {:?}", value.shape());
+        value.iter().copied().next().expect("one element")
+    }
+
+    /// Mutable access to a parameter's value, for optimizers.
+    ///
+    /// # Panics
+    /// If `var` is not a parameter of this tape.
+    pub fn parameter_mut(&mut self, var: Var) -> &mut ArrayD<F> {
+        match var.slot() {
+            Slot::Parameter(index) => &mut self.parameters[index],
+            Slot::Node(_) => panic!("{var:?} is not a parameter"),
+        }
+    }
+
+    /// Every parameter in the order it was added, as the ids [`Tape::parameter`] returned.
+    pub fn parameters(&self) -> impl ExactSizeIterator<Item = Var> + '_ {
+        (0..self.parameters.len()).map(|index| Var {
+            index: index as u32,
+            step: PARAMETER,
+        })
+    }
+
+    /// The number of values recorded in the current step (parameters not counted).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been recorded since the last clear.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Registers a custom op once; the returned id records it with [`Tape::custom`] in any step.
+    pub fn register(&mut self, op: impl CustomOp<F> + 'static) -> CustomOpId {
+        self.custom_ops.push(Box::new(op));
+        CustomOpId(self.custom_ops.len() - 1)
+    }
+
+    /// Records one op: `forward` fills the new node's value (and saved state) from the tape's values.
+    ///
+    /// The node reuses the buffers of the node that stood at the same position in an earlier step.
+    /// If `forward` fails nothing is recorded.
+    pub(crate) fn record(
+        &mut self,
+        op: Op<F>,
+        forward: impl FnOnce(&Self, &mut Node<F>) -> Result<(), TapeError>,
+    ) -> Result<Var, TapeError> {
+        let mut node = self.take_node();
+        match forward(self, &mut node) {
+            Ok(()) => Ok(self.commit(node, op)),
+            Err(error) => {
+                self.nodes[self.len] = node;
+                Err(error)
+            }
+        }
+    }
+
+    /// Takes the node buffers for position `len` out of the arena, leaving an empty placeholder.
+    fn take_node(&mut self) -> Node<F> {
+        if self.len == self.nodes.len() {
+            self.nodes.push(Node::empty());
+        }
+        std::mem::replace(&mut self.nodes[self.len], Node::empty())
+    }
+
+    fn commit(&mut self, mut node: Node<F>, op: Op<F>) -> Var {
+        node.op = if self.recording { op } else { Op::Leaf };
+        self.nodes[self.len] = node;
+        self.len += 1;
+        Var {
+            index: (self.len - 1) as u32,
+            step: self.step,
+        }
+    }
+
+    /// Stores integer operands for the op being recorded; returns their range in `indices`.
+    pub(crate) fn push_indices(&mut self, values: &[usize]) -> std::ops::Range<usize> {
+        let start = self.indices.len();
+        self.indices.extend_from_slice(values);
+        start..self.indices.len()
+    }
+
+    /// Stores variable operands for the op being recorded; returns their range in `operands`.
+    pub(crate) fn push_operands(&mut self, vars: &[Var]) -> std::ops::Range<usize> {
+        let start = self.operands.len();
+        self.operands.extend_from_slice(vars);
+        start..self.operands.len()
+    }
+
+    /// Validates several variables at once (an error names the first stale one).
+    pub(crate) fn check(&self, vars: &[Var]) -> Result<(), TapeError> {
+        vars.iter().try_for_each(|&var| self.try_value(var).map(|_| ()))
+    }
+}
