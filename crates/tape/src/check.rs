@@ -108,7 +108,10 @@ pub fn check_gradients(
     function: impl Fn(&mut Tape<f64>, &[Var]) -> Result<Var, TapeError>,
 ) -> Result<GradientReport, GradientCheckError> {
     let mut tape = Tape::new();
-    let vars: Vec<Var> = inputs.iter().map(|input| tape.parameter(input.clone())).collect();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|input| tape.parameter(input.clone()))
+        .collect();
     let loss = function(&mut tape, &vars)?;
     let gradients = tape.backward(loss)?;
 
@@ -119,9 +122,11 @@ pub fn check_gradients(
     for (input, &var) in vars.iter().enumerate() {
         let analytic_gradient = gradients.parameter(var).clone();
         for (element, &analytic) in analytic_gradient.iter().enumerate() {
-            let numeric = central_difference(&mut tape, &vars, var, element, tolerance.step, &function)?;
+            let numeric =
+                central_difference(&mut tape, &vars, var, element, tolerance.step, &function)?;
             let error = (analytic - numeric).abs();
-            let allowed = tolerance.absolute + tolerance.relative * analytic.abs().max(numeric.abs());
+            let allowed =
+                tolerance.absolute + tolerance.relative * analytic.abs().max(numeric.abs());
             if error > allowed || error.is_nan() {
                 return Err(GradientCheckError::Mismatch {
                     input,

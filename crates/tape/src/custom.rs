@@ -106,7 +106,11 @@ impl<F: Float> Tape<F> {
     }
 }
 
-pub(crate) fn custom_backward<F: Float>(context: &mut Backward<'_, F>, op: CustomOpId, inputs: Range<usize>) {
+pub(crate) fn custom_backward<F: Float>(
+    context: &mut Backward<'_, F>,
+    op: CustomOpId,
+    inputs: Range<usize>,
+) {
     let tape = context.tape;
     let vars = &tape.operands[inputs];
     let mut grads = InputGrads {

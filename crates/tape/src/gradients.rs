@@ -52,7 +52,8 @@ impl<F: Float> Gradients<F> {
     /// If `var` is not a parameter known to this pass.
     pub fn parameter(&self, var: Var) -> &ArrayD<F> {
         assert!(var.is_parameter(), "{var:?} is not a parameter");
-        self.get(var).expect("the parameter existed when backward ran")
+        self.get(var)
+            .expect("the parameter existed when backward ran")
     }
 }
 
@@ -95,7 +96,9 @@ impl<F: Float> Tape<F> {
             let shape = loss_value.shape().to_vec();
             return Err(TapeError::NotScalar { shape });
         }
-        gradients.parameters.resize_with(self.parameters.len(), crate::tape::empty_array);
+        gradients
+            .parameters
+            .resize_with(self.parameters.len(), crate::tape::empty_array);
         for (gradient, value) in gradients.parameters.iter_mut().zip(&self.parameters) {
             zero_like(gradient, value);
         }
@@ -108,7 +111,9 @@ impl<F: Float> Tape<F> {
         };
         let covered = loss_index + 1;
         if gradients.nodes.len() < covered {
-            gradients.nodes.resize_with(covered, crate::tape::empty_array);
+            gradients
+                .nodes
+                .resize_with(covered, crate::tape::empty_array);
         }
         gradients.reached.clear();
         gradients.reached.resize(covered, false);

@@ -44,6 +44,7 @@ mod custom;
 mod error;
 mod float;
 mod gradients;
+mod kernels;
 mod ops;
 mod tape;
 

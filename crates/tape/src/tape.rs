@@ -159,7 +159,10 @@ impl<F: Float> Tape<F> {
                 ));
             }
             resize(&mut node.value, shape);
-            let target = node.value.as_slice_mut().expect("fresh buffers are contiguous");
+            let target = node
+                .value
+                .as_slice_mut()
+                .expect("fresh buffers are contiguous");
             target.copy_from_slice(data);
             Ok(())
         })
@@ -194,7 +197,8 @@ impl<F: Float> Tape<F> {
     /// If `var` is stale (recorded before the last [`Tape::clear`]); [`Tape::try_value`] returns an
     /// error instead.
     pub fn value(&self, var: Var) -> &ArrayD<F> {
-        self.try_value(var).unwrap_or_else(|error| panic!("{error}"))
+        self.try_value(var)
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// The value of `var`, or [`TapeError::StaleVar`].
@@ -215,7 +219,12 @@ impl<F: Float> Tape<F> {
     /// If `var` is stale or does not hold exactly one element.
     pub fn scalar(&self, var: Var) -> F {
         let value = self.value(var);
-        assert_eq!(value.len(), 1, "scalar() of a value with shape {:?}", value.shape());
+        assert_eq!(
+            value.len(),
+            1,
+            "scalar() of a value with shape {:?}",
+            value.shape()
+        );
         value.iter().copied().next().expect("one element")
     }
 
@@ -307,6 +316,7 @@ impl<F: Float> Tape<F> {
 
     /// Validates several variables at once (an error names the first stale one).
     pub(crate) fn check(&self, vars: &[Var]) -> Result<(), TapeError> {
-        vars.iter().try_for_each(|&var| self.try_value(var).map(|_| ()))
+        vars.iter()
+            .try_for_each(|&var| self.try_value(var).map(|_| ()))
     }
 }

@@ -6,7 +6,11 @@ use crate::{Float, Tape, TapeError, Var};
 impl<F: Float> Tape<F> {
     /// `max(a, 0)`, elementwise.
     pub fn relu(&mut self, a: Var) -> Result<Var, TapeError> {
-        self.map(Op::Relu(a), a, |x| if x > F::zero() { x } else { F::zero() })
+        self.map(
+            Op::Relu(a),
+            a,
+            |x| if x > F::zero() { x } else { F::zero() },
+        )
     }
 
     /// `e^a`, elementwise.

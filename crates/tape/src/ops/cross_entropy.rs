@@ -12,7 +12,11 @@ use crate::{Float, Tape, TapeError, Var};
 impl<F: Float> Tape<F> {
     /// The mean negative log-likelihood of `targets` under `softmax(logits)`: `logits` is a vector
     /// with one target, or a matrix `[rows, classes]` with one target per row.
-    pub fn softmax_cross_entropy(&mut self, logits: Var, targets: &[usize]) -> Result<Var, TapeError> {
+    pub fn softmax_cross_entropy(
+        &mut self,
+        logits: Var,
+        targets: &[usize],
+    ) -> Result<Var, TapeError> {
         let range = self.push_indices(targets);
         let op = Op::CrossEntropy {
             logits,
@@ -82,7 +86,9 @@ pub(super) fn cross_entropy_backward<F: Float>(
         .zip(probabilities.lanes(last))
         .zip(targets)
     {
-        Zip::from(&mut sum).and(&row).for_each(|sum, &p| *sum += share * p);
+        Zip::from(&mut sum)
+            .and(&row)
+            .for_each(|sum, &p| *sum += share * p);
         sum[target] -= share;
     }
 }

@@ -14,7 +14,10 @@ impl<F: Float> Tape<F> {
         self.record(Op::Row { table, row }, |tape, node| {
             let matrix = tape.try_value(table)?;
             let matrix = matrix.view().into_dimensionality::<Ix2>().map_err(|_| {
-                TapeError::shape("row", format!("table must be a matrix, got {}", shape_of(matrix)))
+                TapeError::shape(
+                    "row",
+                    format!("table must be a matrix, got {}", shape_of(matrix)),
+                )
             })?;
             check_row("row", row, matrix.nrows())?;
             resize(&mut node.value, &[matrix.ncols()]);
@@ -74,7 +77,11 @@ pub(super) fn row_backward<F: Float>(context: &mut Backward<'_, F>, table: Var, 
 }
 
 /// Each output row's gradient goes to the table row it came from (repeated rows add up).
-pub(super) fn gather_backward<F: Float>(context: &mut Backward<'_, F>, table: Var, rows: Range<usize>) {
+pub(super) fn gather_backward<F: Float>(
+    context: &mut Backward<'_, F>,
+    table: Var,
+    rows: Range<usize>,
+) {
     let rows = &context.tape.indices[rows];
     let grad = context.grad;
     let table_grad = context.sink.of(table);

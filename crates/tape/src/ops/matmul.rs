@@ -1,12 +1,12 @@
 //! Matrix products. `linear(x, w)` is `x W^T` (a matrix-vector product `W x` when `x` is a vector,
 //! one per row when `x` is a matrix); `matmul(a, b)` is `a b` (a vector-matrix product `x^T W` when
-//! `a` is a vector). Vectors are treated as one-row matrices, so all four share one kernel:
-//! ndarray's `general_mat_mul` writing into the node's reused buffer.
+//! `a` is a vector). Vectors are treated as one-row matrices, so all four share the loops of
+//! [`kernels`](crate::kernels), writing into the node's reused buffer.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, Ix2};
+use ndarray::{ArrayD, ArrayView2, Ix2};
 
 use super::{Backward, Op, shape_of};
+use crate::kernels;
 use crate::tape::resize;
 use crate::{Float, Tape, TapeError, Var};
 
@@ -26,8 +26,14 @@ impl<F: Float> Tape<F> {
                 );
                 return Err(TapeError::shape("linear", detail));
             }
-            let out = weight_matrix.nrows();
-            product_into(node, input, out, input_matrix, weight_matrix.t());
+            size_output(node, input, input_matrix.nrows(), weight_matrix.nrows());
+            let inner = weight_matrix.ncols();
+            kernels::a_times_b_transposed(
+                slice(input),
+                slice(weight),
+                inner,
+                slice_mut(&mut node.value),
+            );
             Ok(())
         })
     }
@@ -56,7 +62,10 @@ impl<F: Float> Tape<F> {
                 );
                 return Err(TapeError::shape("matmul", detail));
             }
-            product_into(node, left, right_matrix.ncols(), left_matrix, right_matrix);
+            size_output(node, left, left_matrix.nrows(), right_matrix.ncols());
+            let out = slice_mut(&mut node.value);
+            out.fill(F::zero());
+            kernels::add_a_times_b(slice(left), slice(right), right_matrix.nrows(), out);
             Ok(())
         })
     }
@@ -72,36 +81,53 @@ impl<F: Float> Tape<F> {
     }
 }
 
-/// Sizes the node like `input` with its last axis replaced by `columns`, then writes `left right`.
-fn product_into<F: Float>(
+/// Sizes the output `[rows, columns]`, or `[columns]` when the left input is a vector.
+fn size_output<F: Float>(
     node: &mut crate::tape::Node<F>,
-    input: &ArrayD<F>,
+    left: &ArrayD<F>,
+    rows: usize,
     columns: usize,
-    left: ArrayView2<'_, F>,
-    right: ArrayView2<'_, F>,
 ) {
-    if input.ndim() == 1 {
+    if left.ndim() == 1 {
         resize(&mut node.value, &[columns]);
     } else {
-        resize(&mut node.value, &[left.nrows(), columns]);
+        resize(&mut node.value, &[rows, columns]);
     }
-    general_mat_mul(F::one(), &left, &right, F::zero(), &mut matrix_mut(&mut node.value));
 }
 
 /// Y = X W^T: dX += dY W, dW += dY^T X.
 pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w: Var) {
-    let grad = matrix(context.grad);
-    let (input, weight) = (matrix(context.value(x)), matrix(context.value(w)));
-    general_mat_mul(F::one(), &grad, &weight, F::one(), &mut matrix_mut(context.sink.of(x)));
-    general_mat_mul(F::one(), &grad.t(), &input, F::one(), &mut matrix_mut(context.sink.of(w)));
+    let (input, weight) = (context.value(x), context.value(w));
+    let grad = slice(context.grad);
+    let (rows, outputs) = (input.len() / last_axis(input).max(1), weight.shape()[0]);
+    kernels::add_a_times_b(grad, slice(weight), outputs, slice_mut(context.sink.of(x)));
+    kernels::add_a_transposed_times_b(grad, slice(input), rows, slice_mut(context.sink.of(w)));
 }
 
 /// C = A B: dA += dC B^T, dB += A^T dC.
 pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
-    let grad = matrix(context.grad);
-    let (left, right) = (matrix(context.value(a)), matrix(context.value(b)));
-    general_mat_mul(F::one(), &grad, &right.t(), F::one(), &mut matrix_mut(context.sink.of(a)));
-    general_mat_mul(F::one(), &left.t(), &grad, F::one(), &mut matrix_mut(context.sink.of(b)));
+    let (left, right) = (context.value(a), context.value(b));
+    let grad = slice(context.grad);
+    let (rows, columns) = (left.len() / last_axis(left).max(1), right.shape()[1]);
+    kernels::add_a_times_b_transposed(grad, slice(right), columns, slice_mut(context.sink.of(a)));
+    kernels::add_a_transposed_times_b(slice(left), grad, rows, slice_mut(context.sink.of(b)));
+}
+
+fn last_axis<F>(array: &ArrayD<F>) -> usize {
+    array.shape().last().copied().unwrap_or(1)
+}
+
+/// The row-major elements of a tape value (values, parameters and gradients are kept contiguous).
+fn slice<F: Float>(array: &ArrayD<F>) -> &[F] {
+    array
+        .as_slice()
+        .expect("tape values are contiguous; keep parameters in standard layout")
+}
+
+fn slice_mut<F: Float>(array: &mut ArrayD<F>) -> &mut [F] {
+    array
+        .as_slice_mut()
+        .expect("tape values are contiguous; keep parameters in standard layout")
 }
 
 fn require_matrix<'a, F: Float>(
@@ -110,7 +136,10 @@ fn require_matrix<'a, F: Float>(
     array: &'a ArrayD<F>,
 ) -> Result<ArrayView2<'a, F>, TapeError> {
     array.view().into_dimensionality::<Ix2>().map_err(|_| {
-        TapeError::shape(op, format!("{name} must be a matrix, got {}", shape_of(array)))
+        TapeError::shape(
+            op,
+            format!("{name} must be a matrix, got {}", shape_of(array)),
+        )
     })
 }
 
@@ -123,26 +152,20 @@ fn as_matrix<'a, F: Float>(
         1 | 2 => Ok(matrix(array)),
         _ => Err(TapeError::shape(
             op,
-            format!("{name} must be a vector or a matrix, got {}", shape_of(array)),
+            format!(
+                "{name} must be a vector or a matrix, got {}",
+                shape_of(array)
+            ),
         )),
     }
 }
 
 /// A vector or matrix seen as a matrix (a vector is one row).
 fn matrix<F: Float>(array: &ArrayD<F>) -> ArrayView2<'_, F> {
-    let columns = array.shape().last().copied().unwrap_or(1);
+    let columns = last_axis(array);
     let rows = array.len().checked_div(columns).unwrap_or(0);
     array
         .view()
-        .into_shape_with_order((rows, columns))
-        .expect("tape values are contiguous vectors or matrices")
-}
-
-fn matrix_mut<F: Float>(array: &mut ArrayD<F>) -> ArrayViewMut2<'_, F> {
-    let columns = array.shape().last().copied().unwrap_or(1);
-    let rows = array.len().checked_div(columns).unwrap_or(0);
-    array
-        .view_mut()
         .into_shape_with_order((rows, columns))
         .expect("tape values are contiguous vectors or matrices")
 }

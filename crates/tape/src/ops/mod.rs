@@ -30,19 +30,39 @@ pub(crate) enum Op<F> {
     Relu(Var),
     Exp(Var),
     Log(Var),
-    Linear { x: Var, w: Var },
+    Linear {
+        x: Var,
+        w: Var,
+    },
     MatMul(Var, Var),
-    Gather { table: Var, rows: Range<usize> },
-    Row { table: Var, row: usize },
-    Slice { input: Var, start: usize },
-    Concat { parts: Range<usize> },
+    Gather {
+        table: Var,
+        rows: Range<usize>,
+    },
+    Row {
+        table: Var,
+        row: usize,
+    },
+    Slice {
+        input: Var,
+        start: usize,
+    },
+    Concat {
+        parts: Range<usize>,
+    },
     Dot(Var, Var),
     Sum(Var),
     Mean(Var),
     Softmax(Var),
     RmsNorm(Var),
-    CrossEntropy { logits: Var, targets: Range<usize> },
-    Custom { op: CustomOpId, inputs: Range<usize> },
+    CrossEntropy {
+        logits: Var,
+        targets: Range<usize>,
+    },
+    Custom {
+        op: CustomOpId,
+        inputs: Range<usize>,
+    },
 }
 
 /// What an op's backward sees: the tape (for input values), its own node, and the gradient of the

@@ -32,10 +32,9 @@ impl<F: Float> Tape<F> {
             let input = tape.try_value(a)?;
             require_rows("rms_norm", input)?;
             let last = Axis(input.ndim() - 1);
-            let rows = input.len() / input.len_of(last).max(1);
             resize(&mut node.value, input.shape());
             // The backward pass needs each row's inverse RMS; keeping it costs one number a row.
-            resize(&mut node.saved, &[rows]);
+            resize(&mut node.saved, &input.shape()[..input.ndim() - 1]);
             let width = F::from_f64(input.len_of(last) as f64);
             Zip::from(node.value.lanes_mut(last))
                 .and(input.lanes(last))
@@ -44,7 +43,9 @@ impl<F: Float> Tape<F> {
                     let mean_square = row.fold(F::zero(), |sum, &x| sum + x * x) / width;
                     *inverse_rms = (mean_square + epsilon).sqrt().recip();
                     let scale = *inverse_rms;
-                    Zip::from(&mut out).and(&row).for_each(|y, &x| *y = x * scale);
+                    Zip::from(&mut out)
+                        .and(&row)
+                        .for_each(|y, &x| *y = x * scale);
                 });
             Ok(())
         })
@@ -57,7 +58,10 @@ fn require_rows<F: Float>(op: &'static str, input: &ndarray::ArrayD<F>) -> Resul
         1 | 2 if input.shape()[input.ndim() - 1] > 0 => Ok(()),
         _ => Err(TapeError::shape(
             op,
-            format!("needs a non-empty vector or matrix, got {}", shape_of(input)),
+            format!(
+                "needs a non-empty vector or matrix, got {}",
+                shape_of(input)
+            ),
         )),
     }
 }

@@ -36,7 +36,10 @@ impl<F: Float> Tape<F> {
         self.record(Op::Mean(a), |tape, node| {
             let input = tape.try_value(a)?;
             if input.is_empty() {
-                return Err(TapeError::shape("mean", "the mean of an empty array is undefined"));
+                return Err(TapeError::shape(
+                    "mean",
+                    "the mean of an empty array is undefined",
+                ));
             }
             let mean = input.sum() / F::from_f64(input.len() as f64);
             write_scalar(node, mean);

@@ -48,15 +48,22 @@ impl<F: Float> Tape<F> {
                 };
                 let first = tape.try_value(first)?;
                 if first.ndim() == 0 || first.ndim() > 2 {
-                    let detail = format!("parts must be vectors or matrices, got {}", shape_of(first));
+                    let detail =
+                        format!("parts must be vectors or matrices, got {}", shape_of(first));
                     return Err(TapeError::shape("concat", detail));
                 }
                 let last = first.ndim() - 1;
                 let mut total = 0;
                 for &part in parts {
                     let value = tape.try_value(part)?;
-                    if value.ndim() != first.ndim() || value.shape()[..last] != first.shape()[..last] {
-                        let detail = format!("parts {} and {} do not line up", shape_of(first), shape_of(value));
+                    if value.ndim() != first.ndim()
+                        || value.shape()[..last] != first.shape()[..last]
+                    {
+                        let detail = format!(
+                            "parts {} and {} do not line up",
+                            shape_of(first),
+                            shape_of(value)
+                        );
                         return Err(TapeError::shape("concat", detail));
                     }
                     total += value.shape()[last];
@@ -87,7 +94,9 @@ pub(super) fn slice_backward<F: Float>(context: &mut Backward<'_, F>, input: Var
     let width = grad.shape()[last];
     let target = context.sink.of(input);
     let mut target = target.slice_axis_mut(Axis(last), Slice::from(start..start + width));
-    Zip::from(&mut target).and(grad).for_each(|sum, &grad| *sum += grad);
+    Zip::from(&mut target)
+        .and(grad)
+        .for_each(|sum, &grad| *sum += grad);
 }
 
 /// Each part gets the columns of the gradient it filled.

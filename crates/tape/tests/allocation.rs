@@ -1,0 +1,84 @@
+//! A warm tape records a step and runs backward without touching the heap.
+//!
+//! The oracle is a counting global allocator: it counts the allocations of the current thread, so
+//! the test harness's other threads cannot disturb the count.
+
+// A global allocator has to implement an unsafe trait; this one only counts and forwards to the
+// system allocator.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use ndarray::{ArrayD, arr2};
+use tape::{Gradients, Tape};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn a_warm_step_allocates_nothing() {
+    let mut tape = Tape::<f64>::new();
+    let table = tape.parameter(ArrayD::from_elem(vec![5, 4], 0.1));
+    let w = tape.parameter(arr2(&[[0.1, 0.2, 0.3, 0.4], [0.5, -0.6, 0.7, -0.8]]).into_dyn());
+    let mut gradients = Gradients::new();
+    let data = [0.5, 1.0, -1.0, 2.0];
+
+    let step = |tape: &mut Tape<f64>, gradients: &mut Gradients<f64>| {
+        tape.clear();
+        let rows = tape.gather(table, &[1, 3, 1]).unwrap();
+        let x = tape.constant_from_slice(&[4], &data).unwrap();
+        let row = tape.row(table, 2).unwrap();
+        let sum = tape.add(row, x).unwrap();
+        let normed = tape.rms_norm(rows, 1e-5).unwrap();
+        let heads = [
+            tape.slice(normed, 0..2).unwrap(),
+            tape.slice(normed, 2..4).unwrap(),
+        ];
+        let joined = tape.concat(&heads).unwrap();
+        let hidden = tape.linear(joined, w).unwrap();
+        let relu = tape.relu(hidden).unwrap();
+        let probabilities = tape.softmax(relu).unwrap();
+        let logits = tape.matvec(w, sum).unwrap();
+        let single = tape.softmax_cross_entropy(logits, &[1]).unwrap();
+        let batch = tape
+            .softmax_cross_entropy(probabilities, &[0, 1, 1])
+            .unwrap();
+        let loss = tape.add(single, batch).unwrap();
+        tape.backward_into(loss, gradients).unwrap();
+        tape.scalar(loss)
+    };
+
+    let first = step(&mut tape, &mut gradients);
+    let before = allocations();
+    let second = step(&mut tape, &mut gradients);
+    let during = allocations() - before;
+    assert_eq!(first, second);
+    assert_eq!(during, 0, "a warm step allocated {during} times");
+}

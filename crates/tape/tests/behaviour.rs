@@ -1,0 +1,250 @@
+//! The tape's contract beyond single ops: reuse, repeated backward, clearing, no-grad mode, errors.
+//! Expected values are worked out by hand in the comments.
+
+use ndarray::{ArrayD, arr0, arr1, arr2};
+use tape::{Tape, TapeError};
+
+fn vector(values: &[f64]) -> ArrayD<f64> {
+    arr1(values).into_dyn()
+}
+
+/// Equal up to the round-off of a different summation order.
+fn assert_close(actual: &ArrayD<f64>, expected: &ArrayD<f64>) {
+    assert_eq!(actual.shape(), expected.shape());
+    for (a, e) in actual.iter().zip(expected) {
+        assert!(
+            (a - e).abs() <= 1e-14 * (1.0 + e.abs()),
+            "{actual} != {expected}"
+        );
+    }
+}
+
+#[test]
+fn a_value_used_several_times_sums_its_gradients() {
+    // loss = sum(x * x + x): d loss / dx = 2x + 1 = [3, -1, 7] for x = [1, -1, 3].
+    let mut tape = Tape::new();
+    let x = tape.parameter(vector(&[1.0, -1.0, 3.0]));
+    let square = tape.mul(x, x).unwrap();
+    let both = tape.add(square, x).unwrap();
+    let loss = tape.sum(both).unwrap();
+    assert_eq!(tape.scalar(loss), 2.0 + 0.0 + 12.0);
+    let gradients = tape.backward(loss).unwrap();
+    assert_eq!(gradients.parameter(x), &vector(&[3.0, -1.0, 7.0]));
+}
+
+#[test]
+fn a_second_backward_gives_the_same_gradients_not_double() {
+    let mut tape = Tape::new();
+    let x = tape.parameter(vector(&[0.5, 2.0]));
+    let e = tape.exp(x).unwrap();
+    let loss = tape.sum(e).unwrap();
+    let first = tape.backward(loss).unwrap().parameter(x).clone();
+    let mut reused = tape.backward(loss).unwrap();
+    tape.backward_into(loss, &mut reused).unwrap();
+    // d/dx sum(exp(x)) = exp(x)
+    assert_eq!(first, vector(&[0.5f64.exp(), 2.0f64.exp()]));
+    assert_eq!(reused.parameter(x), &first);
+}
+
+#[test]
+fn gradients_of_intermediate_values_are_available() {
+    // y = 3x, loss = sum(y * y): d loss / dy = 2y = 6x.
+    let mut tape = Tape::new();
+    let x = tape.parameter(vector(&[1.0, 2.0]));
+    let y = tape.scale(x, 3.0).unwrap();
+    let square = tape.mul(y, y).unwrap();
+    let loss = tape.sum(square).unwrap();
+    let gradients = tape.backward(loss).unwrap();
+    assert_eq!(gradients.get(y).unwrap(), &vector(&[6.0, 12.0]));
+    assert_eq!(gradients.parameter(x), &vector(&[18.0, 36.0]));
+}
+
+#[test]
+fn clearing_keeps_parameters_and_rejects_stale_values() {
+    let mut tape = Tape::new();
+    let w = tape.parameter(vector(&[1.0, 2.0]));
+    let old = tape.scale(w, 2.0).unwrap();
+    tape.clear();
+    assert!(tape.is_empty());
+    assert_eq!(tape.try_value(old), Err(TapeError::StaleVar(old)));
+    assert!(matches!(tape.exp(old), Err(TapeError::StaleVar(_))));
+    // The parameter survives, and the next step computes from it as the first did.
+    let new = tape.scale(w, 2.0).unwrap();
+    assert_eq!(tape.value(new), &vector(&[2.0, 4.0]));
+    let loss = tape.sum(new).unwrap();
+    assert_eq!(
+        tape.backward(loss).unwrap().parameter(w),
+        &vector(&[2.0, 2.0])
+    );
+}
+
+#[test]
+fn a_step_after_clear_matches_a_fresh_tape() {
+    // Buffers reused from a step with other shapes must not leak into the values of the next.
+    let run = |tape: &mut Tape<f64>, w| {
+        let x = tape.constant(arr2(&[[1.0, -2.0], [0.5, 3.0], [2.0, 1.0]]).into_dyn());
+        let y = tape.linear(x, w).unwrap();
+        let s = tape.softmax(y).unwrap();
+        let loss = tape.softmax_cross_entropy(s, &[0, 1, 1]).unwrap();
+        (
+            tape.scalar(loss),
+            tape.backward(loss).unwrap().parameter(w).clone(),
+        )
+    };
+    let weights = arr2(&[[0.1, 0.2], [-0.3, 0.4]]).into_dyn();
+    let mut fresh = Tape::new();
+    let w = fresh.parameter(weights.clone());
+    let expected = run(&mut fresh, w);
+
+    let mut reused = Tape::new();
+    let w = reused.parameter(weights);
+    let big = reused.constant(ArrayD::from_elem(vec![7, 9], 5.0));
+    reused.relu(big).unwrap();
+    reused.clear();
+    assert_eq!(run(&mut reused, w), expected);
+}
+
+#[test]
+fn without_grad_records_values_but_no_links() {
+    let mut tape = Tape::new();
+    let w = tape.parameter(vector(&[1.0, 2.0]));
+    let loss = tape.without_grad(|tape| {
+        assert!(!tape.is_recording());
+        let e = tape.exp(w).unwrap();
+        tape.sum(e).unwrap()
+    });
+    assert!(tape.is_recording());
+    assert_eq!(tape.scalar(loss), 1f64.exp() + 2f64.exp());
+    // Nothing links the loss to w, so its gradient is zero.
+    assert_eq!(
+        tape.backward(loss).unwrap().parameter(w),
+        &vector(&[0.0, 0.0])
+    );
+}
+
+#[test]
+fn backward_needs_a_single_element() {
+    let mut tape = Tape::new();
+    let x = tape.parameter(vector(&[1.0, 2.0]));
+    let y = tape.exp(x).unwrap();
+    let error = tape.backward(y).err().unwrap();
+    assert_eq!(error, TapeError::NotScalar { shape: vec![2] });
+    assert!(error.to_string().contains("reduce it with sum or mean"));
+    // A 0-d and a one-element vector are both fine.
+    let one = tape.constant(vector(&[4.0]));
+    assert!(tape.backward(one).is_ok());
+    let zero_d = tape.constant(arr0(4.0).into_dyn());
+    assert!(tape.backward(zero_d).is_ok());
+}
+
+#[test]
+fn shape_errors_name_the_op_and_the_shapes() {
+    let mut tape = Tape::<f64>::new();
+    let w = tape.parameter(ArrayD::zeros(vec![3, 4]));
+    let x5 = tape.constant(ArrayD::zeros(vec![5]));
+    let x3 = tape.constant(ArrayD::zeros(vec![3]));
+    let m = tape.constant(ArrayD::zeros(vec![2, 3]));
+    let message = |result: Result<tape::Var, TapeError>| result.unwrap_err().to_string();
+
+    assert_eq!(
+        message(tape.add(x5, x3)),
+        "add: shape mismatch: [5] and [3] differ"
+    );
+    assert!(
+        message(tape.matvec(w, x5)).contains("linear: shape mismatch: x is [5] but W is [3, 4]")
+    );
+    assert!(message(tape.matvec(w, m)).starts_with("matvec: shape mismatch: x must be a vector"));
+    assert!(message(tape.matmul(m, m)).contains("a is [2, 3] but b is [2, 3]"));
+    assert!(message(tape.row(x5, 0)).contains("table must be a matrix, got [5]"));
+    assert_eq!(
+        tape.gather(w, &[0, 3]).unwrap_err(),
+        TapeError::Index {
+            op: "gather",
+            index: 3,
+            len: 3
+        }
+    );
+    assert!(message(tape.slice(m, 2..4)).contains("range 2..4 does not fit in [2, 3]"));
+    assert!(message(tape.concat(&[x5, m])).contains("parts [5] and [2, 3] do not line up"));
+    assert!(message(tape.concat(&[])).contains("needs at least one part"));
+    assert!(
+        message(tape.softmax_cross_entropy(m, &[0])).contains("need one target per row, got 1")
+    );
+    assert_eq!(
+        tape.softmax_cross_entropy(x3, &[3])
+            .unwrap_err()
+            .to_string(),
+        "softmax_cross_entropy: index 3 is out of range for length 3"
+    );
+    let empty = tape.constant(ArrayD::zeros(vec![0]));
+    assert!(message(tape.mean(empty)).contains("mean of an empty array"));
+    assert!(message(tape.softmax(empty)).contains("needs a non-empty vector or matrix"));
+    // A failed op records nothing.
+    let before = tape.len();
+    let _ = tape.add(x5, x3);
+    assert_eq!(tape.len(), before);
+}
+
+#[test]
+fn f32_tapes_compute_the_same_math() {
+    // softmax([0, ln 3]) = [1/4, 3/4]
+    let mut tape = Tape::<f32>::new();
+    let x = tape.parameter(arr1(&[0.0f32, 3f32.ln()]).into_dyn());
+    let p = tape.softmax(x).unwrap();
+    let values = tape.value(p);
+    assert!((values[0] - 0.25).abs() < 1e-6 && (values[1] - 0.75).abs() < 1e-6);
+    // d p[1] / dx = p1 * (onehot(1) - p) = [-3/16, 3/16]
+    let pick = tape.constant(arr1(&[0.0f32, 1.0]).into_dyn());
+    let loss = tape.dot(p, pick).unwrap();
+    let gradient = tape.backward(loss).unwrap().parameter(x).clone();
+    assert!((gradient[0] + 0.1875).abs() < 1e-6 && (gradient[1] - 0.1875).abs() < 1e-6);
+}
+
+#[test]
+fn forward_values_match_independent_formulas() {
+    // Oracles: ndarray's own `dot` for the products, the textbook formulas for the rest.
+    let x = arr2(&[[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]]);
+    let w = arr2(&[
+        [0.2, -0.1, 0.4],
+        [1.0, 0.0, -2.0],
+        [0.3, 0.3, 0.3],
+        [-1.0, 2.0, 0.5],
+    ]);
+    let b = arr2(&[[1.0, -1.0], [2.0, 0.5], [0.0, 3.0]]);
+    let mut tape = Tape::new();
+    let (xv, wv, bv) = (
+        tape.constant(x.clone().into_dyn()),
+        tape.constant(w.clone().into_dyn()),
+        tape.constant(b.clone().into_dyn()),
+    );
+    let linear = tape.linear(xv, wv).unwrap();
+    assert_close(tape.value(linear), &x.dot(&w.t()).into_dyn());
+    let product = tape.matmul(xv, bv).unwrap();
+    assert_close(tape.value(product), &x.dot(&b).into_dyn());
+    let row = tape.slice(xv, 0..3).unwrap();
+    let first = tape.gather(xv, &[0]).unwrap();
+    assert_eq!(tape.value(row), &x.clone().into_dyn());
+    let first_row = tape.constant(x.row(0).to_owned().into_dyn());
+    let matvec = tape.matvec(wv, first_row).unwrap();
+    assert_close(tape.value(matvec), &w.dot(&x.row(0)).into_dyn());
+    let vecmat = tape.vecmat(first_row, bv).unwrap();
+    assert_close(tape.value(vecmat), &x.row(0).dot(&b).into_dyn());
+    assert_eq!(
+        tape.value(first),
+        &x.slice(ndarray::s![0..1, ..]).to_owned().into_dyn()
+    );
+
+    // rmsnorm([3, 4]) with eps 0: mean square 12.5, so [3, 4] / sqrt(12.5)
+    let v = tape.constant(vector(&[3.0, 4.0]));
+    let normed = tape.rms_norm(v, 0.0).unwrap();
+    let expected = vector(&[3.0 / 12.5f64.sqrt(), 4.0 / 12.5f64.sqrt()]);
+    assert!(
+        (tape.value(normed) - &expected)
+            .iter()
+            .all(|d| d.abs() < 1e-15)
+    );
+    // cross-entropy of logits [0, ln 3] with target 1: -ln(3/4)
+    let logits = tape.constant(vector(&[0.0, 3f64.ln()]));
+    let loss = tape.softmax_cross_entropy(logits, &[1]).unwrap();
+    assert!((tape.scalar(loss) + 0.75f64.ln()).abs() < 1e-15);
+}
