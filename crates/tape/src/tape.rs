@@ -247,6 +247,21 @@ impl<F: Float> Tape<F> {
         })
     }
 
+    /// Every parameter with mutable access to its value, in the order they were added (for
+    /// optimizers, which pair each with its gradient).
+    pub fn parameters_mut(&mut self) -> impl ExactSizeIterator<Item = (Var, &mut ArrayD<F>)> + '_ {
+        self.parameters
+            .iter_mut()
+            .enumerate()
+            .map(|(index, value)| {
+                let var = Var {
+                    index: index as u32,
+                    step: PARAMETER,
+                };
+                (var, value)
+            })
+    }
+
     /// The number of values recorded in the current step (parameters not counted).
     pub fn len(&self) -> usize {
         self.len

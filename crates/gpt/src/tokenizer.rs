@@ -1,0 +1,127 @@
+//! Characters to token ids and back.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A character-level vocabulary: the sorted distinct characters of a corpus, plus BOS.
+///
+/// Token `i < bos()` is the `i`-th character; `bos() = chars.len()` both starts and ends a document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tokenizer {
+    chars: Vec<char>,
+}
+
+/// A character outside the vocabulary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownCharacter {
+    /// The character.
+    pub character: char,
+    /// Its position in the text, counted in characters from 0.
+    pub position: usize,
+}
+
+impl fmt::Display for UnknownCharacter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "character {:?} at position {} is not in the vocabulary",
+            self.character, self.position
+        )
+    }
+}
+
+impl std::error::Error for UnknownCharacter {}
+
+impl Tokenizer {
+    /// The vocabulary of `documents`: every distinct character (Unicode scalar value), sorted.
+    ///
+    /// ```
+    /// let tokenizer = gpt::Tokenizer::from_documents(["emma", "ava"]);
+    /// assert_eq!(tokenizer.vocab(), "aemv");
+    /// assert_eq!(tokenizer.vocab_size(), 5);
+    /// assert_eq!(tokenizer.encode("ma").unwrap(), vec![4, 2, 0, 4]);
+    /// ```
+    pub fn from_documents<'a>(documents: impl IntoIterator<Item = &'a str>) -> Self {
+        let chars: BTreeSet<char> = documents.into_iter().flat_map(str::chars).collect();
+        Tokenizer {
+            chars: chars.into_iter().collect(),
+        }
+    }
+
+    /// The tokenizer whose characters are exactly `vocab`, in that order (as a checkpoint stores it).
+    pub fn from_vocab(vocab: &str) -> Self {
+        Tokenizer {
+            chars: vocab.chars().collect(),
+        }
+    }
+
+    /// The characters in token order, as one string.
+    pub fn vocab(&self) -> String {
+        self.chars.iter().collect()
+    }
+
+    /// The number of tokens, BOS included.
+    pub fn vocab_size(&self) -> usize {
+        self.chars.len() + 1
+    }
+
+    /// The begin/end-of-sequence token.
+    pub fn bos(&self) -> usize {
+        self.chars.len()
+    }
+
+    /// The token of one character.
+    pub fn token(&self, character: char) -> Option<usize> {
+        self.chars.binary_search(&character).ok().or_else(|| {
+            // A vocabulary read from a checkpoint may not be sorted; fall back to a scan.
+            self.chars.iter().position(|&c| c == character)
+        })
+    }
+
+    /// `[BOS, c1, .., cn, BOS]`, the form in which a document is trained on.
+    pub fn encode(&self, document: &str) -> Result<Vec<usize>, UnknownCharacter> {
+        let mut tokens = Vec::with_capacity(document.len() + 2);
+        self.encode_into(document, &mut tokens)?;
+        Ok(tokens)
+    }
+
+    /// [`Tokenizer::encode`] into a reused buffer (cleared first).
+    pub fn encode_into(
+        &self,
+        document: &str,
+        tokens: &mut Vec<usize>,
+    ) -> Result<(), UnknownCharacter> {
+        tokens.clear();
+        tokens.push(self.bos());
+        for (position, character) in document.chars().enumerate() {
+            let token = self.token(character).ok_or(UnknownCharacter {
+                character,
+                position,
+            })?;
+            tokens.push(token);
+        }
+        tokens.push(self.bos());
+        Ok(())
+    }
+
+    /// The tokens of `text` without BOS (for a prompt that a sample must start with).
+    pub fn encode_prefix(&self, text: &str) -> Result<Vec<usize>, UnknownCharacter> {
+        text.chars()
+            .enumerate()
+            .map(|(position, character)| {
+                self.token(character).ok_or(UnknownCharacter {
+                    character,
+                    position,
+                })
+            })
+            .collect()
+    }
+
+    /// The text of `tokens`, skipping BOS.
+    pub fn decode(&self, tokens: &[usize]) -> String {
+        tokens
+            .iter()
+            .filter_map(|&token| self.chars.get(token))
+            .collect()
+    }
+}
