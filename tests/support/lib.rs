@@ -8,7 +8,10 @@ use std::path::PathBuf;
 /// instead of failing on a machine without it.
 pub fn names_txt() -> Option<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [root.join("data/names.txt"), root.join("../shared/data/names.txt")]
-        .into_iter()
-        .find(|path| path.is_file())
+    [
+        root.join("data/names.txt"),
+        root.join("../shared/data/names.txt"),
+    ]
+    .into_iter()
+    .find(|path| path.is_file())
 }

@@ -1,3 +1,5 @@
-//! The `microgpt` command line.
+//! The `microgpt` command line: see `microgpt --help`.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    cli::run(std::env::args_os())
+}

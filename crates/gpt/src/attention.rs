@@ -230,9 +230,12 @@ mod tests {
         // With one key, softmax gives weight 1: out[0] = v[0] whatever q and k are.
         let mut tape = tape::Tape::<f64>::new();
         let attention = tape.register(CausalSelfAttention { n_head: 2 });
-        let q = tape.constant(ndarray::arr2(&[[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]]).into_dyn());
-        let k = tape.constant(ndarray::arr2(&[[4.0, 3.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]]).into_dyn());
-        let v = tape.constant(ndarray::arr2(&[[0.5, -0.5, 2.0, 1.0], [3.0, 3.0, 3.0, 3.0]]).into_dyn());
+        let q =
+            tape.constant(ndarray::arr2(&[[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]]).into_dyn());
+        let k =
+            tape.constant(ndarray::arr2(&[[4.0, 3.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]]).into_dyn());
+        let v =
+            tape.constant(ndarray::arr2(&[[0.5, -0.5, 2.0, 1.0], [3.0, 3.0, 3.0, 3.0]]).into_dyn());
         let out = tape.custom(attention, &[q, k, v]).unwrap();
         let first: Vec<f64> = tape.value(out).iter().take(4).copied().collect();
         assert_eq!(first, vec![0.5, -0.5, 2.0, 1.0]);

@@ -2,15 +2,23 @@
 
 mod adam;
 mod attention;
+mod checkpoint;
 mod config;
+mod inference;
 mod model;
 mod params;
 pub mod random;
+mod sampling;
 mod tokenizer;
 
 pub use adam::{Adam, AdamSettings, AdamState};
+pub use checkpoint::{Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, save};
 pub use config::{Config, ConfigError};
+pub use inference::{DecodeError, Decoder, KvCache};
 pub use model::{Model, RMS_EPSILON};
 pub use params::{INIT_STD, LayerWeight, Params, ParamsError};
 pub use random::{PythonRandom, Randomness};
+pub use sampling::{
+    DrawScratch, OptionsError, SampleError, Sampler, SamplingOptions, draw_token, token_weights,
+};
 pub use tokenizer::{Tokenizer, UnknownCharacter};

@@ -10,6 +10,15 @@ use crate::{Adam, Config, LayerWeight, Params};
 /// The epsilon inside RMSNorm's square root.
 pub const RMS_EPSILON: f64 = 1e-5;
 
+/// What recording a document needs besides the tape: the weights' handles and the fused ops.
+struct Graph {
+    config: Config,
+    weights: Vec<Var>,
+    attention: CustomOpId,
+    /// `0..block_size`, the rows of `wpe` a document of any length reads.
+    positions: Vec<usize>,
+}
+
 /// A model being trained: its weights live on a tape as parameters.
 ///
 /// A document is recorded as a handful of matrix ops over all its positions at once (`[n, n_embd]`
@@ -17,13 +26,9 @@ pub const RMS_EPSILON: f64 = 1e-5;
 /// the numbers are those of microgpt.py's token-by-token loop with its KV cache, because position `t`
 /// attends to exactly the keys and values of positions `0..=t` in both.
 pub struct Model<F: Float> {
-    config: Config,
     names: Vec<String>,
     tape: Tape<F>,
-    weights: Vec<Var>,
-    attention: CustomOpId,
-    /// `0..block_size`, the rows of `wpe` a document of any length reads.
-    positions: Vec<usize>,
+    graph: Graph,
     gradients: Gradients<F>,
     /// The loss of the last recorded batch (a node of the current tape step).
     loss: Option<Var>,
@@ -43,13 +48,16 @@ impl<F: Float> Model<F> {
         let attention = tape.register(CausalSelfAttention {
             n_head: config.n_head,
         });
-        Model {
+        let graph = Graph {
             config,
-            names,
-            tape,
             weights,
             attention,
             positions: (0..config.block_size).collect(),
+        };
+        Model {
+            names,
+            tape,
+            graph,
             gradients: Gradients::new(),
             loss: None,
         }
@@ -57,7 +65,7 @@ impl<F: Float> Model<F> {
 
     /// The model's configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.graph.config
     }
 
     /// A copy of the current weights.
@@ -65,7 +73,7 @@ impl<F: Float> Model<F> {
         let named = self
             .names
             .iter()
-            .zip(&self.weights)
+            .zip(&self.graph.weights)
             .map(|(name, &var)| {
                 let matrix = self
                     .tape
@@ -76,7 +84,8 @@ impl<F: Float> Model<F> {
                 (name.clone(), matrix)
             })
             .collect();
-        Params::from_named(self.config, named).expect("the model's own tensors fit its config")
+        Params::from_named(self.graph.config, named)
+            .expect("the model's own tensors fit its config")
     }
 
     /// The mean loss of one document `[BOS, tokens.., BOS]` (see [`Model::batch_loss`]).
@@ -99,7 +108,9 @@ impl<F: Float> Model<F> {
         self.loss = None;
         let mut total = None;
         for document in documents {
-            let loss = self.record_document(document.as_ref())?;
+            let loss = self
+                .graph
+                .record_document(&mut self.tape, document.as_ref())?;
             total = Some(match total {
                 None => loss,
                 Some(sum) => self.tape.add(sum, loss)?,
@@ -126,7 +137,7 @@ impl<F: Float> Model<F> {
             self.loss.is_some(),
             "gradient() before any loss was computed"
         );
-        self.gradients.parameter(self.weights[index])
+        self.gradients.parameter(self.graph.weights[index])
     }
 
     /// Applies one Adam update with the gradients of the last loss, at the learning rate of step
@@ -147,8 +158,25 @@ impl<F: Float> Model<F> {
         adam.update(learning_rate, pairs);
     }
 
+    /// The summed negative log-likelihood of a document's predicted tokens and how many there are
+    /// (`min(block_size, len - 1)`), computed without recording anything for a backward pass.
+    pub fn document_nll(&mut self, tokens: &[usize]) -> Result<(F, usize), TapeError> {
+        self.tape.clear();
+        self.loss = None;
+        let Model { tape, graph, .. } = self;
+        let loss = tape.without_grad(|tape| graph.record_document(tape, tokens))?;
+        let predicted = graph.config.block_size.min(tokens.len() - 1);
+        Ok((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
+    }
+}
+
+impl Graph {
     /// Records one document's loss on the tape.
-    fn record_document(&mut self, tokens: &[usize]) -> Result<Var, TapeError> {
+    fn record_document<F: Float>(
+        &self,
+        tape: &mut Tape<F>,
+        tokens: &[usize],
+    ) -> Result<Var, TapeError> {
         if tokens.len() < 2 {
             let detail = format!(
                 "a document needs at least 2 tokens (BOS, .., BOS), got {}",
@@ -159,13 +187,11 @@ impl<F: Float> Model<F> {
         let n = self.config.block_size.min(tokens.len() - 1);
         let (inputs, targets) = (&tokens[..n], &tokens[1..=n]);
         let epsilon = F::from_f64(RMS_EPSILON);
-        let Model {
-            tape,
+        let Graph {
             weights,
             positions,
             attention,
             config,
-            ..
         } = self;
         let token_embeddings = tape.gather(weights[WTE], inputs)?;
         let position_embeddings = tape.gather(weights[WPE], &positions[..n])?;

@@ -1,0 +1,211 @@
+//! The command line's grammar (clap). Flag names follow DESIGN.md section 3, a contract.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gpt::Dtype;
+
+use crate::rng::RngKind;
+
+/// Train a tiny GPT on a list of names (or any one-document-per-line text) and sample new ones.
+///
+/// With no subcommand, `microgpt` trains: like `python microgpt.py`, it reads data/names.txt
+/// (downloading it if missing), trains 500 steps, saves the model and prints 20 new names.
+#[derive(Parser, Debug)]
+#[command(name = "microgpt", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do (default: train).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Training options, when no subcommand is given.
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model and print sampled names (what `microgpt` alone does).
+    Train(TrainArgs),
+    /// Print names sampled from a trained model, one per line, on stdout only.
+    Sample(SampleArgs),
+    /// The mean per-token loss (and perplexity) of a model on a data file.
+    Eval(EvalArgs),
+    /// Time the tape engine against the scalar baseline on the same work.
+    Bench(BenchArgs),
+    /// Describe a checkpoint: configuration, vocabulary, parameters, training progress.
+    Info(InfoArgs),
+}
+
+/// `microgpt train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Training data, one document per line [default: data/names.txt, downloaded if missing]
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+
+    /// Optimizer steps of the whole run (with --resume: the run's total, default the checkpoint's) [default: 500]
+    #[arg(long)]
+    pub steps: Option<usize>,
+
+    /// Stop after this many steps of the run and save, so that --resume can continue it exactly
+    #[arg(long, value_name = "STEP")]
+    pub stop_after: Option<usize>,
+
+    /// Documents per step; the step's loss is the mean of theirs [default: 1]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+
+    /// Adam's initial learning rate, decayed linearly to 0 [default: 0.01]
+    #[arg(long)]
+    pub lr: Option<f64>,
+
+    /// Seed of the shuffle, the initial weights and the samples [default: 42]
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Transformer blocks [default: 1]
+    #[arg(long)]
+    pub n_layer: Option<usize>,
+
+    /// Embedding width; must be divisible by --n-head [default: 16]
+    #[arg(long)]
+    pub n_embd: Option<usize>,
+
+    /// Attention heads [default: 4]
+    #[arg(long)]
+    pub n_head: Option<usize>,
+
+    /// Context length: longer documents are truncated, as microgpt.py does [default: 8]
+    #[arg(long)]
+    pub block_size: Option<usize>,
+
+    /// Precision of training and of the saved checkpoint: f32 or f64 [default: f64]
+    #[arg(long, value_name = "f32|f64")]
+    pub dtype: Option<Dtype>,
+
+    /// Start from these weights (with their vocabulary and configuration) and a fresh optimizer
+    #[arg(long, value_name = "CKPT", conflicts_with = "resume")]
+    pub init: Option<PathBuf>,
+
+    /// Continue the run saved in this checkpoint exactly, optimizer state included
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+
+    /// Train on the documents in file order instead of shuffling them
+    #[arg(long)]
+    pub no_shuffle: bool,
+
+    /// Where to save the checkpoint; the loss curve goes beside it (.csv, .svg) [default: microgpt.safetensors]
+    #[arg(long, value_name = "CKPT")]
+    pub out: Option<PathBuf>,
+
+    /// Names to print after training
+    #[arg(long, default_value_t = 20)]
+    pub samples: usize,
+
+    /// Sampling temperature of those names (> 0; lower is more conservative)
+    #[arg(long, default_value_t = 0.5)]
+    pub temperature: f64,
+
+    /// Fraction of the shuffled documents held out (the last ones) for validation [default: 0.1]
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+
+    /// Steps between validation losses (0: only at the end) [default: 100]
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+
+    /// Random generator: rust (fast) or python (CPython's, reproducing microgpt.py exactly) [default: rust]
+    #[arg(long, value_enum)]
+    pub rng: Option<RngKind>,
+}
+
+/// `microgpt sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// The checkpoint to sample from
+    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    pub model: PathBuf,
+
+    /// Names to print
+    #[arg(long, default_value_t = 20)]
+    pub num_samples: usize,
+
+    /// Temperature (> 0): logits are divided by it before the softmax
+    #[arg(long, default_value_t = 0.5)]
+    pub temperature: f64,
+
+    /// Draw only among the k most likely tokens (>= 1)
+    #[arg(long)]
+    pub top_k: Option<usize>,
+
+    /// Draw only among the most likely tokens whose probabilities add up to p, in (0, 1]
+    #[arg(long)]
+    pub top_p: Option<f64>,
+
+    /// Seed of the draws
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Every name starts with this text
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+
+    /// Names generated at once through the KV cache (python rng: always 1, to keep CPython's order)
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+
+    /// Random generator: rust or python (CPython's `random.choices`)
+    #[arg(long, value_enum, default_value_t = RngKind::Rust)]
+    pub rng: RngKind,
+}
+
+/// `microgpt eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The checkpoint to evaluate
+    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    pub model: PathBuf,
+
+    /// Documents to score, one per line
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+
+    /// Precision of the computation
+    #[arg(long, value_name = "f32|f64", default_value = "f64")]
+    pub dtype: Dtype,
+
+    /// Print a JSON object ({"loss", "perplexity", "tokens", "documents"}) instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `microgpt bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Training steps timed per repetition
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+
+    /// Repetitions; the table reports medians
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+
+    /// Names sampled in the sampling benchmark
+    #[arg(long, default_value_t = 1000)]
+    pub samples: usize,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `microgpt info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// The checkpoint to describe
+    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    pub model: PathBuf,
+}

@@ -1,0 +1,82 @@
+//! The `microgpt` command line: argument parsing, datasets, progress, plots and exit codes around
+//! the `gpt` crate. The binary's `main` calls [`run`].
+
+mod args;
+mod bench;
+mod atomic;
+mod data;
+mod download;
+mod error;
+mod eval;
+mod info;
+mod plot;
+mod progress;
+mod rng;
+mod sample;
+mod settings;
+mod train;
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gpt::{CheckpointError, Tokenizer};
+
+use crate::args::{Cli, Command};
+use crate::error::{CliError, Result};
+
+/// Parses `arguments` (the program name first), runs the command and returns the exit status:
+/// 0 on success, 2 for bad arguments or input, 1 for other failures, with one line on stderr.
+pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(arguments) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // clap prints help and version to stdout with status 0, and usage errors with 2.
+            let _ = error.print();
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
+    let result = match cli.command {
+        None => train::run(cli.train),
+        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Sample(args)) => sample::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Info(args)) => info::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// One line for a checkpoint that cannot be read or written.
+fn checkpoint_error(path: &Path, error: CheckpointError) -> CliError {
+    let message = error.to_string();
+    let message = if message.contains(&path.display().to_string()) {
+        message
+    } else {
+        format!("{}: {message}", path.display())
+    };
+    CliError::input(message)
+}
+
+/// Every document as `[BOS, tokens.., BOS]`, or an error naming the first character outside the
+/// vocabulary with its line.
+fn encode_all(tokenizer: &Tokenizer, documents: &[String], path: &Path) -> Result<Vec<Vec<usize>>> {
+    documents
+        .iter()
+        .map(|document| {
+            tokenizer.encode(document).map_err(|error| {
+                CliError::input(format!(
+                    "{}: document {document:?}: {error}; the model's vocabulary is fixed by its checkpoint",
+                    path.display()
+                ))
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,87 @@
+//! Training progress on stderr: a live bar on a terminal, periodic plain lines otherwise.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Reports steps as they finish.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    first_step: usize,
+    total: usize,
+    log_every: usize,
+    started: Instant,
+    tokens: usize,
+}
+
+impl Progress {
+    /// Progress of steps `first_step..total`.
+    pub fn new(first_step: usize, total: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_position(first_step as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30.cyan/blue} step {pos}/{len} | {msg} | ETA {eta}")
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Progress {
+            bar,
+            first_step,
+            total,
+            log_every: (total / 10).max(1),
+            started: Instant::now(),
+            tokens: 0,
+        }
+    }
+
+    /// Step `step` (1-based) finished with this loss, learning rate and number of predicted tokens.
+    pub fn step(&mut self, step: usize, loss: f64, lr: f64, tokens: usize) {
+        self.tokens += tokens;
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = self.tokens as f64 / elapsed;
+        let message = format!("loss {loss:.4} | lr {lr:.5} | {} tok/s", human(rate));
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step as u64);
+                bar.set_message(message);
+            }
+            None if step % self.log_every == 0 || step == self.total => {
+                let done = (step - self.first_step) as f64;
+                let eta = elapsed / done.max(1.0) * (self.total - step) as f64;
+                eprintln!("step {step}/{} | {message} | eta {eta:.1}s", self.total);
+            }
+            None => {}
+        }
+    }
+
+    /// A line that must not be garbled by the bar (a validation loss, a note).
+    pub fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `123456.0` as `123.5k`.
+fn human(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.1}M", rate / 1e6)
+    } else if rate >= 1e3 {
+        format!("{:.1}k", rate / 1e3)
+    } else {
+        format!("{rate:.0}")
+    }
+}

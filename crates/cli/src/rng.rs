@@ -1,0 +1,78 @@
+//! The two random generators a run can use.
+
+use clap::ValueEnum;
+use gpt::{PythonRandom, Randomness};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+/// Which generator draws the shuffle, the initial weights and the samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RngKind {
+    /// Xoshiro256++: fast and portable.
+    Rust,
+    /// CPython's Mersenne Twister and `random` algorithms: reproduces microgpt.py draw for draw.
+    Python,
+}
+
+impl RngKind {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            RngKind::Rust => "rust",
+            RngKind::Python => "python",
+        }
+    }
+
+    /// Parses [`RngKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [RngKind::Rust, RngKind::Python].into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+/// A generator of either kind.
+pub enum Generator {
+    /// See [`RngKind::Rust`].
+    Rust(Xoshiro256PlusPlus),
+    /// See [`RngKind::Python`].
+    Python(PythonRandom),
+}
+
+impl Generator {
+    /// The generator of `kind` seeded with `seed` (for Python, `random.seed(seed)`).
+    pub fn new(kind: RngKind, seed: u64) -> Self {
+        match kind {
+            RngKind::Rust => Generator::Rust(Xoshiro256PlusPlus::seed_from_u64(seed)),
+            RngKind::Python => Generator::Python(PythonRandom::new(seed)),
+        }
+    }
+}
+
+impl Randomness for Generator {
+    fn uniform(&mut self) -> f64 {
+        match self {
+            Generator::Rust(rng) => rng.uniform(),
+            Generator::Python(rng) => rng.uniform(),
+        }
+    }
+
+    fn normal(&mut self, mean: f64, std_dev: f64) -> f64 {
+        match self {
+            Generator::Rust(rng) => rng.normal(mean, std_dev),
+            Generator::Python(rng) => rng.normal(mean, std_dev),
+        }
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        match self {
+            Generator::Rust(rng) => rng.shuffle(items),
+            Generator::Python(rng) => rng.shuffle(items),
+        }
+    }
+
+    fn weighted_index(&mut self, weights: &[f64]) -> usize {
+        match self {
+            Generator::Rust(rng) => rng.weighted_index(weights),
+            Generator::Python(rng) => rng.weighted_index(weights),
+        }
+    }
+}

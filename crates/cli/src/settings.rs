@@ -1,0 +1,172 @@
+//! A training run's settings: from the flags with their defaults, or from the checkpoint a run
+//! resumes, and back into that checkpoint's metadata.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use gpt::{Checkpoint, Config, Dtype};
+
+use crate::args::TrainArgs;
+use crate::error::{CliError, Result};
+use crate::rng::RngKind;
+
+/// Everything that determines a run besides the data and the starting weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSettings {
+    pub num_steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+    pub rng: RngKind,
+    pub shuffle: bool,
+    pub val_fraction: f64,
+    pub eval_every: usize,
+    pub dtype: Dtype,
+    pub n_layer: usize,
+    pub n_embd: usize,
+    pub n_head: usize,
+    pub block_size: usize,
+    /// The best validation loss so far (of the resumed run).
+    pub best_val_loss: Option<f64>,
+}
+
+impl RunSettings {
+    /// The flags, with microgpt.py's defaults for those not given.
+    pub fn fresh(args: &TrainArgs) -> Result<Self> {
+        let settings = RunSettings {
+            num_steps: args.steps.unwrap_or(500),
+            batch_size: args.batch_size.unwrap_or(1),
+            lr: args.lr.unwrap_or(0.01),
+            seed: args.seed.unwrap_or(42),
+            rng: args.rng.unwrap_or(RngKind::Rust),
+            shuffle: !args.no_shuffle,
+            val_fraction: args.val_fraction.unwrap_or(0.1),
+            eval_every: args.eval_every.unwrap_or(100),
+            dtype: args.dtype.unwrap_or(Dtype::F64),
+            n_layer: args.n_layer.unwrap_or(1),
+            n_embd: args.n_embd.unwrap_or(16),
+            n_head: args.n_head.unwrap_or(4),
+            block_size: args.block_size.unwrap_or(8),
+            best_val_loss: None,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The settings recorded in `checkpoint`; flags may repeat them but not contradict them,
+    /// except `--steps`, which may extend the run.
+    pub fn resumed(args: &TrainArgs, checkpoint: &Checkpoint<f64>) -> Result<Self> {
+        let metadata = &checkpoint.metadata;
+        let config = checkpoint.params.config();
+        let recorded = RunSettings {
+            num_steps: field(metadata, "num_steps")?,
+            batch_size: field(metadata, "batch_size")?,
+            lr: field(metadata, "lr")?,
+            seed: field(metadata, "seed")?,
+            rng: RngKind::from_name(&field::<String>(metadata, "rng")?)
+                .ok_or_else(|| CliError::input("the checkpoint records an unknown rng"))?,
+            shuffle: field(metadata, "shuffle")?,
+            val_fraction: field(metadata, "val_fraction")?,
+            eval_every: field(metadata, "eval_every")?,
+            dtype: field(metadata, "dtype")?,
+            n_layer: config.n_layer,
+            n_embd: config.n_embd,
+            n_head: config.n_head,
+            block_size: config.block_size,
+            best_val_loss: metadata.get("best_val_loss").and_then(|value| value.parse().ok()),
+        };
+        let conflicts = [
+            ("--batch-size", args.batch_size.is_some_and(|v| v != recorded.batch_size)),
+            ("--lr", args.lr.is_some_and(|v| v != recorded.lr)),
+            ("--seed", args.seed.is_some_and(|v| v != recorded.seed)),
+            ("--rng", args.rng.is_some_and(|v| v != recorded.rng)),
+            ("--no-shuffle", args.no_shuffle && recorded.shuffle),
+            ("--val-fraction", args.val_fraction.is_some_and(|v| v != recorded.val_fraction)),
+            ("--eval-every", args.eval_every.is_some_and(|v| v != recorded.eval_every)),
+            ("--dtype", args.dtype.is_some_and(|v| v != recorded.dtype)),
+        ];
+        if let Some((flag, _)) = conflicts.iter().find(|(_, conflict)| *conflict) {
+            return Err(CliError::input(format!(
+                "{flag} differs from the run being resumed; --resume continues a run with its own settings (drop {flag}, or use --init to start a new run)"
+            )));
+        }
+        let settings = RunSettings {
+            num_steps: args.steps.unwrap_or(recorded.num_steps),
+            ..recorded
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let problem = if self.num_steps == 0 {
+            "--steps must be at least 1"
+        } else if self.batch_size == 0 {
+            "--batch-size must be at least 1"
+        } else if !(self.lr.is_finite() && self.lr > 0.0) {
+            "--lr must be a positive number"
+        } else if !(0.0..1.0).contains(&self.val_fraction) {
+            "--val-fraction must be at least 0 and below 1"
+        } else {
+            return Ok(());
+        };
+        Err(CliError::input(problem))
+    }
+
+    /// The model configuration of a fresh run over a vocabulary of `vocab_size` tokens.
+    pub fn config(&self, vocab_size: usize) -> Config {
+        Config {
+            n_layer: self.n_layer,
+            n_embd: self.n_embd,
+            n_head: self.n_head,
+            block_size: self.block_size,
+            vocab_size,
+        }
+    }
+
+    /// With --init or --resume the configuration is the checkpoint's: a flag may repeat it, not
+    /// change it.
+    pub fn check_config_flags(&self, args: &TrainArgs, config: &Config) -> Result<()> {
+        let flags = [
+            ("--n-layer", args.n_layer, config.n_layer),
+            ("--n-embd", args.n_embd, config.n_embd),
+            ("--n-head", args.n_head, config.n_head),
+            ("--block-size", args.block_size, config.block_size),
+        ];
+        for (flag, given, checkpoint) in flags {
+            if let Some(given) = given.filter(|&given| given != checkpoint) {
+                return Err(CliError::input(format!(
+                    "{flag} {given} conflicts with the checkpoint's {checkpoint}: --init and --resume take the configuration from the checkpoint"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings as checkpoint metadata (numbers in Rust's shortest round-trip form).
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        [
+            ("num_steps", self.num_steps.to_string()),
+            ("batch_size", self.batch_size.to_string()),
+            ("lr", self.lr.to_string()),
+            ("seed", self.seed.to_string()),
+            ("rng", self.rng.name().to_string()),
+            ("shuffle", self.shuffle.to_string()),
+            ("val_fraction", self.val_fraction.to_string()),
+            ("eval_every", self.eval_every.to_string()),
+            ("dtype", self.dtype.to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect()
+    }
+}
+
+/// A metadata entry parsed, or an error naming it.
+fn field<T: FromStr>(metadata: &BTreeMap<String, String>, key: &str) -> Result<T> {
+    metadata.get(key).and_then(|value| value.parse().ok()).ok_or_else(|| {
+        CliError::input(format!(
+            "the checkpoint does not record a valid {key:?} and cannot be resumed; use --init to start a new run from its weights"
+        ))
+    })
+}

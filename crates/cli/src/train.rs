@@ -1,0 +1,255 @@
+//! `microgpt train`: microgpt.py's training run, with validation, checkpoints and resumption.
+
+use std::path::{Path, PathBuf};
+
+use gpt::{Adam, AdamSettings, Checkpoint, Dtype, Model, Params, Sampler, SamplingOptions, Tokenizer};
+use tape::Float;
+
+use crate::args::TrainArgs;
+use crate::data::{self, DEFAULT_DATA};
+use crate::error::{CliError, Result};
+use crate::plot::{self, LossPoint};
+use crate::progress::Progress;
+use crate::rng::{Generator, RngKind};
+use crate::settings::RunSettings;
+use crate::{checkpoint_error, encode_all};
+
+/// Where the checkpoint goes when `--out` is not given.
+pub const DEFAULT_OUT: &str = "microgpt.safetensors";
+
+/// Runs `train` with the precision the arguments (or the resumed checkpoint) ask for.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let start = Start::from_args(&args)?;
+    match start.settings.dtype {
+        Dtype::F32 => train::<f32>(&args, start),
+        Dtype::F64 => train::<f64>(&args, start),
+    }
+}
+
+/// What a run starts from: its settings, and the checkpoint given with --init or --resume.
+struct Start {
+    settings: RunSettings,
+    checkpoint: Option<(PathBuf, bool)>,
+}
+
+impl Start {
+    fn from_args(args: &TrainArgs) -> Result<Self> {
+        if let Some(path) = &args.resume {
+            let metadata = gpt::load::<f64>(path).map_err(|error| checkpoint_error(path, error))?;
+            let settings = RunSettings::resumed(args, &metadata)?;
+            return Ok(Start {
+                settings,
+                checkpoint: Some((path.clone(), true)),
+            });
+        }
+        let settings = RunSettings::fresh(args)?;
+        Ok(Start {
+            settings,
+            checkpoint: args.init.clone().map(|path| (path, false)),
+        })
+    }
+}
+
+fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
+    let settings = start.settings;
+    let sampling = SamplingOptions {
+        temperature: args.temperature,
+        top_k: None,
+        top_p: None,
+    };
+    sampling.validate().map_err(|error| CliError::input(error.to_string()))?;
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
+    check_output_directory(&out)?;
+
+    let loaded = match &start.checkpoint {
+        Some((path, _)) => Some(gpt::load::<F>(path).map_err(|error| checkpoint_error(path, error))?),
+        None => None,
+    };
+    if let Some(checkpoint) = &loaded {
+        settings.check_config_flags(args, checkpoint.params.config())?;
+    }
+
+    let data_path = match &args.data {
+        Some(path) => path.clone(),
+        None => {
+            let path = PathBuf::from(DEFAULT_DATA);
+            data::ensure_default_dataset(&path)?;
+            path
+        }
+    };
+    let mut documents = data::read_documents(&data_path)?;
+    let mut rng = Generator::new(settings.rng, settings.seed);
+    if settings.shuffle {
+        gpt::Randomness::shuffle(&mut rng, &mut documents);
+    }
+    let tokenizer = match &loaded {
+        Some(checkpoint) => checkpoint.tokenizer.clone(),
+        None => Tokenizer::from_documents(documents.iter().map(String::as_str)),
+    };
+    println!("num docs: {}", documents.len());
+    println!("vocab size: {}", tokenizer.vocab_size());
+
+    let config = match &loaded {
+        Some(checkpoint) => *checkpoint.params.config(),
+        None => settings.config(tokenizer.vocab_size()),
+    };
+    config.validate().map_err(|error| CliError::input(error.to_string()))?;
+    // The initial weights are always drawn, even when a checkpoint replaces them, so that the
+    // generator reaches the samples in the same state as in an uninterrupted run.
+    let fresh = Params::<F>::init(config, &mut rng).map_err(|error| CliError::input(error.to_string()))?;
+    let params = loaded.as_ref().map_or(fresh, |checkpoint| checkpoint.params.clone());
+    println!("num params: {}", params.num_params());
+
+    let tokens = encode_all(&tokenizer, &documents, &data_path)?;
+    let validation_size = (documents.len() as f64 * settings.val_fraction) as usize;
+    let train_size = documents.len() - validation_size;
+    if train_size == 0 {
+        return Err(CliError::input(format!(
+            "--val-fraction {} leaves no training documents out of {}",
+            settings.val_fraction,
+            documents.len()
+        )));
+    }
+    let (train_tokens, validation_tokens) = tokens.split_at(train_size);
+    let too_long = tokens.iter().filter(|document| document.len() - 1 > config.block_size).count();
+    if too_long > 0 {
+        eprintln!(
+            "note: {too_long} documents are longer than block_size {} and are truncated to their first {} characters, as microgpt.py does",
+            config.block_size,
+            config.block_size - 1
+        );
+    }
+
+    let adam_settings = AdamSettings {
+        lr: settings.lr,
+        ..AdamSettings::default()
+    };
+    let mut adam = match (&start.checkpoint, &loaded) {
+        (Some((path, true)), Some(checkpoint)) => {
+            let state = checkpoint.adam.clone().ok_or_else(|| {
+                CliError::input(format!(
+                    "{} has no optimizer state to resume from; use --init to start a new run from its weights",
+                    path.display()
+                ))
+            })?;
+            Adam {
+                settings: adam_settings,
+                state,
+            }
+        }
+        _ => Adam::new(adam_settings, &params),
+    };
+    let first_step = adam.state.step;
+    let num_steps = settings.num_steps;
+    let last_step = args.stop_after.map_or(num_steps, |stop| stop.min(num_steps));
+    if first_step >= last_step {
+        return Err(CliError::input(format!(
+            "nothing to do: the run is at step {first_step} of {num_steps}; raise --steps to train further"
+        )));
+    }
+
+    let mut model = Model::new(params);
+    let mut best_val_loss = settings.best_val_loss;
+    let mut points = Vec::new();
+    let mut batch: Vec<&[usize]> = Vec::with_capacity(settings.batch_size);
+    let mut progress = Progress::new(first_step, last_step);
+    let mut last_loss = 0.0;
+    for step in first_step..last_step {
+        batch.clear();
+        batch.extend((0..settings.batch_size).map(|b| train_tokens[(step * settings.batch_size + b) % train_size].as_slice()));
+        let loss = model.batch_loss(&batch).map_err(|error| CliError::failure(error.to_string()))?.to_f64();
+        if !loss.is_finite() {
+            progress.finish();
+            return Err(CliError::input(format!(
+                "training diverged: the loss is {loss} at step {}; lower --lr (nothing was saved, {} is unchanged)",
+                step + 1,
+                out.display()
+            )));
+        }
+        let lr = adam.settings.learning_rate(step, num_steps);
+        model.apply_adam(&mut adam, num_steps);
+        last_loss = loss;
+        let predicted: usize = batch.iter().map(|document| config.block_size.min(document.len() - 1)).sum();
+        progress.step(step + 1, loss, lr, predicted);
+        let mut point = LossPoint {
+            step: step + 1,
+            train_loss: loss,
+            val_loss: None,
+        };
+        let evaluate_now = settings.eval_every > 0 && (step + 1) % settings.eval_every == 0 || step + 1 == num_steps;
+        if evaluate_now && !validation_tokens.is_empty() {
+            let val_loss = mean_loss(&mut model, validation_tokens)?;
+            progress.note(&format!("step {} | val loss {val_loss:.4}", step + 1));
+            best_val_loss = Some(best_val_loss.map_or(val_loss, |best: f64| best.min(val_loss)));
+            point.val_loss = Some(val_loss);
+        }
+        points.push(point);
+    }
+    progress.finish();
+    println!("step {last_step:4} / {num_steps:4} | loss {last_loss:.4}");
+
+    let mut metadata = settings.metadata();
+    if let Some(best) = best_val_loss {
+        metadata.insert("best_val_loss".to_string(), best.to_string());
+    }
+    let checkpoint = Checkpoint {
+        params: model.params(),
+        tokenizer: tokenizer.clone(),
+        adam: Some(adam.state.clone()),
+        metadata,
+    };
+    gpt::save(&checkpoint, &out, settings.dtype).map_err(|error| checkpoint_error(&out, error))?;
+    write_loss_curve(&out, &points, &settings)?;
+    eprintln!("saved {} (loss curve: {} and {})", out.display(), with_extension(&out, "csv").display(), with_extension(&out, "svg").display());
+
+    if args.samples > 0 {
+        println!("--- inference (new, hallucinated names) ---");
+        // CPython draws every token of a name before the next name: keep that order with batch 1.
+        let batch = if settings.rng == RngKind::Python { 1 } else { args.samples.min(64) };
+        let mut sampler = Sampler::<F>::new(config, batch);
+        let names = sampler
+            .generate(&checkpoint.params, &tokenizer, args.samples, "", &sampling, &mut rng)
+            .map_err(|error| CliError::failure(error.to_string()))?;
+        for (index, name) in names.iter().enumerate() {
+            println!("sample {:2}: {name}", index + 1);
+        }
+    }
+    Ok(())
+}
+
+/// The mean per-token loss of `documents`.
+pub fn mean_loss<F: Float>(model: &mut Model<F>, documents: &[Vec<usize>]) -> Result<f64> {
+    let (mut total, mut count) = (0.0, 0);
+    for document in documents {
+        let (loss, predicted) = model.document_nll(document).map_err(|error| CliError::failure(error.to_string()))?;
+        total += loss.to_f64();
+        count += predicted;
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+fn check_output_directory(out: &Path) -> Result<()> {
+    let directory = out.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !directory.is_dir() {
+        return Err(CliError::input(format!(
+            "cannot save to {}: directory {} does not exist; create it or choose another --out",
+            out.display(),
+            directory.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `run.safetensors` -> `run.csv`.
+fn with_extension(path: &Path, extension: &str) -> PathBuf {
+    path.with_extension(extension)
+}
+
+fn write_loss_curve(out: &Path, points: &[LossPoint], settings: &RunSettings) -> Result<()> {
+    let title = format!("microgpt loss ({} steps, lr {})", settings.num_steps, settings.lr);
+    let write = |path: PathBuf, result: std::io::Result<()>| {
+        result.map_err(|error| CliError::input(format!("cannot write {}: {error}", path.display())))
+    };
+    write(with_extension(out, "csv"), plot::write_csv(&with_extension(out, "csv"), points))?;
+    write(with_extension(out, "svg"), plot::write_svg(&with_extension(out, "svg"), points, &title))
+}

@@ -1,0 +1,12 @@
+//! Inference without a tape: a batched key/value cache and a decode step that appends one position
+//! per sequence and writes the next-token logits.
+//!
+//! The math is DESIGN.md section 1 for one token at a time, on plain slices; nothing is recorded and
+//! nothing is allocated once a [`Decoder`] and its [`KvCache`] exist.
+
+mod decode;
+mod kv_cache;
+mod vector;
+
+pub use decode::{DecodeError, Decoder};
+pub use kv_cache::KvCache;
