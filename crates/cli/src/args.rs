@@ -58,7 +58,7 @@ pub struct TrainArgs {
     pub batch_size: Option<usize>,
 
     /// Adam's initial learning rate, decayed linearly to 0 [default: 0.01]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
 
     /// Seed of the shuffle, the initial weights and the samples [default: 42]
@@ -106,11 +106,11 @@ pub struct TrainArgs {
     pub samples: usize,
 
     /// Sampling temperature of those names (> 0; lower is more conservative)
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub temperature: f64,
 
     /// Fraction of the shuffled documents held out (the last ones) for validation [default: 0.1]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
 
     /// Steps between validation losses (0: only at the end) [default: 100]
@@ -134,7 +134,7 @@ pub struct SampleArgs {
     pub num_samples: usize,
 
     /// Temperature (> 0): logits are divided by it before the softmax
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub temperature: f64,
 
     /// Draw only among the k most likely tokens (>= 1)
@@ -142,7 +142,7 @@ pub struct SampleArgs {
     pub top_k: Option<usize>,
 
     /// Draw only among the most likely tokens whose probabilities add up to p, in (0, 1]
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub top_p: Option<f64>,
 
     /// Seed of the draws

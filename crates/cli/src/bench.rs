@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use gpt::{Adam, AdamSettings, Config, Model, Params, Randomness, Sampler, SamplingOptions, Tokenizer};
+use gpt::{
+    Adam, AdamSettings, Config, Model, Params, Randomness, Sampler, SamplingOptions, Tokenizer,
+};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use scalar::{NamedTensor, ScalarGpt};
@@ -29,23 +31,58 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let documents = documents()?;
     let tokenizer = Tokenizer::from_documents(documents.iter().map(String::as_str));
-    let tokens: Vec<Vec<usize>> = documents.iter().map(|d| tokenizer.encode(d).expect("own vocabulary")).collect();
+    let tokens: Vec<Vec<usize>> = documents
+        .iter()
+        .map(|d| tokenizer.encode(d).expect("own vocabulary"))
+        .collect();
     let mut rows = Vec::new();
     for block_size in [8, 16] {
-        let config = Config { vocab_size: tokenizer.vocab_size(), block_size, ..Config::default() };
+        let config = Config {
+            vocab_size: tokenizer.vocab_size(),
+            block_size,
+            ..Config::default()
+        };
         let work = format!("train {} steps, block {block_size}", args.steps);
         let scalar = median(args.repeats, || train_scalar(config, &tokens, args.steps));
-        let tape64 = median(args.repeats, || train_tape::<f64>(config, &tokens, args.steps));
-        let tape32 = median(args.repeats, || train_tape::<f32>(config, &tokens, args.steps));
-        push_group(&mut rows, &work, [("scalar f64", scalar), ("tape f64", tape64), ("tape f32", tape32)]);
+        let tape64 = median(args.repeats, || {
+            train_tape::<f64>(config, &tokens, args.steps)
+        });
+        let tape32 = median(args.repeats, || {
+            train_tape::<f32>(config, &tokens, args.steps)
+        });
+        push_group(
+            &mut rows,
+            &work,
+            [
+                ("scalar f64", scalar),
+                ("tape f64", tape64),
+                ("tape f32", tape32),
+            ],
+        );
     }
-    let config = Config { vocab_size: tokenizer.vocab_size(), ..Config::default() };
-    let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).expect("valid config");
+    let config = Config {
+        vocab_size: tokenizer.vocab_size(),
+        ..Config::default()
+    };
+    let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(1))
+        .expect("valid config");
     let work = format!("sample {} names, block 8", args.samples);
     let scalar = median(args.repeats, || sample_scalar(&params, args.samples));
-    let one = median(args.repeats, || sample_tape(&params.cast::<f32>(), &tokenizer, args.samples, 1));
-    let batched = median(args.repeats, || sample_tape(&params.cast::<f32>(), &tokenizer, args.samples, 64));
-    push_group(&mut rows, &work, [("scalar f64", scalar), ("kv-cache f32, 1 at a time", one), ("kv-cache f32, batch 64", batched)]);
+    let one = median(args.repeats, || {
+        sample_tape(&params.cast::<f32>(), &tokenizer, args.samples, 1)
+    });
+    let batched = median(args.repeats, || {
+        sample_tape(&params.cast::<f32>(), &tokenizer, args.samples, 64)
+    });
+    push_group(
+        &mut rows,
+        &work,
+        [
+            ("scalar f64", scalar),
+            ("kv-cache f32, 1 at a time", one),
+            ("kv-cache f32, batch 64", batched),
+        ],
+    );
     print(&rows, args.json);
     Ok(())
 }
@@ -59,7 +96,9 @@ fn documents() -> Result<Vec<String>> {
     Ok((0..2000)
         .map(|_| {
             let length = 3 + (rng.uniform() * 6.0) as usize;
-            (0..length).map(|_| (b'a' + (rng.uniform() * 26.0) as u8) as char).collect()
+            (0..length)
+                .map(|_| (b'a' + (rng.uniform() * 26.0) as u8) as char)
+                .collect()
         })
         .collect())
 }
@@ -95,7 +134,9 @@ fn train_tape<F: Float>(config: Config, tokens: &[Vec<usize>], steps: usize) {
     let mut adam = Adam::new(AdamSettings::default(), &params);
     let mut model = Model::new(params);
     for step in 0..steps {
-        model.loss(&tokens[step % tokens.len()]).expect("valid document");
+        model
+            .loss(&tokens[step % tokens.len()])
+            .expect("valid document");
         model.apply_adam(&mut adam, steps);
     }
 }
@@ -131,7 +172,14 @@ fn sample_tape<F: Float>(params: &Params<F>, tokenizer: &Tokenizer, count: usize
     let mut sampler = Sampler::<F>::new(*params.config(), batch);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
     sampler
-        .generate(params, tokenizer, count, "", &SamplingOptions::default(), &mut rng)
+        .generate(
+            params,
+            tokenizer,
+            count,
+            "",
+            &SamplingOptions::default(),
+            &mut rng,
+        )
         .expect("valid options");
 }
 
@@ -175,9 +223,18 @@ fn print(rows: &[Row], json: bool) {
         println!("[{}]", items.join(", "));
         return;
     }
-    println!("{:<28} {:<28} {:>12} {:>10}", "work", "engine", "median", "speed-up");
+    println!(
+        "{:<28} {:<28} {:>12} {:>10}",
+        "work", "engine", "median", "speed-up"
+    );
     for row in rows {
-        println!("{:<28} {:<28} {:>12} {:>9.1}x", row.work, row.engine, seconds(row.median_seconds), row.speedup);
+        println!(
+            "{:<28} {:<28} {:>12} {:>9.1}x",
+            row.work,
+            row.engine,
+            seconds(row.median_seconds),
+            row.speedup
+        );
     }
 }
 

@@ -46,7 +46,10 @@ pub fn ensure_default_dataset(path: &Path) -> Result<()> {
         return Ok(());
     }
     let url = std::env::var(NAMES_URL_VARIABLE).unwrap_or_else(|_| download::NAMES_URL.to_string());
-    eprintln!("{} is missing: downloading names.txt from {url}", path.display());
+    eprintln!(
+        "{} is missing: downloading names.txt from {url}",
+        path.display()
+    );
     download::download_names(&url, path, io::stderr().is_terminal())
         .map_err(|error| CliError::input(error.to_string()))
 }

@@ -192,10 +192,11 @@ fn download_with(
         destination: destination.to_owned(),
         reason,
     };
-    let mut response = agent
-        .get(url)
-        .call()
-        .map_err(|error| network_error(error.to_string()))?;
+    let mut response = agent.get(url).call().map_err(|error| match error {
+        // ureq would prefix "io: ", which says nothing to a user.
+        ureq::Error::Io(error) => network_error(error.to_string()),
+        error => network_error(error.to_string()),
+    })?;
     let status = response.status().as_u16();
     if status != 200 {
         return Err(DownloadError::Status {
@@ -217,12 +218,12 @@ fn download_with(
             Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Err(error) => {
-                progress.abandon();
+                progress.finish_and_clear();
                 return Err(network_error(error.to_string()));
             }
         };
         if content.len() as u64 + read as u64 > MAX_BYTES {
-            progress.abandon();
+            progress.finish_and_clear();
             return Err(DownloadError::TooLarge {
                 url: url.to_owned(),
                 limit: MAX_BYTES,
@@ -286,7 +287,7 @@ fn progress_bar(length: Option<u64>, destination: &Path, show_progress: bool) ->
     let (bar, template) = match length {
         Some(length) => (
             ProgressBar::new(length),
-            "downloading {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            "downloading {msg} [{wide_bar}] {bytes}/{total_bytes} ({bytes_per_sec})",
         ),
         None => (
             ProgressBar::new_spinner(),

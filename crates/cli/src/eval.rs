@@ -17,15 +17,21 @@ pub fn run(args: EvalArgs) -> Result<()> {
 }
 
 fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
-    let checkpoint = gpt::load::<F>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
+    let checkpoint =
+        gpt::load::<F>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
     let documents = data::read_documents(&args.data)?;
     let tokens = encode_all(&checkpoint.tokenizer, &documents, &args.data)?;
     let block_size = checkpoint.params.config().block_size;
-    let predicted: usize = tokens.iter().map(|document| block_size.min(document.len() - 1)).sum();
+    let predicted: usize = tokens
+        .iter()
+        .map(|document| block_size.min(document.len() - 1))
+        .sum();
     let mut model = Model::new(checkpoint.params);
     let loss = mean_loss(&mut model, &tokens)?;
     if !loss.is_finite() {
-        return Err(CliError::failure(format!("the loss is {loss}: the checkpoint's weights are not finite")));
+        return Err(CliError::failure(format!(
+            "the loss is {loss}: the checkpoint's weights are not finite"
+        )));
     }
     let perplexity = loss.exp();
     if args.json {

@@ -6,7 +6,8 @@ use crate::error::Result;
 
 /// Runs `info`.
 pub fn run(args: InfoArgs) -> Result<()> {
-    let checkpoint = gpt::load::<f64>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
+    let checkpoint =
+        gpt::load::<f64>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
     let config = checkpoint.params.config();
     println!("checkpoint: {}", args.model.display());
     println!("n_layer: {}", config.n_layer);

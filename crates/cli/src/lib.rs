@@ -2,8 +2,8 @@
 //! the `gpt` crate. The binary's `main` calls [`run`].
 
 mod args;
-mod bench;
 mod atomic;
+mod bench;
 mod data;
 mod download;
 mod error;

@@ -57,9 +57,10 @@ fn loss_chart(points: &[LossPoint], title: &str) -> Chart {
         .filter(|(_, loss)| loss.is_finite())
         .collect();
     // One document per step makes the raw loss very noisy; the average shows the trend.
-    let window = (train.len() / 20).clamp(1, 50);
+    // A window under 5 would hardly smooth; short runs show the raw line only.
+    let window = (train.len() / 20).min(50);
     let mut chart = Chart::new(title, "step", "loss");
-    if window > 1 {
+    if window >= 5 {
         let smoothed = moving_average(&train, window);
         chart.series.push(Series {
             width: 1.0,
@@ -188,8 +189,8 @@ impl Chart {
             .filter(|(_, points)| !points.is_empty())
             .collect();
         let all = || series.iter().flat_map(|(_, points)| points.iter().copied());
-        let x_axis = Axis::new(all().map(|(x, _)| x), self.log_x);
-        let y_axis = Axis::new(all().map(|(_, y)| y), false);
+        let x_axis = Axis::new(all().map(|(x, _)| x), self.log_x, 0.0);
+        let y_axis = Axis::new(all().map(|(_, y)| y), false, 0.05);
         let (plot_width, plot_height) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
         let px = |x: f64| LEFT + x_axis.fraction(x) * plot_width;
         let py = |y: f64| TOP + (1.0 - y_axis.fraction(y)) * plot_height;
@@ -296,7 +297,10 @@ impl Chart {
                 longest as f64 * 6.6 + 44.0,
                 series.len() as f64 * 18.0 + 8.0,
             );
-            let (x, y) = (LEFT + plot_width - width - 10.0, TOP + 10.0);
+            let (x, y) = (
+                (LEFT + plot_width - width - 10.0).max(LEFT + 10.0),
+                TOP + 10.0,
+            );
             let _ = writeln!(
                 out,
                 r##"<rect x="{x:.1}" y="{y}" width="{width:.1}" height="{height}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##
@@ -312,6 +316,14 @@ impl Chart {
                     series.width.max(2.0),
                     series.opacity
                 );
+                if series.markers {
+                    let _ = writeln!(
+                        out,
+                        r#"<circle cx="{:.1}" cy="{line_y}" r="3" fill="{}"/>"#,
+                        x + 19.0,
+                        escape(&series.colour)
+                    );
+                }
                 let _ = writeln!(
                     out,
                     r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
@@ -334,11 +346,19 @@ struct Axis {
 }
 
 impl Axis {
-    fn new(values: impl Iterator<Item = f64>, log: bool) -> Self {
-        let (mut min, mut max) = values
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), value| {
-                (min.min(value), max.max(value))
-            });
+    /// An axis covering `values`, widened by `margin` (a fraction of their span) on each side but
+    /// not below zero for non-negative data, with round ticks (whole ones for whole-number data).
+    fn new(values: impl Iterator<Item = f64>, log: bool, margin: f64) -> Self {
+        let (mut min, mut max, integers) = values.fold(
+            (f64::INFINITY, f64::NEG_INFINITY, true),
+            |(min, max, integers), value| {
+                (
+                    min.min(value),
+                    max.max(value),
+                    integers && value.fract() == 0.0,
+                )
+            },
+        );
         if min > max {
             (min, max) = (0.0, 1.0); // no data
         }
@@ -357,11 +377,19 @@ impl Axis {
                 ticks,
             };
         }
-        if max - min <= 1e-12 * max.abs().max(1.0) {
-            let pad = if min == 0.0 { 1.0 } else { min.abs() * 0.1 };
-            (min, max) = (min - pad, max + pad);
+        let non_negative = min >= 0.0;
+        let pad = if max - min <= 1e-12 * max.abs().max(1.0) {
+            // A single value: centre it.
+            if min == 0.0 { 1.0 } else { min.abs() * 0.1 }
+        } else {
+            (max - min) * margin
+        };
+        (min, max) = (min - pad, max + pad);
+        if non_negative {
+            min = min.max(0.0);
         }
         let step = nice_step((max - min) / 5.0);
+        let step = if integers { step.max(1.0) } else { step };
         if !step.is_finite() || step <= 0.0 {
             return Self {
                 min,
@@ -370,7 +398,7 @@ impl Axis {
             };
         }
         let (low, high) = ((min / step).floor() * step, (max / step).ceil() * step);
-        let count = ((high - low) / step).round() as usize;
+        let count = (((high - low) / step).round() as usize).min(20);
         let decimals = (-step.log10().floor()).clamp(0.0, 12.0) as usize;
         // `+ 0.0` turns -0.0 into 0.0, which would otherwise print as "-0".
         let ticks = (0..=count)
@@ -575,8 +603,9 @@ mod tests {
             "raw train, smoothed train, val"
         );
         assert!(svg.contains("moving average of 50"));
-        // The validation loss was evaluated at steps 0, 100, ..., 900 and 999: one dot each.
-        assert_eq!(svg.matches("<circle").count(), 11);
+        // The validation loss was evaluated at steps 0, 100, ..., 900 and 999: one dot each, and
+        // one in the legend.
+        assert_eq!(svg.matches("<circle").count(), 12);
         // Ticks on the step axis are round numbers up to the end of training.
         assert!(
             svg.contains(">1000</text>") && svg.contains(">200</text>"),
@@ -697,9 +726,25 @@ mod tests {
 
     #[test]
     fn ticks_are_round_numbers_covering_the_data() {
-        let axis = Axis::new([1.93, 3.41].into_iter(), false);
+        let axis = Axis::new([1.93, 3.41].into_iter(), false, 0.0);
         let labels: Vec<&str> = axis.ticks.iter().map(|(_, label)| label.as_str()).collect();
         assert_eq!(labels, ["1.5", "2.0", "2.5", "3.0", "3.5"]);
         assert!(axis.min <= 1.93 && axis.max >= 3.41);
+        // Steps are whole numbers: no tick at step 0.2.
+        let steps = Axis::new([0.0, 1.0].into_iter(), false, 0.0);
+        let labels: Vec<&str> = steps
+            .ticks
+            .iter()
+            .map(|(_, label)| label.as_str())
+            .collect();
+        assert_eq!(labels, ["0", "1"]);
+        // A margin keeps the extreme losses off the frame, and non-negative data stays non-negative.
+        let losses = Axis::new([0.01, 3.0].into_iter(), false, 0.05);
+        assert!(
+            losses.min == 0.0 && losses.max > 3.0,
+            "{} {}",
+            losses.min,
+            losses.max
+        );
     }
 }

@@ -22,9 +22,11 @@ impl Progress {
             let bar = ProgressBar::new(total as u64);
             bar.set_position(first_step as u64);
             bar.set_style(
-                ProgressStyle::with_template("{bar:30.cyan/blue} step {pos}/{len} | {msg} | ETA {eta}")
-                    .expect("the template is valid")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} step {pos}/{len} | {msg} | ETA {eta}",
+                )
+                .expect("the template is valid")
+                .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
@@ -50,7 +52,7 @@ impl Progress {
                 bar.set_position(step as u64);
                 bar.set_message(message);
             }
-            None if step % self.log_every == 0 || step == self.total => {
+            None if step.is_multiple_of(self.log_every) || step == self.total => {
                 let done = (step - self.first_step) as f64;
                 let eta = elapsed / done.max(1.0) * (self.total - step) as f64;
                 eprintln!("step {step}/{} | {message} | eta {eta:.1}s", self.total);

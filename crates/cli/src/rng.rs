@@ -25,16 +25,18 @@ impl RngKind {
 
     /// Parses [`RngKind::name`].
     pub fn from_name(name: &str) -> Option<Self> {
-        [RngKind::Rust, RngKind::Python].into_iter().find(|kind| kind.name() == name)
+        [RngKind::Rust, RngKind::Python]
+            .into_iter()
+            .find(|kind| kind.name() == name)
     }
 }
 
-/// A generator of either kind.
+/// A generator of either kind (CPython's 2.5 KB state is boxed to keep the enum small).
 pub enum Generator {
     /// See [`RngKind::Rust`].
     Rust(Xoshiro256PlusPlus),
     /// See [`RngKind::Python`].
-    Python(PythonRandom),
+    Python(Box<PythonRandom>),
 }
 
 impl Generator {
@@ -42,7 +44,7 @@ impl Generator {
     pub fn new(kind: RngKind, seed: u64) -> Self {
         match kind {
             RngKind::Rust => Generator::Rust(Xoshiro256PlusPlus::seed_from_u64(seed)),
-            RngKind::Python => Generator::Python(PythonRandom::new(seed)),
+            RngKind::Python => Generator::Python(Box::new(PythonRandom::new(seed))),
         }
     }
 }

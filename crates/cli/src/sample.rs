@@ -17,28 +17,51 @@ pub fn run(args: SampleArgs) -> Result<()> {
         top_k: args.top_k,
         top_p: args.top_p,
     };
-    options.validate().map_err(|error| CliError::input(error.to_string()))?;
+    options
+        .validate()
+        .map_err(|error| CliError::input(error.to_string()))?;
     if args.batch_size == 0 {
         return Err(CliError::input("--batch-size must be at least 1"));
     }
-    let checkpoint = gpt::load::<f64>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
-    match checkpoint.metadata.get("dtype").and_then(|dtype| dtype.parse().ok()) {
+    let checkpoint =
+        gpt::load::<f64>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
+    match checkpoint
+        .metadata
+        .get("dtype")
+        .and_then(|dtype| dtype.parse().ok())
+    {
         Some(Dtype::F32) => {
-            let checkpoint = gpt::load::<f32>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
+            let checkpoint = gpt::load::<f32>(&args.model)
+                .map_err(|error| checkpoint_error(&args.model, error))?;
             sample(&args, &options, checkpoint)
         }
         _ => sample(&args, &options, checkpoint),
     }
 }
 
-fn sample<F: Float>(args: &SampleArgs, options: &SamplingOptions, checkpoint: gpt::Checkpoint<F>) -> Result<()> {
+fn sample<F: Float>(
+    args: &SampleArgs,
+    options: &SamplingOptions,
+    checkpoint: gpt::Checkpoint<F>,
+) -> Result<()> {
     let config = *checkpoint.params.config();
     // CPython draws every token of a name before the next name: keep that order with batch 1.
-    let batch = if args.rng == RngKind::Python { 1 } else { args.batch_size.min(args.num_samples.max(1)) };
+    let batch = if args.rng == RngKind::Python {
+        1
+    } else {
+        args.batch_size.min(args.num_samples.max(1))
+    };
     let mut sampler = Sampler::<F>::new(config, batch);
     let mut rng = Generator::new(args.rng, args.seed);
     let names = sampler
-        .generate(&checkpoint.params, &checkpoint.tokenizer, args.num_samples, &args.prefix, options, &mut rng)
+        .generate(
+            &checkpoint.params,
+            &checkpoint.tokenizer,
+            args.num_samples,
+            &args.prefix,
+            options,
+            &mut rng,
+        )
         .map_err(|error| CliError::input(error.to_string()))?;
     let mut stdout = io::stdout().lock();
     for name in names {

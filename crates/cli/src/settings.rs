@@ -73,16 +73,28 @@ impl RunSettings {
             n_embd: config.n_embd,
             n_head: config.n_head,
             block_size: config.block_size,
-            best_val_loss: metadata.get("best_val_loss").and_then(|value| value.parse().ok()),
+            best_val_loss: metadata
+                .get("best_val_loss")
+                .and_then(|value| value.parse().ok()),
         };
         let conflicts = [
-            ("--batch-size", args.batch_size.is_some_and(|v| v != recorded.batch_size)),
+            (
+                "--batch-size",
+                args.batch_size.is_some_and(|v| v != recorded.batch_size),
+            ),
             ("--lr", args.lr.is_some_and(|v| v != recorded.lr)),
             ("--seed", args.seed.is_some_and(|v| v != recorded.seed)),
             ("--rng", args.rng.is_some_and(|v| v != recorded.rng)),
             ("--no-shuffle", args.no_shuffle && recorded.shuffle),
-            ("--val-fraction", args.val_fraction.is_some_and(|v| v != recorded.val_fraction)),
-            ("--eval-every", args.eval_every.is_some_and(|v| v != recorded.eval_every)),
+            (
+                "--val-fraction",
+                args.val_fraction
+                    .is_some_and(|v| v != recorded.val_fraction),
+            ),
+            (
+                "--eval-every",
+                args.eval_every.is_some_and(|v| v != recorded.eval_every),
+            ),
             ("--dtype", args.dtype.is_some_and(|v| v != recorded.dtype)),
         ];
         if let Some((flag, _)) = conflicts.iter().find(|(_, conflict)| *conflict) {

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gpt::{Adam, AdamSettings, Checkpoint, Dtype, Model, Params, Sampler, SamplingOptions, Tokenizer};
+use gpt::{
+    Adam, AdamSettings, Checkpoint, Dtype, Model, Params, Sampler, SamplingOptions, Tokenizer,
+};
 use tape::Float;
 
 use crate::args::TrainArgs;
@@ -57,12 +59,19 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         top_k: None,
         top_p: None,
     };
-    sampling.validate().map_err(|error| CliError::input(error.to_string()))?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
+    sampling
+        .validate()
+        .map_err(|error| CliError::input(error.to_string()))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     check_output_directory(&out)?;
 
     let loaded = match &start.checkpoint {
-        Some((path, _)) => Some(gpt::load::<F>(path).map_err(|error| checkpoint_error(path, error))?),
+        Some((path, _)) => {
+            Some(gpt::load::<F>(path).map_err(|error| checkpoint_error(path, error))?)
+        }
         None => None,
     };
     if let Some(checkpoint) = &loaded {
@@ -93,11 +102,16 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         Some(checkpoint) => *checkpoint.params.config(),
         None => settings.config(tokenizer.vocab_size()),
     };
-    config.validate().map_err(|error| CliError::input(error.to_string()))?;
+    config
+        .validate()
+        .map_err(|error| CliError::input(error.to_string()))?;
     // The initial weights are always drawn, even when a checkpoint replaces them, so that the
     // generator reaches the samples in the same state as in an uninterrupted run.
-    let fresh = Params::<F>::init(config, &mut rng).map_err(|error| CliError::input(error.to_string()))?;
-    let params = loaded.as_ref().map_or(fresh, |checkpoint| checkpoint.params.clone());
+    let fresh =
+        Params::<F>::init(config, &mut rng).map_err(|error| CliError::input(error.to_string()))?;
+    let params = loaded
+        .as_ref()
+        .map_or(fresh, |checkpoint| checkpoint.params.clone());
     println!("num params: {}", params.num_params());
 
     let tokens = encode_all(&tokenizer, &documents, &data_path)?;
@@ -111,7 +125,10 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         )));
     }
     let (train_tokens, validation_tokens) = tokens.split_at(train_size);
-    let too_long = tokens.iter().filter(|document| document.len() - 1 > config.block_size).count();
+    let too_long = tokens
+        .iter()
+        .filter(|document| document.len() - 1 > config.block_size)
+        .count();
     if too_long > 0 {
         eprintln!(
             "note: {too_long} documents are longer than block_size {} and are truncated to their first {} characters, as microgpt.py does",
@@ -141,7 +158,9 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     };
     let first_step = adam.state.step;
     let num_steps = settings.num_steps;
-    let last_step = args.stop_after.map_or(num_steps, |stop| stop.min(num_steps));
+    let last_step = args
+        .stop_after
+        .map_or(num_steps, |stop| stop.min(num_steps));
     if first_step >= last_step {
         return Err(CliError::input(format!(
             "nothing to do: the run is at step {first_step} of {num_steps}; raise --steps to train further"
@@ -156,8 +175,14 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let mut last_loss = 0.0;
     for step in first_step..last_step {
         batch.clear();
-        batch.extend((0..settings.batch_size).map(|b| train_tokens[(step * settings.batch_size + b) % train_size].as_slice()));
-        let loss = model.batch_loss(&batch).map_err(|error| CliError::failure(error.to_string()))?.to_f64();
+        batch.extend(
+            (0..settings.batch_size)
+                .map(|b| train_tokens[(step * settings.batch_size + b) % train_size].as_slice()),
+        );
+        let loss = model
+            .batch_loss(&batch)
+            .map_err(|error| CliError::failure(error.to_string()))?
+            .to_f64();
         if !loss.is_finite() {
             progress.finish();
             return Err(CliError::input(format!(
@@ -169,14 +194,19 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         let lr = adam.settings.learning_rate(step, num_steps);
         model.apply_adam(&mut adam, num_steps);
         last_loss = loss;
-        let predicted: usize = batch.iter().map(|document| config.block_size.min(document.len() - 1)).sum();
+        let predicted: usize = batch
+            .iter()
+            .map(|document| config.block_size.min(document.len() - 1))
+            .sum();
         progress.step(step + 1, loss, lr, predicted);
         let mut point = LossPoint {
             step: step + 1,
             train_loss: loss,
             val_loss: None,
         };
-        let evaluate_now = settings.eval_every > 0 && (step + 1) % settings.eval_every == 0 || step + 1 == num_steps;
+        let evaluate_now = settings.eval_every > 0
+            && (step + 1).is_multiple_of(settings.eval_every)
+            || step + 1 == num_steps;
         if evaluate_now && !validation_tokens.is_empty() {
             let val_loss = mean_loss(&mut model, validation_tokens)?;
             progress.note(&format!("step {} | val loss {val_loss:.4}", step + 1));
@@ -200,15 +230,31 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     };
     gpt::save(&checkpoint, &out, settings.dtype).map_err(|error| checkpoint_error(&out, error))?;
     write_loss_curve(&out, &points, &settings)?;
-    eprintln!("saved {} (loss curve: {} and {})", out.display(), with_extension(&out, "csv").display(), with_extension(&out, "svg").display());
+    eprintln!(
+        "saved {} (loss curve: {} and {})",
+        out.display(),
+        with_extension(&out, "csv").display(),
+        with_extension(&out, "svg").display()
+    );
 
     if args.samples > 0 {
         println!("--- inference (new, hallucinated names) ---");
         // CPython draws every token of a name before the next name: keep that order with batch 1.
-        let batch = if settings.rng == RngKind::Python { 1 } else { args.samples.min(64) };
+        let batch = if settings.rng == RngKind::Python {
+            1
+        } else {
+            args.samples.min(64)
+        };
         let mut sampler = Sampler::<F>::new(config, batch);
         let names = sampler
-            .generate(&checkpoint.params, &tokenizer, args.samples, "", &sampling, &mut rng)
+            .generate(
+                &checkpoint.params,
+                &tokenizer,
+                args.samples,
+                "",
+                &sampling,
+                &mut rng,
+            )
             .map_err(|error| CliError::failure(error.to_string()))?;
         for (index, name) in names.iter().enumerate() {
             println!("sample {:2}: {name}", index + 1);
@@ -221,7 +267,9 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
 pub fn mean_loss<F: Float>(model: &mut Model<F>, documents: &[Vec<usize>]) -> Result<f64> {
     let (mut total, mut count) = (0.0, 0);
     for document in documents {
-        let (loss, predicted) = model.document_nll(document).map_err(|error| CliError::failure(error.to_string()))?;
+        let (loss, predicted) = model
+            .document_nll(document)
+            .map_err(|error| CliError::failure(error.to_string()))?;
         total += loss.to_f64();
         count += predicted;
     }
@@ -229,7 +277,10 @@ pub fn mean_loss<F: Float>(model: &mut Model<F>, documents: &[Vec<usize>]) -> Re
 }
 
 fn check_output_directory(out: &Path) -> Result<()> {
-    let directory = out.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let directory = out
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !directory.is_dir() {
         return Err(CliError::input(format!(
             "cannot save to {}: directory {} does not exist; create it or choose another --out",
@@ -246,10 +297,19 @@ fn with_extension(path: &Path, extension: &str) -> PathBuf {
 }
 
 fn write_loss_curve(out: &Path, points: &[LossPoint], settings: &RunSettings) -> Result<()> {
-    let title = format!("microgpt loss ({} steps, lr {})", settings.num_steps, settings.lr);
+    let title = format!(
+        "microgpt loss ({} steps, lr {})",
+        settings.num_steps, settings.lr
+    );
     let write = |path: PathBuf, result: std::io::Result<()>| {
         result.map_err(|error| CliError::input(format!("cannot write {}: {error}", path.display())))
     };
-    write(with_extension(out, "csv"), plot::write_csv(&with_extension(out, "csv"), points))?;
-    write(with_extension(out, "svg"), plot::write_svg(&with_extension(out, "svg"), points, &title))
+    write(
+        with_extension(out, "csv"),
+        plot::write_csv(&with_extension(out, "csv"), points),
+    )?;
+    write(
+        with_extension(out, "svg"),
+        plot::write_svg(&with_extension(out, "svg"), points, &title),
+    )
 }

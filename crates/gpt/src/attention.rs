@@ -59,7 +59,7 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
             return Err(TapeError::shape("causal_self_attention", detail));
         }
         let (positions, width) = (q.shape()[0], q.shape()[1]);
-        if width % self.n_head != 0 {
+        if !width.is_multiple_of(self.n_head) {
             let detail = format!("n_embd {width} does not split into {} heads", self.n_head);
             return Err(TapeError::shape("causal_self_attention", detail));
         }
@@ -79,9 +79,9 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
                 let query = head_of(q, width, head_dim, t, head);
                 let weights = &mut weights_all[(head * positions + t) * positions..][..positions];
                 let mut max = F::neg_infinity();
-                for s in 0..=t {
-                    weights[s] = dot(query, head_of(k, width, head_dim, s, head)) * scale;
-                    max = max.max(weights[s]);
+                for (s, weight) in weights[..=t].iter_mut().enumerate() {
+                    *weight = dot(query, head_of(k, width, head_dim, s, head)) * scale;
+                    max = max.max(*weight);
                 }
                 let mut total = F::zero();
                 for weight in &mut weights[..=t] {
@@ -91,7 +91,7 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
                 let inverse = total.recip();
                 weights[..=t]
                     .iter_mut()
-                    .for_each(|weight| *weight = *weight * inverse);
+                    .for_each(|weight| *weight *= inverse);
                 weights[t + 1..].fill(F::zero());
                 let out_head = &mut out[t * width + head * head_dim..][..head_dim];
                 out_head.fill(F::zero());

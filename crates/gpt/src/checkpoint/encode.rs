@@ -57,8 +57,25 @@ pub(super) fn to_bytes<F: Float>(
         header.insert(ADAM_STEP.to_string(), adam.step.to_string());
     }
 
-    safetensors::serialize(tensors, Some(header))
-        .map_err(|error| CheckpointError::Encode(error.to_string()))
+    let bytes = safetensors::serialize(tensors, Some(header))
+        .map_err(|error| CheckpointError::Encode(error.to_string()))?;
+    Ok(with_sorted_header(bytes))
+}
+
+/// The same file with its JSON header's keys in sorted order.
+///
+/// safetensors writes the metadata from a `HashMap`, whose order changes from one process to the
+/// next; sorting makes a checkpoint's bytes a function of its contents, so that a resumed run can
+/// be compared with an uninterrupted one byte for byte. The header keeps its length (the same keys
+/// and values, reordered), so the data offsets and the padding are unchanged.
+fn with_sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let length = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = &bytes[8..8 + length];
+    let parsed: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header.trim_ascii_end()).expect("safetensors wrote valid JSON");
+    let sorted = serde_json::to_vec(&parsed).expect("a JSON value serializes");
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes
 }
 
 /// Checks that Adam has one first and one second moment per parameter, each of its shape.

@@ -8,19 +8,21 @@ use tape::Float;
 
 /// `sum(a[i] * b[i])` with eight independent partial sums (one running sum would be a dependency
 /// chain the compiler may not reorder). Shorter than eight elements, it is a plain left-to-right sum.
+#[inline]
 pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     debug_assert_eq!(a.len(), b.len());
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail = a_chunks
-        .remainder()
+    // Arrays of eight, not slices, so that the lane loop has no bounds checks.
+    let (a_chunks, a_tail) = a.as_chunks::<8>();
+    let (b_chunks, b_tail) = b.as_chunks::<8>();
+    let tail = a_tail
         .iter()
-        .zip(b_chunks.remainder())
+        .zip(b_tail)
         .fold(F::zero(), |sum, (&x, &y)| sum + x * y);
-    if a.len() < 8 {
+    if a_chunks.is_empty() {
         return tail;
     }
     let mut lanes = [F::zero(); 8];
-    for (x, y) in a_chunks.zip(b_chunks) {
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
         for lane in 0..8 {
             lanes[lane] += x[lane] * y[lane];
         }
@@ -38,6 +40,7 @@ pub(crate) fn axpy<F: Float>(alpha: F, x: &[F], y: &mut [F]) {
 }
 
 /// `out = matrix x` for a row-major `matrix [out.len(), x.len()]`.
+#[inline]
 pub(crate) fn matvec<F: Float>(matrix: &[F], x: &[F], out: &mut [F]) {
     debug_assert_eq!(matrix.len(), x.len() * out.len());
     for (out, row) in out.iter_mut().zip(matrix.chunks_exact(x.len())) {
@@ -46,6 +49,7 @@ pub(crate) fn matvec<F: Float>(matrix: &[F], x: &[F], out: &mut [F]) {
 }
 
 /// `out += matrix x` (a linear layer followed by a residual connection).
+#[inline]
 pub(crate) fn matvec_add<F: Float>(matrix: &[F], x: &[F], out: &mut [F]) {
     debug_assert_eq!(matrix.len(), x.len() * out.len());
     for (out, row) in out.iter_mut().zip(matrix.chunks_exact(x.len())) {
