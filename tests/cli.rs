@@ -586,3 +586,158 @@ fn a_missing_default_dataset_is_downloaded_and_verified() {
     assert!(stdout(&output).starts_with("num docs: 32033\nvocab size: 27\nnum params: 4064\n"));
     assert!(directory.join("data/names.txt").is_file());
 }
+
+#[test]
+fn f32_runs_and_init_from_a_checkpoint_work_end_to_end() {
+    let directory = trained("f32-and-init");
+    let f32_run = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "names.txt",
+            "--steps",
+            "20",
+            "--dtype",
+            "f32",
+            "--samples",
+            "2",
+            "--out",
+            "small.safetensors",
+        ],
+    );
+    assert!(f32_run.status.success(), "{}", stderr(&f32_run));
+    let info = stdout(&run_microgpt(
+        &directory,
+        &["info", "--model", "small.safetensors"],
+    ));
+    assert!(info.contains("dtype: f32"), "{info}");
+    let sample = run_microgpt(
+        &directory,
+        &[
+            "sample",
+            "--model",
+            "small.safetensors",
+            "--num-samples",
+            "3",
+        ],
+    );
+    assert_eq!(stdout(&sample).lines().count(), 3, "{}", stderr(&sample));
+    let eval = run_microgpt(
+        &directory,
+        &[
+            "eval",
+            "--model",
+            "small.safetensors",
+            "--data",
+            "names.txt",
+            "--dtype",
+            "f32",
+        ],
+    );
+    assert!(stdout(&eval).starts_with("loss "), "{}", stderr(&eval));
+
+    // --init takes the weights, vocabulary and configuration; a fresh optimizer starts at step 0.
+    fs::write(directory.join("subset.txt"), "emma\nava\n").unwrap();
+    let init = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "subset.txt",
+            "--init",
+            "model.safetensors",
+            "--steps",
+            "5",
+            "--samples",
+            "0",
+            "--out",
+            "tuned.safetensors",
+        ],
+    );
+    assert!(init.status.success(), "{}", stderr(&init));
+    assert!(
+        stdout(&init).contains("vocab size: 18"),
+        "the checkpoint's vocabulary, not the subset's: {}",
+        stdout(&init)
+    );
+    let info = stdout(&run_microgpt(
+        &directory,
+        &["info", "--model", "tuned.safetensors"],
+    ));
+    assert!(info.contains("step: 5"), "{info}");
+}
+
+#[test]
+fn bench_prints_a_table_and_json() {
+    let directory = scratch_directory("bench");
+    let table = run_microgpt(
+        &directory,
+        &["bench", "--steps", "2", "--repeats", "1", "--samples", "5"],
+    );
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(text.starts_with("work"), "{text}");
+    assert!(
+        text.contains("scalar f64") && text.contains("tape f32") && text.contains("speed-up"),
+        "{text}"
+    );
+    let json = run_microgpt(
+        &directory,
+        &[
+            "bench",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--samples",
+            "5",
+            "--json",
+        ],
+    );
+    let json = stdout(&json);
+    assert!(
+        json.starts_with("[{\"work\": ") && json.contains("\"median_seconds\": "),
+        "{json}"
+    );
+}
+
+#[test]
+fn an_interrupted_run_leaves_the_old_checkpoint_intact() {
+    let directory = trained("interrupt");
+    let before = fs::read(directory.join("model.safetensors")).unwrap();
+    let mut child = std::process::Command::new(support::microgpt())
+        .args([
+            "train",
+            "--data",
+            "names.txt",
+            "--steps",
+            "100000000",
+            "--out",
+            "model.safetensors",
+        ])
+        .current_dir(&directory)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SIGINT, as Ctrl-C sends it.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(!exit.success(), "the run was interrupted");
+    assert_eq!(
+        fs::read(directory.join("model.safetensors")).unwrap(),
+        before
+    );
+    let leftovers: Vec<_> = fs::read_dir(&directory)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.contains("tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -1,0 +1,141 @@
+//! Per-op overhead of the tape on 16-wide vectors, the width of microgpt's residual stream.
+//!
+//! At `n_embd = 16` an op does a few dozen flops, so what an op costs on the tape is mostly
+//! bookkeeping: checking the inputs, reusing a node's buffers, dispatching its backward, zeroing and
+//! accumulating a gradient. These benchmarks measure that cost on a warm tape (parameters created
+//! once, `Tape::clear` per iteration, one reused `Gradients`), so nothing is allocated.
+//!
+//! Group `tape_op_16_f64`: every iteration records `op` on 16-wide parameters, reduces its result to a
+//! scalar with `sum`, and runs `backward_into`. `baseline_sum` records only the `sum` (of a 16-wide
+//! parameter). How to read it: **the per-op overhead of `op` (forward + its share of backward) is
+//! `median(op) - median(baseline_sum)`**; the baseline also carries the per-step fixed costs (clear,
+//! the scalar `sum`, zeroing the parameters' gradients, the backward loop), which every op pays once
+//! per step, not once per op. `dot` is followed by a `sum` of its scalar result, so it is measured the
+//! same way. `linear_16x16` is `W x` for a 16x16 parameter `W` (512 multiply-adds with backward).
+//!
+//! Group `matvec_16x16_with_backward`: `loss = sum(W x)` and its gradients for a 16x16 `W` and a
+//! 16-wide `x`, on the tape (one `matvec` + one `sum`) and on the scalar engine (272 leaves kept
+//! across iterations with `Graph::truncate`, `scalar::layers::linear`, `sum`, `backward`), side by
+//! side, so the ratio of the two medians is the tape's speed-up on this shape.
+//!
+//! Run with `cargo bench --bench tape_ops`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::{Array1, Array2};
+use tape::{Gradients, Tape, TapeError, Var};
+
+const WIDTH: usize = 16;
+
+/// A warm tape holding the parameters every benchmark of the group reads.
+struct Fixture {
+    tape: Tape<f64>,
+    gradients: Gradients<f64>,
+    a: Var,
+    b: Var,
+    w: Var,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let mut tape = Tape::new();
+        // Values in (-1, 1) with both signs, so relu takes both branches and exp stays moderate.
+        let vector = |offset: f64| {
+            Array1::from_shape_fn(WIDTH, |i| ((i as f64 + offset) * 0.37).sin()).into_dyn()
+        };
+        let a = tape.parameter(vector(0.0));
+        let b = tape.parameter(vector(5.0));
+        let matrix = Array2::from_shape_fn((WIDTH, WIDTH), |(i, j)| {
+            ((i * WIDTH + j) as f64 * 0.11).cos()
+        });
+        let w = tape.parameter(matrix.into_dyn());
+        Fixture {
+            tape,
+            gradients: Gradients::new(),
+            a,
+            b,
+            w,
+        }
+    }
+
+    /// One step: clear, record `op` and a `sum` of its result, backward. Returns the loss.
+    fn step(
+        &mut self,
+        op: impl Fn(&mut Tape<f64>, Var, Var, Var) -> Result<Var, TapeError>,
+    ) -> f64 {
+        self.tape.clear();
+        let (a, b, w) = (black_box(self.a), black_box(self.b), black_box(self.w));
+        let output = op(&mut self.tape, a, b, w).expect("valid shapes");
+        let loss = self.tape.sum(output).expect("any shape sums");
+        self.tape
+            .backward_into(loss, &mut self.gradients)
+            .expect("a scalar loss");
+        self.tape.scalar(loss)
+    }
+}
+
+type OpFn = fn(&mut Tape<f64>, Var, Var, Var) -> Result<Var, TapeError>;
+
+fn tape_ops(c: &mut Criterion) {
+    let ops: [(&str, OpFn); 9] = [
+        ("baseline_sum", |_, a, _, _| Ok(a)),
+        ("add", |tape, a, b, _| tape.add(a, b)),
+        ("mul", |tape, a, b, _| tape.mul(a, b)),
+        ("relu", |tape, a, _, _| tape.relu(a)),
+        ("exp", |tape, a, _, _| tape.exp(a)),
+        ("softmax", |tape, a, _, _| tape.softmax(a)),
+        ("rms_norm", |tape, a, _, _| tape.rms_norm(a, 1e-5)),
+        ("dot", |tape, a, b, _| tape.dot(a, b)),
+        ("linear_16x16", |tape, a, _, w| tape.linear(a, w)),
+    ];
+    let mut group = c.benchmark_group("tape_op_16_f64");
+    group
+        .sample_size(50)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let mut fixture = Fixture::new();
+    for (name, op) in ops {
+        group.bench_function(name, |bencher| bencher.iter(|| fixture.step(op)));
+    }
+    group.finish();
+}
+
+fn matvec_tape_vs_scalar(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matvec_16x16_with_backward");
+    group
+        .sample_size(50)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+
+    let mut fixture = Fixture::new();
+    group.bench_function("tape_f64", |bencher| {
+        bencher.iter(|| fixture.step(|tape, a, _, w| tape.matvec(w, a)))
+    });
+
+    // The same numbers on the scalar engine: W row-major, then x, as leaves that outlive each step.
+    let mut graph = scalar::Graph::new();
+    let weight: Vec<scalar::Value> = (0..WIDTH * WIDTH)
+        .map(|index| graph.leaf((index as f64 * 0.11).cos()))
+        .collect();
+    let input: Vec<scalar::Value> = (0..WIDTH)
+        .map(|i| graph.leaf((i as f64 * 0.37).sin()))
+        .collect();
+    let leaves = graph.len();
+    let mut output = Vec::with_capacity(WIDTH);
+    group.bench_function("scalar_f64", |bencher| {
+        bencher.iter(|| {
+            graph.truncate(leaves);
+            output.clear();
+            scalar::layers::linear(&mut graph, black_box(&input), &weight, &mut output);
+            let loss = graph.sum(&output);
+            graph.backward(loss);
+            graph.data(loss)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tape_ops, matvec_tape_vs_scalar);
+criterion_main!(benches);
