@@ -1,6 +1,6 @@
 //! Adam with bias correction and a linearly decaying learning rate, exactly as microgpt.py.
 
-use ndarray::{Array2, Zip};
+use ndarray::Array2;
 use tape::Float;
 
 use crate::Params;
@@ -128,17 +128,18 @@ impl<F: Float> Adam<F> {
         {
             let m = m.as_slice_mut().expect("moments are contiguous");
             let v = v.as_slice_mut().expect("moments are contiguous");
-            Zip::from(weights)
-                .and(gradient)
-                .and(m)
-                .and(v)
-                .for_each(|w, &g, m, v| {
-                    *m = beta1 * *m + keep1 * g;
-                    *v = beta2 * *v + keep2 * (g * g);
-                    let m_hat = *m / first_correction;
-                    let v_hat = *v / second_correction;
-                    *w -= lr * m_hat / (v_hat.sqrt() + eps);
-                });
+            // Plain loops over equal-length slices: the compiler vectorises them, divisions and
+            // square roots included (both are exactly rounded, so lanes change nothing).
+            let len = weights.len();
+            let (gradient, m, v) = (&gradient[..len], &mut m[..len], &mut v[..len]);
+            for i in 0..len {
+                let g = gradient[i];
+                m[i] = beta1 * m[i] + keep1 * g;
+                v[i] = beta2 * v[i] + keep2 * (g * g);
+                let m_hat = m[i] / first_correction;
+                let v_hat = v[i] / second_correction;
+                weights[i] -= lr * m_hat / (v_hat.sqrt() + eps);
+            }
         }
         self.state.step += 1;
     }
