@@ -1,24 +1,26 @@
 //! Per-op overhead of the tape on 16-wide vectors, the width of microgpt's residual stream.
 //!
 //! At `n_embd = 16` an op does a few dozen flops, so what an op costs on the tape is mostly
-//! bookkeeping: checking the inputs, reusing a node's buffers, dispatching its backward, zeroing and
-//! accumulating a gradient. These benchmarks measure that cost on a warm tape (parameters created
-//! once, `Tape::clear` per iteration, one reused `Gradients`), so nothing is allocated.
+//! bookkeeping: checking the inputs, reusing a node's buffers, dispatching its backward, zeroing
+//! and accumulating a gradient. These benchmarks measure that cost on a warm tape (parameters
+//! created once, `Tape::clear` per iteration, one reused `Gradients`), so nothing is allocated.
 //!
-//! Group `tape_op_16_f64`: every iteration records `op` on 16-wide parameters, reduces its result to a
-//! scalar with `sum`, and runs `backward_into`. `baseline_sum` records only the `sum` (of a 16-wide
-//! parameter). How to read it: **the per-op overhead of `op` (forward + its share of backward) is
-//! `median(op) - median(baseline_sum)`**; the baseline also carries the per-step fixed costs (clear,
-//! the scalar `sum`, zeroing the parameters' gradients, the backward loop), which every op pays once
-//! per step, not once per op. `dot` is followed by a `sum` of its scalar result, so it is measured the
-//! same way. `linear_16x16` is `W x` for a 16x16 parameter `W` (512 multiply-adds with backward).
+//! Group `tape_op_16_f64`: every iteration records `op` on 16-wide parameters, reduces its result
+//! to a scalar with `sum`, and runs `backward_into`. `baseline_sum` records only the `sum` (of a
+//! 16-wide parameter). How to read it: **the per-op overhead of `op` (forward + its share of
+//! backward) is `median(op) - median(baseline_sum)`**; the baseline also carries the per-step fixed
+//! costs (clear, the scalar `sum`, zeroing the parameters' gradients, the backward loop), which
+//! every op pays once per step, not once per op. `dot` is followed by a `sum` of its scalar result,
+//! so it is measured the same way. `linear_16x16` is `W x` for a 16x16 parameter `W` (512
+//! multiply-adds with backward).
 //!
 //! Group `matvec_16x16_with_backward`: `loss = sum(W x)` and its gradients for a 16x16 `W` and a
 //! 16-wide `x`, on the tape (one `matvec` + one `sum`) and on the scalar engine (272 leaves kept
 //! across iterations with `Graph::truncate`, `scalar::layers::linear`, `sum`, `backward`), side by
 //! side, so the ratio of the two medians is the tape's speed-up on this shape.
 //!
-//! Run with `cargo bench --bench tape_ops`.
+//! Run with `cargo bench -p microgpt-rs --bench tape_ops` (add `-- --quick` for a fast check);
+//! without `-p` cargo looks only in the workspace's default member, the CLI, and finds no bench.
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -3,19 +3,21 @@
 //! Groups `training_step/seed_block8` (the seed's configuration: n_layer 1, n_embd 16, n_head 4,
 //! block_size 8, vocab 27, on the 6-character name "sophia") and `training_step/karpathy_block16`
 //! (the same with block_size 16, on the 15-character "mariaguadalupes", so all 16 positions are
-//! used): the tape in f64 and f32 against the scalar engine (microgpt.py's design) in f64. The ratio
-//! of the scalar median to a tape median is the tape's speed-up per step.
+//! used): the tape in f64 and f32 against the scalar engine (microgpt.py's design) in f64. The
+//! ratio of the scalar median to a tape median is the tape's speed-up per step.
 //!
 //! Every timed step is one of the steps of a fresh 100-step run (Adam's learning-rate schedule over
-//! 100 steps) from the same initial weights, on the same document; a new run starts every 100 steps,
-//! untimed. So each sample times the same work, and the weights never drift far from a real run's
-//! (training one document for thousands of steps would overfit it and could reach subnormal floats).
-//! The first step of each run fills the tape's buffers, as in real training: 1% of the steps.
+//! 100 steps) from the same initial weights, on the same document; a new run starts every 100
+//! steps, untimed. So each sample times the same work, and the weights never drift far from a real
+//! run's (training one document for thousands of steps would overfit it and could reach subnormal
+//! floats). The first step of each run fills the tape's buffers, as in real training: 1% of the
+//! steps.
 //!
-//! Group `train_1000_steps`: Karpathy's configuration trained for 1000 steps, one document per step,
-//! cycling through 50 fixed names, from the model's creation to the last Adam update.
+//! Group `train_1000_steps`: Karpathy's configuration trained for 1000 steps, one document per
+//! step, cycling through 50 fixed names, from the model's creation to the last Adam update.
 //!
-//! Run with `cargo bench --bench training_step`.
+//! Run with `cargo bench -p microgpt-rs --bench training_step` (add `-- --quick` for a fast check);
+//! without `-p` cargo looks only in the workspace's default member, the CLI, and finds no bench.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
