@@ -2,14 +2,14 @@
 //! so that a truncated or altered file is never written.
 
 use std::fmt;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::atomic::write_atomically;
+use gpt::write_atomically;
 
 /// Where names.txt is downloaded from: Karpathy's makemore repository at a fixed commit, so that
 /// the content (and hence [`NAMES_SHA256`]) never changes.
@@ -262,7 +262,7 @@ fn download_with(
             ))
         })?;
     }
-    write_atomically(destination, |out| out.write_all(&content)).map_err(DownloadError::Write)
+    write_atomically(destination, &content).map_err(DownloadError::Write)
 }
 
 /// The number of documents as the dataset loader sees them: non-blank lines.
@@ -306,7 +306,7 @@ fn progress_bar(length: Option<u64>, destination: &Path, show_progress: bool) ->
 mod tests {
     use super::*;
     use std::fs;
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead, BufReader, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::{Mutex, PoisonError};
     use std::thread::{self, JoinHandle};

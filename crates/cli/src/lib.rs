@@ -2,7 +2,6 @@
 //! the `gpt` crate. The binary's `main` calls [`run`].
 
 mod args;
-mod atomic;
 mod bench;
 mod data;
 mod download;

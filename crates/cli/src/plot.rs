@@ -2,10 +2,10 @@
 //! (hand-written SVG, no dependency), which the benchmark chart reuses.
 
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 
-use crate::atomic::write_atomically;
+use gpt::write_atomically;
 
 /// The loss at one training step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,17 +21,15 @@ pub struct LossPoint {
 /// Writes `points` as CSV with the header `step,train_loss,val_loss`; `val_loss` is empty when
 /// not evaluated. The file is replaced atomically.
 pub fn write_csv(path: &Path, points: &[LossPoint]) -> io::Result<()> {
-    write_atomically(path, |out| {
-        writeln!(out, "step,train_loss,val_loss")?;
-        for point in points {
-            write!(out, "{},{},", point.step, point.train_loss)?;
-            if let Some(val_loss) = point.val_loss {
-                write!(out, "{val_loss}")?;
-            }
-            writeln!(out)?;
-        }
-        Ok(())
-    })
+    let mut csv = String::from("step,train_loss,val_loss\n");
+    for point in points {
+        let val_loss = point
+            .val_loss
+            .map(|loss| loss.to_string())
+            .unwrap_or_default();
+        csv.push_str(&format!("{},{},{val_loss}\n", point.step, point.train_loss));
+    }
+    write_atomically(path, csv.as_bytes())
 }
 
 /// Writes the loss curve of `points` as an SVG chart titled `title`: the raw training loss as a
@@ -39,7 +37,7 @@ pub fn write_csv(path: &Path, points: &[LossPoint]) -> io::Result<()> {
 /// line. Non-finite losses are skipped. The file is replaced atomically.
 pub fn write_svg(path: &Path, points: &[LossPoint], title: &str) -> io::Result<()> {
     let svg = loss_chart(points, title).to_svg();
-    write_atomically(path, |out| out.write_all(svg.as_bytes()))
+    write_atomically(path, svg.as_bytes())
 }
 
 const TRAIN_COLOUR: &str = "#1f77b4";

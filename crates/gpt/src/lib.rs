@@ -12,7 +12,9 @@ mod sampling;
 mod tokenizer;
 
 pub use adam::{Adam, AdamSettings, AdamState};
-pub use checkpoint::{Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, save};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, save, write_atomically,
+};
 pub use config::{Config, ConfigError};
 pub use inference::{DecodeError, Decoder, KvCache};
 pub use model::{Model, RMS_EPSILON};

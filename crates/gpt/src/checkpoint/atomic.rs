@@ -5,8 +5,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::CheckpointError;
-
 /// Where `path`'s new contents are written before they replace it: `.<name>.tmp-<pid>` beside it,
 /// so that the rename stays within one file system.
 pub(super) fn temporary_path(path: &Path) -> Option<PathBuf> {
@@ -17,13 +15,22 @@ pub(super) fn temporary_path(path: &Path) -> Option<PathBuf> {
     Some(path.with_file_name(temporary))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, and renames it over `path`.
-/// On any failure the temporary file is removed and an existing `path` is left as it was.
-pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let failed = |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, and renames it over `path`,
+/// so a reader (or a crash, or Ctrl-C) sees the old file or the new one, never a mix. On any
+/// failure the temporary file is removed and an existing `path` is left as it was. Checkpoints are
+/// saved this way; the command line writes its other outputs (loss curves, the downloaded dataset)
+/// with it too.
+///
+/// ```
+/// let path = std::env::temp_dir().join(format!("microgpt-doc-atomic-{}.txt", std::process::id()));
+/// gpt::write_atomically(&path, b"hello")?;
+/// assert_eq!(std::fs::read(&path)?, b"hello");
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let failed =
+        |error: io::Error| io::Error::new(error.kind(), format!("{}: {error}", path.display()));
     let temporary = temporary_path(path).ok_or_else(|| {
         failed(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -10,6 +10,8 @@
 //! [`Config::parameter_shapes`]: crate::Config::parameter_shapes
 
 mod atomic;
+
+pub use atomic::write_atomically;
 mod decode;
 mod dtype;
 mod encode;
@@ -102,7 +104,10 @@ pub fn save<F: Float>(
     dtype: Dtype,
 ) -> Result<(), CheckpointError> {
     let bytes = checkpoint.to_bytes(dtype)?;
-    atomic::write(path, &bytes)
+    atomic::write_atomically(path, &bytes).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads the checkpoint at `path`, whose tensors may be F32 or F64, converting them to `F`.
