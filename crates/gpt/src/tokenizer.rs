@@ -125,3 +125,52 @@ impl Tokenizer {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Tokenizer, UnknownCharacter};
+
+    #[test]
+    fn any_unicode_text_gets_a_sorted_vocabulary() {
+        // Sorted by Unicode scalar value: 'z' (U+7A) < 'é' (U+E9) < '漢' (U+6F22) < '🙂' (U+1F642).
+        let tokenizer = Tokenizer::from_documents(["🙂漢", "zé"]);
+        assert_eq!(tokenizer.vocab(), "zé漢🙂");
+        assert_eq!(tokenizer.bos(), 4);
+        let tokens = tokenizer.encode("é🙂z").unwrap();
+        assert_eq!(tokens, vec![4, 1, 3, 0, 4]);
+        assert_eq!(tokenizer.decode(&tokens), "é🙂z");
+    }
+
+    #[test]
+    fn unknown_characters_are_named_with_their_position() {
+        let tokenizer = Tokenizer::from_documents(["abc"]);
+        let error = tokenizer.encode("abXc").unwrap_err();
+        assert_eq!(
+            error,
+            UnknownCharacter {
+                character: 'X',
+                position: 2
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "character 'X' at position 2 is not in the vocabulary"
+        );
+        // Positions count characters, not bytes.
+        assert_eq!(tokenizer.encode_prefix("éa").unwrap_err().position, 0);
+        assert_eq!(
+            Tokenizer::from_documents(["é"])
+                .encode_prefix("éb")
+                .unwrap_err()
+                .position,
+            1
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_vocabulary_keeps_its_order() {
+        let tokenizer = Tokenizer::from_vocab("cab");
+        assert_eq!(tokenizer.token('a'), Some(1));
+        assert_eq!(tokenizer.encode("bc").unwrap(), vec![3, 2, 0, 3]);
+    }
+}
