@@ -7,10 +7,13 @@ use ndarray::ArrayD;
 use tape::{CustomOp, Float, InputGrads, Inputs, TapeError, resize};
 
 /// `out[t, head] = sum_{s <= t} softmax_s(q[t, head] . k[s, head] / sqrt(head_dim)) v[s, head]`
-/// for inputs `q`, `k`, `v` of shape `[positions, n_embd]`, each row split into `n_head` heads.
+/// for one input `qkv` of shape `[positions, 3 n_embd]` holding each position's query, key and value
+/// side by side (as [`Tape::linear_stacked`](tape::Tape::linear_stacked) makes them), each split into
+/// `n_head` heads. The output is `[positions, n_embd]`.
 ///
 /// The attention weights are saved (`[n_head, positions, positions]`, zero above the diagonal) for
-/// the backward pass.
+/// the backward pass. Taking q, k and v as one value gives the backward pass one gradient buffer to
+/// write all three into, in a single sweep.
 pub(crate) struct CausalSelfAttention {
     pub(crate) n_head: usize,
 }
@@ -23,14 +26,37 @@ impl CausalSelfAttention {
     }
 }
 
-/// The slice of row `position` that belongs to head `head`.
-fn head_of<F>(matrix: &[F], width: usize, head_dim: usize, position: usize, head: usize) -> &[F] {
-    let start = position * width + head * head_dim;
-    &matrix[start..start + head_dim]
+/// Where one head's slices of a `[positions, 3 width]` qkv row start: query, key and value.
+struct Layout {
+    width: usize,
+    head_dim: usize,
+}
+
+impl Layout {
+    fn query(&self, position: usize, head: usize) -> usize {
+        position * 3 * self.width + head * self.head_dim
+    }
+    fn key(&self, position: usize, head: usize) -> usize {
+        self.query(position, head) + self.width
+    }
+    fn value(&self, position: usize, head: usize) -> usize {
+        self.query(position, head) + 2 * self.width
+    }
+    /// A head's slice of a `[positions, width]` row (the output and its gradient).
+    fn output(&self, position: usize, head: usize) -> usize {
+        position * self.width + head * self.head_dim
+    }
 }
 
 fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     a.iter().zip(b).fold(F::zero(), |sum, (&x, &y)| sum + x * y)
+}
+
+/// `y += alpha * x`.
+fn axpy<F: Float>(alpha: F, x: &[F], y: &mut [F]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
 }
 
 impl<F: Float> CustomOp<F> for CausalSelfAttention {
@@ -44,30 +70,27 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
         output: &mut ArrayD<F>,
         saved: &mut ArrayD<F>,
     ) -> Result<(), TapeError> {
-        if inputs.len() != 3 {
-            let detail = format!("takes q, k and v, got {} inputs", inputs.len());
+        if inputs.len() != 1 {
+            let detail = format!("takes one qkv matrix, got {} inputs", inputs.len());
             return Err(TapeError::shape("causal_self_attention", detail));
         }
-        let (q, k, v) = (inputs.get(0), inputs.get(1), inputs.get(2));
-        if q.ndim() != 2 || q.shape() != k.shape() || q.shape() != v.shape() {
+        let qkv = inputs.get(0);
+        if qkv.ndim() != 2 || !qkv.shape()[1].is_multiple_of(3 * self.n_head) {
             let detail = format!(
-                "q, k, v must be equal [positions, n_embd] matrices, got {:?}, {:?}, {:?}",
-                q.shape(),
-                k.shape(),
-                v.shape()
+                "qkv must be a [positions, 3 n_embd] matrix with n_embd a multiple of {} heads, \
+                 got {:?}",
+                self.n_head,
+                qkv.shape()
             );
             return Err(TapeError::shape("causal_self_attention", detail));
         }
-        let (positions, width) = (q.shape()[0], q.shape()[1]);
-        if !width.is_multiple_of(self.n_head) {
-            let detail = format!("n_embd {width} does not split into {} heads", self.n_head);
-            return Err(TapeError::shape("causal_self_attention", detail));
-        }
+        let (positions, width) = (qkv.shape()[0], qkv.shape()[1] / 3);
         let head_dim = width / self.n_head;
+        let layout = Layout { width, head_dim };
         let scale = Self::scale::<F>(head_dim);
-        resize(output, q.shape());
+        resize(output, &[positions, width]);
         resize(saved, &[self.n_head, positions, positions]);
-        let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+        let qkv = contiguous(qkv);
         let out = output
             .as_slice_mut()
             .expect("resized buffers are contiguous");
@@ -76,11 +99,11 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
             .expect("resized buffers are contiguous");
         for head in 0..self.n_head {
             for t in 0..positions {
-                let query = head_of(q, width, head_dim, t, head);
+                let query = &qkv[layout.query(t, head)..][..head_dim];
                 let weights = &mut weights_all[(head * positions + t) * positions..][..positions];
                 let mut max = F::neg_infinity();
                 for (s, weight) in weights[..=t].iter_mut().enumerate() {
-                    *weight = dot(query, head_of(k, width, head_dim, s, head)) * scale;
+                    *weight = dot(query, &qkv[layout.key(s, head)..][..head_dim]) * scale;
                     max = max.max(*weight);
                 }
                 let mut total = F::zero();
@@ -93,15 +116,10 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
                     .iter_mut()
                     .for_each(|weight| *weight *= inverse);
                 weights[t + 1..].fill(F::zero());
-                let out_head = &mut out[t * width + head * head_dim..][..head_dim];
+                let out_head = &mut out[layout.output(t, head)..][..head_dim];
                 out_head.fill(F::zero());
                 for (s, &weight) in weights[..=t].iter().enumerate() {
-                    for (o, &x) in out_head
-                        .iter_mut()
-                        .zip(head_of(v, width, head_dim, s, head))
-                    {
-                        *o += weight * x;
-                    }
+                    axpy(weight, &qkv[layout.value(s, head)..][..head_dim], out_head);
                 }
             }
         }
@@ -111,78 +129,54 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
     fn backward(
         &self,
         inputs: &Inputs<'_, F>,
-        _output: &ArrayD<F>,
+        output: &ArrayD<F>,
         saved: &ArrayD<F>,
         output_grad: &ArrayD<F>,
         grads: &mut InputGrads<'_, '_, F>,
     ) {
-        let (q, k, v) = (
-            contiguous(inputs.get(0)),
-            contiguous(inputs.get(1)),
-            contiguous(inputs.get(2)),
-        );
-        let (positions, width) = (inputs.get(0).shape()[0], inputs.get(0).shape()[1]);
+        let qkv = contiguous(inputs.get(0));
+        let (positions, width) = (output.shape()[0], output.shape()[1]);
         let head_dim = width / self.n_head;
+        let layout = Layout { width, head_dim };
         let scale = Self::scale::<F>(head_dim);
-        let weights_all = contiguous(saved);
-        let grad = contiguous(output_grad);
-
-        // For query t of a head: dw[s] = dout[t] . v[s]; dscore[s] = w[s] (dw[s] - sum_r w[r] dw[r]).
-        // The three inputs' gradients are written in three passes (one mutable borrow at a time),
-        // recomputing the cheap dot products rather than keeping a scratch buffer.
-        let each_score_gradient = |visit: &mut dyn FnMut(usize, usize, usize, F)| {
-            for head in 0..self.n_head {
-                for t in 0..positions {
-                    let weights = &weights_all[(head * positions + t) * positions..][..=t];
-                    let dout = head_of(grad, width, head_dim, t, head);
-                    let inner = weights.iter().enumerate().fold(F::zero(), |sum, (s, &w)| {
-                        sum + w * dot(dout, head_of(v, width, head_dim, s, head))
-                    });
-                    for (s, &w) in weights.iter().enumerate() {
-                        let dw = dot(dout, head_of(v, width, head_dim, s, head));
-                        visit(head, t, s, w * (dw - inner) * scale);
-                    }
-                }
-            }
-        };
-
-        let grad_q = grads
+        let (weights_all, out, grad) = (
+            contiguous(saved),
+            contiguous(output),
+            contiguous(output_grad),
+        );
+        let grad_qkv = grads
             .get_mut(0)
             .as_slice_mut()
             .expect("gradients are contiguous");
-        each_score_gradient(&mut |head, t, s, dscore| {
-            let target = &mut grad_q[t * width + head * head_dim..][..head_dim];
-            axpy(dscore, head_of(k, width, head_dim, s, head), target);
-        });
-        let grad_k = grads
-            .get_mut(1)
-            .as_slice_mut()
-            .expect("gradients are contiguous");
-        each_score_gradient(&mut |head, t, s, dscore| {
-            let target = &mut grad_k[s * width + head * head_dim..][..head_dim];
-            axpy(dscore, head_of(q, width, head_dim, t, head), target);
-        });
-        // dv[s] += w[s] dout[t]
-        let grad_v = grads
-            .get_mut(2)
-            .as_slice_mut()
-            .expect("gradients are contiguous");
+
+        // For query t of a head, with dout = d loss / d out[t]: the weight of key s gets
+        // dw[s] = dout . v[s], and its score dscore[s] = w[s] (dw[s] - sum_r w[r] dw[r]) (softmax's
+        // backward), where sum_r w[r] dw[r] = dout . out[t]. Then dq[t] += dscore[s] k[s] / sqrt(d),
+        // dk[s] += dscore[s] q[t] / sqrt(d) and dv[s] += w[s] dout.
         for head in 0..self.n_head {
             for t in 0..positions {
                 let weights = &weights_all[(head * positions + t) * positions..][..=t];
-                let dout = head_of(grad, width, head_dim, t, head);
+                let dout = &grad[layout.output(t, head)..][..head_dim];
+                let inner = dot(dout, &out[layout.output(t, head)..][..head_dim]);
+                let query = layout.query(t, head);
                 for (s, &w) in weights.iter().enumerate() {
-                    let target = &mut grad_v[s * width + head * head_dim..][..head_dim];
-                    axpy(w, dout, target);
+                    let (key, value) = (layout.key(s, head), layout.value(s, head));
+                    let dw = dot(dout, &qkv[value..][..head_dim]);
+                    let dscore = w * (dw - inner) * scale;
+                    axpy(
+                        dscore,
+                        &qkv[key..][..head_dim],
+                        &mut grad_qkv[query..][..head_dim],
+                    );
+                    axpy(
+                        dscore,
+                        &qkv[query..][..head_dim],
+                        &mut grad_qkv[key..][..head_dim],
+                    );
+                    axpy(w, dout, &mut grad_qkv[value..][..head_dim]);
                 }
             }
         }
-    }
-}
-
-fn axpy<F: Float>(alpha: F, x: &[F], y: &mut [F]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
     }
 }
 
@@ -210,12 +204,12 @@ mod tests {
         /// The fused backward against finite differences, through a random projection of the output.
         #[test]
         fn attention_gradients_match_finite_differences(
-            (n_head, q, k, v, weights) in (1usize..4, 1usize..4, 1usize..6).prop_flat_map(|(n_head, head_dim, positions)| {
+            (n_head, qkv, weights) in (1usize..4, 1usize..4, 1usize..6).prop_flat_map(|(n_head, head_dim, positions)| {
                 let width = n_head * head_dim;
-                (Just(n_head), matrix(positions, width), matrix(positions, width), matrix(positions, width), matrix(positions, width))
+                (Just(n_head), matrix(positions, 3 * width), matrix(positions, width))
             })
         ) {
-            let result = check_gradients(&[q, k, v], Tolerance::default(), |tape, inputs| {
+            let result = check_gradients(&[qkv], Tolerance::default(), |tape, inputs| {
                 let attention = tape.register(CausalSelfAttention { n_head });
                 let out = tape.custom(attention, inputs)?;
                 let weights = tape.constant(weights.clone());
@@ -230,13 +224,15 @@ mod tests {
         // With one key, softmax gives weight 1: out[0] = v[0] whatever q and k are.
         let mut tape = tape::Tape::<f64>::new();
         let attention = tape.register(CausalSelfAttention { n_head: 2 });
-        let q =
-            tape.constant(ndarray::arr2(&[[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, 1.0]]).into_dyn());
-        let k =
-            tape.constant(ndarray::arr2(&[[4.0, 3.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]]).into_dyn());
-        let v =
-            tape.constant(ndarray::arr2(&[[0.5, -0.5, 2.0, 1.0], [3.0, 3.0, 3.0, 3.0]]).into_dyn());
-        let out = tape.custom(attention, &[q, k, v]).unwrap();
+        // Rows: q (4 columns), k (4), v (4) of positions 0 and 1.
+        let qkv = tape.constant(
+            ndarray::arr2(&[
+                [1.0, 2.0, 3.0, 4.0, 4.0, 3.0, 2.0, 1.0, 0.5, -0.5, 2.0, 1.0],
+                [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0],
+            ])
+            .into_dyn(),
+        );
+        let out = tape.custom(attention, &[qkv]).unwrap();
         let first: Vec<f64> = tape.value(out).iter().take(4).copied().collect();
         assert_eq!(first, vec![0.5, -0.5, 2.0, 1.0]);
         // Position 1, head 0: scores (q1 . k0, q1 . k1) / sqrt(2) = (3, 1) / sqrt(2).

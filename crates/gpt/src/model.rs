@@ -201,10 +201,13 @@ impl Graph {
             let weight = |which| weights[layer_index(layer, which)];
             let residual = x;
             let normed = tape.rms_norm(x, epsilon)?;
-            let q = tape.linear(normed, weight(LayerWeight::Query))?;
-            let k = tape.linear(normed, weight(LayerWeight::Key))?;
-            let v = tape.linear(normed, weight(LayerWeight::Value))?;
-            let attended = tape.custom(*attention, &[q, k, v])?;
+            let projections = [
+                weight(LayerWeight::Query),
+                weight(LayerWeight::Key),
+                weight(LayerWeight::Value),
+            ];
+            let qkv = tape.linear_stacked(normed, &projections)?;
+            let attended = tape.custom(*attention, &[qkv])?;
             let projected = tape.linear(attended, weight(LayerWeight::Output))?;
             x = tape.add(projected, residual)?;
 

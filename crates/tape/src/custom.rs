@@ -10,6 +10,7 @@ use ndarray::ArrayD;
 
 use crate::gradients::GradSink;
 use crate::ops::{Backward, Op};
+use crate::tape::Recorded;
 use crate::{Float, Tape, TapeError, Var};
 
 /// The id of a registered custom op, valid on the tape that returned it for its whole life.
@@ -47,7 +48,7 @@ pub trait CustomOp<F: Float> {
 
 /// The input values of a custom op, in the order they were passed to [`Tape::custom`].
 pub struct Inputs<'a, F: Float> {
-    tape: &'a Tape<F>,
+    tape: Recorded<'a, F>,
     vars: &'a [Var],
 }
 
@@ -98,7 +99,7 @@ impl<F: Float> Tape<F> {
         };
         self.record(record, |tape, node| {
             let inputs = Inputs {
-                tape,
+                tape: *tape,
                 vars: &tape.operands[range],
             };
             tape.custom_ops[op.0].forward(&inputs, &mut node.value, &mut node.saved)
@@ -111,7 +112,7 @@ pub(crate) fn custom_backward<F: Float>(
     op: CustomOpId,
     inputs: Range<usize>,
 ) {
-    let tape = context.tape;
+    let tape = context.tape.recorded();
     let vars = &tape.operands[inputs];
     let mut grads = InputGrads {
         sink: &mut context.sink,

@@ -112,6 +112,52 @@ pub struct Tape<F: Float> {
     pub(crate) custom_ops: Vec<Box<dyn CustomOp<F>>>,
 }
 
+/// What an op being recorded may read: the parameters, the values recorded before it in this step
+/// and their operand lists. (The node being written is borrowed separately.)
+pub(crate) struct Recorded<'a, F: Float> {
+    parameters: &'a [ArrayD<F>],
+    nodes: &'a [Node<F>],
+    step: u32,
+    recording: bool,
+    pub(crate) indices: &'a [usize],
+    pub(crate) operands: &'a [Var],
+    pub(crate) custom_ops: &'a [Box<dyn CustomOp<F>>],
+}
+
+impl<F: Float> Clone for Recorded<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F: Float> Copy for Recorded<'_, F> {}
+
+impl<'a, F: Float> Recorded<'a, F> {
+    /// The value of `var`, or [`TapeError::StaleVar`] if it is not (or no longer) on the tape.
+    pub(crate) fn try_value(&self, var: Var) -> Result<&'a ArrayD<F>, TapeError> {
+        match var.slot() {
+            Slot::Parameter(index) => self.parameters.get(index),
+            Slot::Node(index) if var.step == self.step => self.nodes.get(index).map(|n| &n.value),
+            Slot::Node(_) => None,
+        }
+        .ok_or(TapeError::StaleVar(var))
+    }
+
+    /// The value of `var`.
+    ///
+    /// # Panics
+    /// If `var` is stale.
+    pub(crate) fn value(&self, var: Var) -> &'a ArrayD<F> {
+        self.try_value(var)
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Whether ops record what backward needs (false inside [`Tape::without_grad`]).
+    pub(crate) fn is_recording(&self) -> bool {
+        self.recording
+    }
+}
+
 impl<F: Float> Default for Tape<F> {
     fn default() -> Self {
         Self::new()
@@ -144,9 +190,12 @@ impl<F: Float> Tape<F> {
 
     /// Records a constant of the current step: a leaf that receives a gradient but is not a parameter.
     pub fn constant(&mut self, value: ArrayD<F>) -> Var {
-        let mut node = self.take_node();
-        node.value = standard_layout(value);
-        self.commit(node, Op::Leaf)
+        let value = standard_layout(value);
+        self.record(Op::Leaf, |_, node| {
+            node.value = value;
+            Ok(())
+        })
+        .expect("recording a constant cannot fail")
     }
 
     /// Records a constant copied from `data` with shape `shape`, reusing a buffer of an earlier step.
@@ -203,14 +252,7 @@ impl<F: Float> Tape<F> {
 
     /// The value of `var`, or [`TapeError::StaleVar`].
     pub fn try_value(&self, var: Var) -> Result<&ArrayD<F>, TapeError> {
-        match var.slot() {
-            Slot::Parameter(index) => self.parameters.get(index),
-            Slot::Node(index) if var.step == self.step && index < self.len => {
-                Some(&self.nodes[index].value)
-            }
-            Slot::Node(_) => None,
-        }
-        .ok_or(TapeError::StaleVar(var))
+        self.recorded().try_value(var)
     }
 
     /// The single element of a one-element value such as a loss.
@@ -278,40 +320,50 @@ impl<F: Float> Tape<F> {
         CustomOpId(self.custom_ops.len() - 1)
     }
 
-    /// Records one op: `forward` fills the new node's value (and saved state) from the tape's values.
+    /// Records one op: `forward` fills the new node's value (and saved state) from the values
+    /// recorded before it.
     ///
-    /// The node reuses the buffers of the node that stood at the same position in an earlier step.
-    /// If `forward` fails nothing is recorded.
+    /// The node reuses the buffers of the node that stood at the same position in an earlier step,
+    /// in place: `forward` sees the earlier values through a [`Recorded`] view while it writes the
+    /// new node. If `forward` fails nothing is recorded.
     pub(crate) fn record(
         &mut self,
         op: Op<F>,
-        forward: impl FnOnce(&Self, &mut Node<F>) -> Result<(), TapeError>,
+        forward: impl FnOnce(&Recorded<'_, F>, &mut Node<F>) -> Result<(), TapeError>,
     ) -> Result<Var, TapeError> {
-        let mut node = self.take_node();
-        match forward(self, &mut node) {
-            Ok(()) => Ok(self.commit(node, op)),
-            Err(error) => {
-                self.nodes[self.len] = node;
-                Err(error)
-            }
-        }
-    }
-
-    /// Takes the node buffers for position `len` out of the arena, leaving an empty placeholder.
-    fn take_node(&mut self) -> Node<F> {
         if self.len == self.nodes.len() {
             self.nodes.push(Node::empty());
         }
-        std::mem::replace(&mut self.nodes[self.len], Node::empty())
-    }
-
-    fn commit(&mut self, mut node: Node<F>, op: Op<F>) -> Var {
+        let (before, rest) = self.nodes.split_at_mut(self.len);
+        let recorded = Recorded {
+            parameters: &self.parameters,
+            nodes: before,
+            step: self.step,
+            recording: self.recording,
+            indices: &self.indices,
+            operands: &self.operands,
+            custom_ops: &self.custom_ops,
+        };
+        let node = &mut rest[0];
+        forward(&recorded, node)?;
         node.op = if self.recording { op } else { Op::Leaf };
-        self.nodes[self.len] = node;
         self.len += 1;
-        Var {
+        Ok(Var {
             index: (self.len - 1) as u32,
             step: self.step,
+        })
+    }
+
+    /// A view of everything recorded so far (what the backward pass of custom ops reads).
+    pub(crate) fn recorded(&self) -> Recorded<'_, F> {
+        Recorded {
+            parameters: &self.parameters,
+            nodes: &self.nodes[..self.len],
+            step: self.step,
+            recording: self.recording,
+            indices: &self.indices,
+            operands: &self.operands,
+            custom_ops: &self.custom_ops,
         }
     }
 

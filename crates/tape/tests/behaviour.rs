@@ -219,6 +219,12 @@ fn forward_values_match_independent_formulas() {
     );
     let linear = tape.linear(xv, wv).unwrap();
     assert_close(tape.value(linear), &x.dot(&w.t()).into_dyn());
+    // Stacked weights give the single products side by side (wider than a tile, to cross one).
+    let tall = ndarray::Array2::from_shape_fn((20, 3), |(i, j)| (i as f64 - 2.0 * j as f64) * 0.1);
+    let tall_v = tape.constant(tall.clone().into_dyn());
+    let stacked = tape.linear_stacked(xv, &[wv, tall_v]).unwrap();
+    let expected = ndarray::concatenate![ndarray::Axis(1), x.dot(&w.t()), x.dot(&tall.t())];
+    assert_close(tape.value(stacked), &expected.into_dyn());
     let product = tape.matmul(xv, bv).unwrap();
     assert_close(tape.value(product), &x.dot(&b).into_dyn());
     let row = tape.slice(xv, 0..3).unwrap();

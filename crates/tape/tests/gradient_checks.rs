@@ -106,6 +106,17 @@ proptest! {
     }
 
     #[test]
+    fn linear_stacked(
+        (x, w1, w2, weights) in (1usize..5, 1usize..6, 1usize..6, 1usize..20, any::<bool>()).prop_flat_map(|(rows, input, first, second, batched)| {
+            let x_shape = if batched { vec![rows, input] } else { vec![input] };
+            let y_shape = if batched { vec![rows, first + second] } else { vec![first + second] };
+            (array(x_shape, -2.0..2.0), array(vec![first, input], -2.0..2.0), array(vec![second, input], -2.0..2.0), array(y_shape, -1.0..1.0))
+        })
+    ) {
+        check(&[x, w1, w2], &weights, |tape, v| tape.linear_stacked(v[0], &[v[1], v[2]]))?;
+    }
+
+    #[test]
     fn matmul_and_vecmat(
         (a, b, weights) in (1usize..5, 1usize..6, 1usize..6, any::<bool>()).prop_flat_map(|(rows, inner, columns, batched)| {
             let a_shape = if batched { vec![rows, inner] } else { vec![inner] };

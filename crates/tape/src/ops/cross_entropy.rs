@@ -3,8 +3,6 @@
 
 use std::ops::Range;
 
-use ndarray::{Axis, Zip};
-
 use super::{Backward, Op, shape_of};
 use crate::tape::resize;
 use crate::{Float, Tape, TapeError, Var};
@@ -43,23 +41,32 @@ impl<F: Float> Tape<F> {
                 let (op, len) = ("softmax_cross_entropy", classes);
                 return Err(TapeError::Index { op, index, len });
             }
-            let last = Axis(scores.ndim() - 1);
-            let mut total = F::zero();
-            for (row, &target) in scores.lanes(last).into_iter().zip(targets) {
-                let max = row.fold(F::neg_infinity(), |max, &x| max.max(x));
-                let sum = row.fold(F::zero(), |sum, &x| sum + (x - max).exp());
-                total += sum.ln() + max - row[target];
-            }
-            if tape.is_recording() {
-                // The probabilities are all the backward pass needs: keep them.
+            // One exponential per logit: the unnormalised probabilities go straight into the saved
+            // buffer (the backward pass needs the probabilities), and their sum gives the loss.
+            let recording = tape.is_recording();
+            if recording {
                 resize(&mut node.saved, scores.shape());
-                node.saved.assign(scores);
-                for mut row in node.saved.lanes_mut(last) {
-                    let max = row.fold(F::neg_infinity(), |max, &x| max.max(x));
-                    row.mapv_inplace(|x| (x - max).exp());
-                    let sum = row.sum();
-                    row.mapv_inplace(|x| x / sum);
-                }
+            }
+            let scores = scores.as_slice().expect("tape values are contiguous");
+            let mut total = F::zero();
+            for (index, (row, &target)) in scores.chunks_exact(classes).zip(targets).enumerate() {
+                let max = row.iter().fold(F::neg_infinity(), |max, &x| max.max(x));
+                let sum = if recording {
+                    let saved = &mut node
+                        .saved
+                        .as_slice_mut()
+                        .expect("resized buffers are contiguous")[index * classes..][..classes];
+                    let mut sum = F::zero();
+                    for (p, &x) in saved.iter_mut().zip(row) {
+                        *p = (x - max).exp();
+                        sum += *p;
+                    }
+                    saved.iter_mut().for_each(|p| *p /= sum);
+                    sum
+                } else {
+                    row.iter().fold(F::zero(), |sum, &x| sum + (x - max).exp())
+                };
+                total += sum.ln() + max - row[target];
             }
             resize(&mut node.value, &[]);
             node.value.fill(total / F::from_f64(rows as f64));
@@ -75,20 +82,24 @@ pub(super) fn cross_entropy_backward<F: Float>(
     targets: Range<usize>,
 ) {
     let targets = &context.tape.indices[targets];
-    let probabilities = &context.node.saved;
-    let last = Axis(probabilities.ndim() - 1);
+    let probabilities = context
+        .node
+        .saved
+        .as_slice()
+        .expect("saved buffers are contiguous");
+    let classes = probabilities.len() / targets.len().max(1);
     let share = context.grad.iter().copied().next().unwrap_or_else(F::zero)
         / F::from_f64(targets.len() as f64);
     let gradient = context.sink.of(logits);
-    for ((mut sum, row), &target) in gradient
-        .lanes_mut(last)
-        .into_iter()
-        .zip(probabilities.lanes(last))
+    let gradient = gradient.as_slice_mut().expect("gradients are contiguous");
+    for ((sum, row), &target) in gradient
+        .chunks_exact_mut(classes)
+        .zip(probabilities.chunks_exact(classes))
         .zip(targets)
     {
-        Zip::from(&mut sum)
-            .and(&row)
-            .for_each(|sum, &p| *sum += share * p);
+        for (sum, &p) in sum.iter_mut().zip(row) {
+            *sum += share * p;
+        }
         sum[target] -= share;
     }
 }

@@ -42,10 +42,14 @@ impl<F: Float> Tape<F> {
                 return Err(TapeError::shape(name, detail));
             }
             resize(&mut node.value, x.shape());
-            Zip::from(&mut node.value)
-                .and(x)
-                .and(y)
-                .for_each(|out, &x, &y| *out = combine(x, y));
+            let out = node
+                .value
+                .as_slice_mut()
+                .expect("resized buffers are contiguous");
+            let (x, y) = (contiguous(x), contiguous(y));
+            for ((out, &x), &y) in out.iter_mut().zip(x).zip(y) {
+                *out = combine(x, y);
+            }
             Ok(())
         })
     }
@@ -60,12 +64,21 @@ impl<F: Float> Tape<F> {
         self.record(op, |tape, node| {
             let x = tape.try_value(a)?;
             resize(&mut node.value, x.shape());
-            Zip::from(&mut node.value)
-                .and(x)
-                .for_each(|out, &x| *out = function(x));
+            let out = node
+                .value
+                .as_slice_mut()
+                .expect("resized buffers are contiguous");
+            for (out, &x) in out.iter_mut().zip(contiguous(x)) {
+                *out = function(x);
+            }
             Ok(())
         })
     }
+}
+
+/// The row-major elements of a tape value (values and gradients are kept contiguous).
+pub(super) fn contiguous<F: Float>(array: &ndarray::ArrayD<F>) -> &[F] {
+    array.as_slice().expect("tape values are contiguous")
 }
 
 /// d(a + b) = da + db.

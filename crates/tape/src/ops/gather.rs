@@ -45,9 +45,18 @@ impl<F: Float> Tape<F> {
                 if let Some(&bad) = rows.iter().find(|&&row| row >= matrix.nrows()) {
                     check_row("gather", bad, matrix.nrows())?;
                 }
-                resize(&mut node.value, &[rows.len(), matrix.ncols()]);
-                for (mut out, &row) in node.value.axis_iter_mut(Axis(0)).zip(rows) {
-                    out.assign(&matrix.row(row));
+                let columns = matrix.ncols();
+                resize(&mut node.value, &[rows.len(), columns]);
+                let table = tape
+                    .value(table)
+                    .as_slice()
+                    .expect("tape values are contiguous");
+                let out = node
+                    .value
+                    .as_slice_mut()
+                    .expect("resized buffers are contiguous");
+                for (out, &row) in out.chunks_exact_mut(columns.max(1)).zip(rows) {
+                    out.copy_from_slice(&table[row * columns..][..columns]);
                 }
                 Ok(())
             },
@@ -83,12 +92,17 @@ pub(super) fn gather_backward<F: Float>(
     rows: Range<usize>,
 ) {
     let rows = &context.tape.indices[rows];
-    let grad = context.grad;
+    let grad = context.grad.as_slice().expect("gradients are contiguous");
+    let columns = grad.len() / rows.len().max(1);
     let table_grad = context.sink.of(table);
-    for (grad_row, &row) in grad.axis_iter(Axis(0)).zip(rows) {
-        let mut target = table_grad.index_axis_mut(Axis(0), row);
-        Zip::from(&mut target)
-            .and(&grad_row)
-            .for_each(|sum, &grad| *sum += grad);
+    let table_grad = table_grad.as_slice_mut().expect("gradients are contiguous");
+    if columns == 0 {
+        return;
+    }
+    for (grad_row, &row) in grad.chunks_exact(columns).zip(rows) {
+        let target = &mut table_grad[row * columns..][..columns];
+        for (sum, &grad) in target.iter_mut().zip(grad_row) {
+            *sum += grad;
+        }
     }
 }

@@ -7,7 +7,7 @@ use ndarray::{ArrayD, ArrayView2, Ix2};
 
 use super::{Backward, Op, shape_of};
 use crate::kernels;
-use crate::tape::resize;
+use crate::tape::{Node, Recorded, resize};
 use crate::{Float, Tape, TapeError, Var};
 
 impl<F: Float> Tape<F> {
@@ -15,26 +15,21 @@ impl<F: Float> Tape<F> {
     /// `[rows, in]` (giving `[rows, out]`). This is the matrix-vector product `W x` of a linear layer.
     pub fn linear(&mut self, x: Var, w: Var) -> Result<Var, TapeError> {
         self.record(Op::Linear { x, w }, |tape, node| {
-            let (input, weight) = (tape.try_value(x)?, tape.try_value(w)?);
-            let weight_matrix = require_matrix("linear", "W", weight)?;
-            let input_matrix = as_matrix("linear", "x", input)?;
-            if input_matrix.ncols() != weight_matrix.ncols() {
-                let detail = format!(
-                    "x is {} but W is {}; x's last axis must equal W's columns",
-                    shape_of(input),
-                    shape_of(weight)
-                );
-                return Err(TapeError::shape("linear", detail));
-            }
-            size_output(node, input, input_matrix.nrows(), weight_matrix.nrows());
-            let inner = weight_matrix.ncols();
-            kernels::a_times_b_transposed(
-                slice(input),
-                slice(weight),
-                inner,
-                slice_mut(&mut node.value),
-            );
-            Ok(())
+            linear_forward("linear", tape, node, x, &[w])
+        })
+    }
+
+    /// `x [W_1; W_2; ..]^T`: the outputs of `linear(x, w_i)` side by side along the last axis, as
+    /// one product (attention's query, key and value projections of the same input, say). Each
+    /// weight is `[out_i, in]`; the result is `[rows, sum of out_i]` (or a vector for a vector `x`).
+    pub fn linear_stacked(&mut self, x: Var, weights: &[Var]) -> Result<Var, TapeError> {
+        let range = self.push_operands(weights);
+        let op = Op::LinearStacked {
+            x,
+            weights: range.clone(),
+        };
+        self.record(op, |tape, node| {
+            linear_forward("linear_stacked", tape, node, x, &tape.operands[range])
         })
     }
 
@@ -65,7 +60,9 @@ impl<F: Float> Tape<F> {
             size_output(node, left, left_matrix.nrows(), right_matrix.ncols());
             let out = slice_mut(&mut node.value);
             out.fill(F::zero());
-            kernels::add_a_times_b(slice(left), slice(right), right_matrix.nrows(), out);
+            let (inner, columns) = (right_matrix.nrows(), right_matrix.ncols());
+            let a = slice(left);
+            kernels::add_product(a, inner, inner, slice(right), columns, out, columns);
             Ok(())
         })
     }
@@ -81,13 +78,63 @@ impl<F: Float> Tape<F> {
     }
 }
 
+/// The forward pass of [`Tape::linear`] and [`Tape::linear_stacked`]: checks the shapes, then
+/// computes every output row as a sum of rows of `[W_1; W_2; ..]^T` (see [`kernels`]), after writing
+/// that transpose into the saved buffer with its rows padded to whole tiles.
+fn linear_forward<F: Float>(
+    name: &'static str,
+    tape: &Recorded<'_, F>,
+    node: &mut Node<F>,
+    x: Var,
+    weights: &[Var],
+) -> Result<(), TapeError> {
+    let input = tape.try_value(x)?;
+    let input_matrix = as_matrix(name, "x", input)?;
+    let inner = input_matrix.ncols();
+    let mut outputs = 0;
+    for &w in weights {
+        let weight = tape.try_value(w)?;
+        let weight_matrix = require_matrix(name, "W", weight)?;
+        if weight_matrix.ncols() != inner {
+            let detail = format!(
+                "x is {} but W is {}; x's last axis must equal W's columns",
+                shape_of(input),
+                shape_of(weight)
+            );
+            return Err(TapeError::shape(name, detail));
+        }
+        outputs += weight_matrix.nrows();
+    }
+    if weights.is_empty() {
+        return Err(TapeError::shape(name, "needs at least one weight"));
+    }
+    size_output(node, input, input_matrix.nrows(), outputs);
+    let stride = kernels::padded(outputs);
+    resize(&mut node.saved, &[inner, stride]);
+    let transposed = slice_mut(&mut node.saved);
+    transposed.fill(F::zero());
+    let mut offset = 0;
+    for &w in weights {
+        let weight = slice(tape.value(w));
+        kernels::transpose_into(weight, inner, transposed, stride, offset);
+        offset += weight.len() / inner.max(1);
+    }
+    let out = slice_mut(&mut node.value);
+    out.fill(F::zero());
+    kernels::add_product(
+        slice(input),
+        inner,
+        inner,
+        slice(&node.saved),
+        stride,
+        out,
+        outputs,
+    );
+    Ok(())
+}
+
 /// Sizes the output `[rows, columns]`, or `[columns]` when the left input is a vector.
-fn size_output<F: Float>(
-    node: &mut crate::tape::Node<F>,
-    left: &ArrayD<F>,
-    rows: usize,
-    columns: usize,
-) {
+fn size_output<F: Float>(node: &mut Node<F>, left: &ArrayD<F>, rows: usize, columns: usize) {
     if left.ndim() == 1 {
         resize(&mut node.value, &[columns]);
     } else {
@@ -95,22 +142,34 @@ fn size_output<F: Float>(
     }
 }
 
-/// Y = X W^T: dX += dY W, dW += dY^T X.
-pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w: Var) {
-    let (input, weight) = (context.value(x), context.value(w));
+/// Y = X [W_1; W_2; ..]^T: with dY cut into the column blocks dY_i of each weight,
+/// dX += sum_i dY_i W_i and dW_i += dY_i^T X.
+pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, weights: &[Var]) {
+    let input = context.value(x);
+    let inner = last_axis(input);
     let grad = slice(context.grad);
-    let (rows, outputs) = (input.len() / last_axis(input).max(1), weight.shape()[0]);
-    kernels::add_a_times_b(grad, slice(weight), outputs, slice_mut(context.sink.of(x)));
-    kernels::add_a_transposed_times_b(grad, slice(input), rows, slice_mut(context.sink.of(w)));
+    let total = last_axis(context.grad);
+    let mut offset = 0;
+    for &w in weights {
+        let weight = context.value(w);
+        let outputs = weight.shape()[0];
+        let dy = &grad[offset..];
+        let dx = slice_mut(context.sink.of(x));
+        kernels::add_product(dy, total, outputs, slice(weight), inner, dx, inner);
+        let dw = slice_mut(context.sink.of(w));
+        kernels::add_transposed_product(dy, total, outputs, slice(input), inner, dw);
+        offset += outputs;
+    }
 }
 
 /// C = A B: dA += dC B^T, dB += A^T dC.
 pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
     let (left, right) = (context.value(a), context.value(b));
     let grad = slice(context.grad);
-    let (rows, columns) = (left.len() / last_axis(left).max(1), right.shape()[1]);
+    let (inner, columns) = (right.shape()[0], right.shape()[1]);
     kernels::add_a_times_b_transposed(grad, slice(right), columns, slice_mut(context.sink.of(a)));
-    kernels::add_a_transposed_times_b(slice(left), grad, rows, slice_mut(context.sink.of(b)));
+    let db = slice_mut(context.sink.of(b));
+    kernels::add_transposed_product(slice(left), inner, inner, grad, columns, db);
 }
 
 fn last_axis<F>(array: &ArrayD<F>) -> usize {

@@ -12,7 +12,7 @@ mod shape;
 
 use std::ops::Range;
 
-use ndarray::{ArrayD, Zip};
+use ndarray::ArrayD;
 
 use crate::custom::{self, CustomOpId};
 use crate::gradients::GradSink;
@@ -33,6 +33,10 @@ pub(crate) enum Op<F> {
     Linear {
         x: Var,
         w: Var,
+    },
+    LinearStacked {
+        x: Var,
+        weights: Range<usize>,
     },
     MatMul(Var, Var),
     Gather {
@@ -82,17 +86,33 @@ impl<'a, F: Float> Backward<'a, F> {
 
     /// Adds `scale * grad` (the output's gradient) into the gradient of `var`.
     pub(crate) fn accumulate_scaled(&mut self, var: Var, scale: F) {
-        self.sink.of(var).scaled_add(scale, self.grad);
+        let grad = elementwise::contiguous(self.grad);
+        let target = self
+            .sink
+            .of(var)
+            .as_slice_mut()
+            .expect("gradients are contiguous");
+        for (sum, &grad) in target.iter_mut().zip(grad) {
+            *sum += scale * grad;
+        }
     }
 
     /// Adds `grad * factor(input, output)` elementwise into the gradient of `var`.
     pub(crate) fn accumulate_with(&mut self, var: Var, factor: impl Fn(F, F) -> F) {
-        let input = self.tape.value(var);
-        Zip::from(self.sink.of(var))
-            .and(self.grad)
-            .and(input)
-            .and(&self.node.value)
-            .for_each(|sum, &grad, &input, &output| *sum += grad * factor(input, output));
+        let input = elementwise::contiguous(self.tape.value(var));
+        let (grad, output) = (
+            elementwise::contiguous(self.grad),
+            elementwise::contiguous(&self.node.value),
+        );
+        let target = self
+            .sink
+            .of(var)
+            .as_slice_mut()
+            .expect("gradients are contiguous");
+        for (((sum, &grad), &input), &output) in target.iter_mut().zip(grad).zip(input).zip(output)
+        {
+            *sum += grad * factor(input, output);
+        }
     }
 }
 
@@ -107,7 +127,11 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         Op::Relu(a) => activation::relu_backward(context, a),
         Op::Exp(a) => activation::exp_backward(context, a),
         Op::Log(a) => activation::log_backward(context, a),
-        Op::Linear { x, w } => matmul::linear_backward(context, x, w),
+        Op::Linear { x, w } => matmul::linear_backward(context, x, &[w]),
+        Op::LinearStacked { x, ref weights } => {
+            let weights = &context.tape.operands[weights.clone()];
+            matmul::linear_backward(context, x, weights)
+        }
         Op::MatMul(a, b) => matmul::matmul_backward(context, a, b),
         Op::Gather { table, ref rows } => gather::gather_backward(context, table, rows.clone()),
         Op::Row { table, row } => gather::row_backward(context, table, row),

@@ -31,22 +31,31 @@ impl<F: Float> Tape<F> {
         self.record(Op::RmsNorm(a), |tape, node| {
             let input = tape.try_value(a)?;
             require_rows("rms_norm", input)?;
-            let last = Axis(input.ndim() - 1);
+            let width = input.shape()[input.ndim() - 1];
             resize(&mut node.value, input.shape());
             // The backward pass needs each row's inverse RMS; keeping it costs one number a row.
             resize(&mut node.saved, &input.shape()[..input.ndim() - 1]);
-            let width = F::from_f64(input.len_of(last) as f64);
-            Zip::from(node.value.lanes_mut(last))
-                .and(input.lanes(last))
-                .and(&mut node.saved)
-                .for_each(|mut out, row, inverse_rms| {
-                    let mean_square = row.fold(F::zero(), |sum, &x| sum + x * x) / width;
-                    *inverse_rms = (mean_square + epsilon).sqrt().recip();
-                    let scale = *inverse_rms;
-                    Zip::from(&mut out)
-                        .and(&row)
-                        .for_each(|y, &x| *y = x * scale);
-                });
+            let input = input.as_slice().expect("tape values are contiguous");
+            let out = node
+                .value
+                .as_slice_mut()
+                .expect("resized buffers are contiguous");
+            let saved = node
+                .saved
+                .as_slice_mut()
+                .expect("resized buffers are contiguous");
+            let size = F::from_f64(width as f64);
+            for ((out, row), inverse_rms) in out
+                .chunks_exact_mut(width)
+                .zip(input.chunks_exact(width))
+                .zip(saved)
+            {
+                let mean_square = row.iter().fold(F::zero(), |sum, &x| sum + x * x) / size;
+                *inverse_rms = (mean_square + epsilon).sqrt().recip();
+                for (y, &x) in out.iter_mut().zip(row) {
+                    *y = x * *inverse_rms;
+                }
+            }
             Ok(())
         })
     }
@@ -84,17 +93,30 @@ pub(super) fn softmax_backward<F: Float>(context: &mut Backward<'_, F>, a: Var) 
 /// y = x s with s = (mean(x^2) + eps)^(-1/2): dx = s dy - (s^3 / n) (dy . x) x per row.
 pub(super) fn rms_norm_backward<F: Float>(context: &mut Backward<'_, F>, a: Var) {
     let input = context.tape.value(a);
-    let last = Axis(input.ndim() - 1);
-    let width = F::from_f64(input.len_of(last) as f64);
-    Zip::from(context.sink.of(a).lanes_mut(last))
-        .and(context.grad.lanes(last))
-        .and(input.lanes(last))
-        .and(&context.node.saved)
-        .for_each(|mut sum, grad, row, &scale| {
-            let projection = grad.dot(&row) * scale * scale * scale / width;
-            Zip::from(&mut sum)
-                .and(&grad)
-                .and(&row)
-                .for_each(|sum, &grad, &x| *sum += scale * grad - projection * x);
-        });
+    let width = input.shape()[input.ndim() - 1];
+    let size = F::from_f64(width as f64);
+    let input = input.as_slice().expect("tape values are contiguous");
+    let grad = context.grad.as_slice().expect("gradients are contiguous");
+    let scales = context
+        .node
+        .saved
+        .as_slice()
+        .expect("saved buffers are contiguous");
+    let target = context.sink.of(a);
+    let target = target.as_slice_mut().expect("gradients are contiguous");
+    for (((sum, grad), row), &scale) in target
+        .chunks_exact_mut(width)
+        .zip(grad.chunks_exact(width))
+        .zip(input.chunks_exact(width))
+        .zip(scales)
+    {
+        let dot = grad
+            .iter()
+            .zip(row)
+            .fold(F::zero(), |sum, (&g, &x)| sum + g * x);
+        let projection = dot * scale * scale * scale / size;
+        for ((sum, &grad), &x) in sum.iter_mut().zip(grad).zip(row) {
+            *sum += scale * grad - projection * x;
+        }
+    }
 }
