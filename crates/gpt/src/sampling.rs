@@ -478,8 +478,10 @@ impl<F: Float> Sampler<F> {
             *feed = slot.map(|_| bos);
         }
 
+        // The weights are fixed for the whole call: put them in the decoder's layout once.
+        self.decoder.load(params)?;
         while self.slots.iter().any(Option::is_some) {
-            self.decoder.step(params, &mut self.cache, &self.feed)?;
+            self.decoder.step_loaded(&mut self.cache, &self.feed)?;
             for (sequence, (slot, feed)) in self.slots.iter_mut().zip(&mut self.feed).enumerate() {
                 let Some(name) = *slot else { continue };
                 // The position just fed: BOS at 0, then the prefix, then drawn tokens.

@@ -432,8 +432,8 @@ fn batch_one_draws_what_microgpt_py_draws() {
     //         print(''.join(sample))
     //     print(random.random())
     //
-    // The decoder's sums of 16 terms use partial sums, so its logits may differ from Python's in the
-    // last bits; a draw would change only if `random() * total` fell within that of a boundary.
+    // The decoder sums left to right as Python does, so in f64 its logits are Python's; a draw could
+    // only change if the C library's `exp` or `pow` differed from the one CPython used.
     const EXPECTED: [&str; 20] = [
         "mgqttbza", "bezibgeb", "k", "rptpzvrp", "ftvhbnmg", "dbhae", "wjimnvcd", "ivxizdsg", "",
         "qgmbcfzv", "", "zwnt", "pvu", "nmmadbq", "tffzlaxh", "bqwayngx", "izryofsx", "feepcayt",

@@ -7,7 +7,7 @@ use ndarray::Array2;
 use tape::Float;
 
 use super::KvCache;
-use super::vector::{axpy, dot, matvec, matvec_add, rmsnorm, rmsnorm_in_place, softmax_in_place};
+use super::vector::{Epilogue, Packed, exp_in_place, linear, rmsnorm, rmsnorm_in_place};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -92,8 +92,13 @@ impl std::error::Error for DecodeError {}
 ///
 /// Every buffer is allocated by [`Decoder::new`]; [`Decoder::step`] allocates nothing. The result
 /// equals the full forward pass of DESIGN.md section 1 at every position (the tests check this against
-/// a recomputation from scratch); sums over a vector of eight or more elements use eight partial sums,
-/// so the last bits can differ from microgpt.py's left-to-right sums.
+/// a recomputation from scratch). In `f64` every sum runs left to right, as microgpt.py's do, so the
+/// logits are microgpt.py's; in `f32` rmsnorm and attention's exponentials take faster routes (see
+/// the `vector` module).
+///
+/// The active sequences of a step go through the model together, as the rows of one matrix: each
+/// linear layer is one matrix product over them, with the weights transposed into register tiles
+/// (see [`Decoder::step`] for what that costs).
 ///
 /// # Examples
 ///
@@ -129,21 +134,76 @@ impl std::error::Error for DecodeError {}
 pub struct Decoder<F> {
     config: Config,
     batch: usize,
-    /// The residual stream of every sequence, `[batch, n_embd]`.
+    /// The weights as the kernels read them, from the last [`Decoder::load`].
+    weights: Weights<F>,
+    /// The active sequences of the current step, in order: row `r` of the buffers below is
+    /// sequence `rows[r]`.
+    rows: Vec<usize>,
+    /// The position each row is fed at.
+    positions: Vec<usize>,
+    /// The residual stream, `[rows, n_embd]`.
     residual: Vec<F>,
-    /// The rmsnorm of one sequence's residual, `[n_embd]`.
+    /// The rmsnorm of the residual stream, `[rows, n_embd]`.
     normed: Vec<F>,
-    /// One sequence's query, `[n_embd]`.
+    /// Queries, keys and values, each `[rows, n_embd]`.
     query: Vec<F>,
-    /// One sequence's concatenated head outputs, `[n_embd]`.
+    key: Vec<F>,
+    value: Vec<F>,
+    /// The concatenated head outputs, `[rows, n_embd]`.
     attended: Vec<F>,
-    /// One sequence's MLP hidden layer, `[4 n_embd]`.
+    /// The MLP hidden layer, `[rows, 4 n_embd]`.
     hidden: Vec<F>,
-    /// One head's attention scores, then weights, `[block_size]`.
+    /// One row's attention scores, then weights, `[n_head, block_size]`.
     scores: Vec<F>,
+    /// The logits of the rows, `[rows, vocab_size]`.
+    row_logits: Vec<F>,
     /// The next-token logits of every sequence, `[batch, vocab_size]`.
     logits: Vec<F>,
 }
+
+/// The weights of a model, copied and transposed for the decode step's kernels.
+#[derive(Clone, Debug)]
+struct Weights<F> {
+    wte: Vec<F>,
+    wpe: Vec<F>,
+    /// Per layer: query, key, value, output, expand, contract.
+    layers: Vec<[Packed<F>; 6]>,
+    lm_head: Packed<F>,
+}
+
+impl<F: Float> Weights<F> {
+    fn new(config: Config) -> Self {
+        let (embd, vocab) = (config.n_embd, config.vocab_size);
+        let square = || Packed::new(embd, embd);
+        Weights {
+            wte: vec![F::zero(); vocab * embd],
+            wpe: vec![F::zero(); config.block_size * embd],
+            layers: (0..config.n_layer)
+                .map(|_| {
+                    [
+                        square(),
+                        square(),
+                        square(),
+                        square(),
+                        Packed::new(4 * embd, embd),
+                        Packed::new(embd, 4 * embd),
+                    ]
+                })
+                .collect(),
+            lm_head: Packed::new(vocab, embd),
+        }
+    }
+}
+
+/// The weights of a block in [`Weights::layers`]' order.
+const LAYER_WEIGHTS: [LayerWeight; 6] = [
+    LayerWeight::Query,
+    LayerWeight::Key,
+    LayerWeight::Value,
+    LayerWeight::Output,
+    LayerWeight::Expand,
+    LayerWeight::Contract,
+];
 
 impl<F: Float> Decoder<F> {
     /// A decoder for `batch` sequences of a model of shape `config`, with all its buffers.
@@ -152,12 +212,18 @@ impl<F: Float> Decoder<F> {
         Decoder {
             config,
             batch,
+            weights: Weights::new(config),
+            rows: Vec::with_capacity(batch),
+            positions: Vec::with_capacity(batch),
             residual: vec![F::zero(); batch * embd],
-            normed: vec![F::zero(); embd],
-            query: vec![F::zero(); embd],
-            attended: vec![F::zero(); embd],
-            hidden: vec![F::zero(); 4 * embd],
-            scores: vec![F::zero(); config.block_size],
+            normed: vec![F::zero(); batch * embd],
+            query: vec![F::zero(); batch * embd],
+            key: vec![F::zero(); batch * embd],
+            value: vec![F::zero(); batch * embd],
+            attended: vec![F::zero(); batch * embd],
+            hidden: vec![F::zero(); batch * 4 * embd],
+            scores: vec![F::zero(); config.n_head * config.block_size],
+            row_logits: vec![F::zero(); batch * config.vocab_size],
             logits: vec![F::zero(); batch * config.vocab_size],
         }
     }
@@ -179,6 +245,9 @@ impl<F: Float> Decoder<F> {
     /// Sequences are independent: a sequence's logits depend only on its own tokens, whatever the
     /// others do.
     ///
+    /// Each call copies the weights into the decoder's transposed layout (about as much work as one
+    /// token's forward pass), which a [`Sampler`](crate::Sampler) does once per batch of names.
+    ///
     /// # Errors
     /// Without changing anything: if `params`, `cache` and the decoder were made for different
     /// configurations or batch sizes, if a token is not below `vocab_size`, if a sequence already
@@ -189,106 +258,154 @@ impl<F: Float> Decoder<F> {
         cache: &mut KvCache<F>,
         tokens: &[Option<usize>],
     ) -> Result<(), DecodeError> {
-        self.check(params, cache, tokens)?;
+        if *params.config() != self.config {
+            return Err(DecodeError::ConfigMismatch);
+        }
+        self.check(cache, tokens)?;
+        self.load(params)?;
+        self.run(cache, tokens);
+        Ok(())
+    }
+
+    /// Copies `params` into the decoder's layout, for [`Decoder::step_loaded`].
+    ///
+    /// # Errors
+    /// If `params` were made for another configuration or a weight is not contiguous; the decoder
+    /// is then unchanged.
+    pub(crate) fn load(&mut self, params: &Params<F>) -> Result<(), DecodeError> {
+        if *params.config() != self.config {
+            return Err(DecodeError::ConfigMismatch);
+        }
+        if let Some((name, _)) = params
+            .iter()
+            .find(|(_, tensor)| !tensor.is_standard_layout())
+        {
+            return Err(DecodeError::WeightLayout {
+                name: name.to_string(),
+            });
+        }
+        let weights = &mut self.weights;
+        weights.wte.copy_from_slice(row_major(params.wte()));
+        weights.wpe.copy_from_slice(row_major(params.wpe()));
+        weights.lm_head.pack(row_major(params.lm_head()));
+        for (layer, packed) in weights.layers.iter_mut().enumerate() {
+            for (packed, which) in packed.iter_mut().zip(LAYER_WEIGHTS) {
+                packed.pack(row_major(params.layer(layer, which)));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Decoder::step`] with the weights of the last [`Decoder::load`].
+    pub(crate) fn step_loaded(
+        &mut self,
+        cache: &mut KvCache<F>,
+        tokens: &[Option<usize>],
+    ) -> Result<(), DecodeError> {
+        self.check(cache, tokens)?;
+        self.run(cache, tokens);
+        Ok(())
+    }
+
+    /// The step itself, on checked arguments.
+    fn run(&mut self, cache: &mut KvCache<F>, tokens: &[Option<usize>]) {
         let config = self.config;
         let embd = config.n_embd;
         let head_dim = config.head_dim();
         // microgpt.py divides by `head_dim ** 0.5`, a multiplication by `(head_dim ** 0.5) ** -1`.
         let score_scale = F::from_f64((head_dim as f64).powf(0.5).powf(-1.0));
         let Decoder {
+            weights,
+            rows,
+            positions,
             residual,
             normed,
             query,
+            key,
+            value,
             attended,
             hidden,
             scores,
+            row_logits,
             logits,
             ..
         } = self;
 
-        let wte = contiguous(params.wte(), "wte")?;
-        let wpe = contiguous(params.wpe(), "wpe")?;
-        for (sequence, x) in residual.chunks_exact_mut(embd).enumerate() {
-            if let Some(token) = tokens[sequence] {
-                let position = cache.len(sequence);
-                let token_row = &wte[token * embd..(token + 1) * embd];
-                let position_row = &wpe[position * embd..(position + 1) * embd];
-                for ((x, &t), &p) in x.iter_mut().zip(token_row).zip(position_row) {
-                    *x = t + p;
-                }
-                rmsnorm_in_place(x);
+        rows.clear();
+        positions.clear();
+        for (sequence, token) in tokens.iter().enumerate() {
+            if token.is_some() {
+                rows.push(sequence);
+                positions.push(cache.len(sequence));
             }
         }
+        let count = rows.len();
+        let residual = &mut residual[..count * embd];
+        let normed = &mut normed[..count * embd];
+        let (query, key, value) = (
+            &mut query[..count * embd],
+            &mut key[..count * embd],
+            &mut value[..count * embd],
+        );
+        let attended = &mut attended[..count * embd];
+        let hidden = &mut hidden[..count * 4 * embd];
 
-        for layer in 0..config.n_layer {
-            let weight = |which: LayerWeight| {
-                let name = || format!("layer{layer}.{}", layer_weight_name(which));
-                params
-                    .layer(layer, which)
-                    .as_slice()
-                    .ok_or_else(|| DecodeError::WeightLayout { name: name() })
-            };
-            let (wq, wk, wv) = (
-                weight(LayerWeight::Query)?,
-                weight(LayerWeight::Key)?,
-                weight(LayerWeight::Value)?,
-            );
-            let (wo, fc1, fc2) = (
-                weight(LayerWeight::Output)?,
-                weight(LayerWeight::Expand)?,
-                weight(LayerWeight::Contract)?,
-            );
-            for (sequence, x) in residual.chunks_exact_mut(embd).enumerate() {
-                if tokens[sequence].is_none() {
-                    continue;
-                }
-                let position = cache.len(sequence);
-                rmsnorm(x, normed);
-                matvec(wq, normed, query);
-                let (keys, values) = cache.block_mut(layer, sequence, position);
-                let row = position * embd..(position + 1) * embd;
-                matvec(wk, normed, &mut keys[row.clone()]);
-                matvec(wv, normed, &mut values[row]);
-
-                let scores = &mut scores[..=position];
-                for head in 0..config.n_head {
-                    let span = head * head_dim..(head + 1) * head_dim;
-                    // K_h q_h over the cached block, then softmax, then V_h^T w.
-                    let query_head = &query[span.clone()];
-                    for (score, key) in scores.iter_mut().zip(keys.chunks_exact(embd)) {
-                        *score = dot(query_head, &key[span.clone()]) * score_scale;
-                    }
-                    softmax_in_place(scores);
-                    let out = &mut attended[span.clone()];
-                    out.fill(F::zero());
-                    for (&weight, value) in scores.iter().zip(values.chunks_exact(embd)) {
-                        axpy(weight, &value[span.clone()], out);
-                    }
-                }
-                matvec_add(wo, attended, x);
-
-                rmsnorm(x, normed);
-                matvec(fc1, normed, hidden);
-                for h in hidden.iter_mut() {
-                    *h = h.max(F::zero());
-                }
-                matvec_add(fc2, hidden, x);
-            }
-        }
-
-        let lm_head = contiguous(params.lm_head(), "lm_head")?;
-        let vocab = config.vocab_size;
-        for (sequence, (x, logits)) in residual
-            .chunks_exact(embd)
-            .zip(logits.chunks_exact_mut(vocab))
-            .enumerate()
+        for ((x, &sequence), &position) in
+            residual.chunks_exact_mut(embd).zip(&*rows).zip(&*positions)
         {
-            if tokens[sequence].is_some() {
-                matvec(lm_head, x, logits);
-                cache.advance(sequence);
+            let token = tokens[sequence].unwrap_or_default();
+            let token_row = &weights.wte[token * embd..(token + 1) * embd];
+            let position_row = &weights.wpe[position * embd..(position + 1) * embd];
+            for ((x, &t), &p) in x.iter_mut().zip(token_row).zip(position_row) {
+                *x = t + p;
             }
+            rmsnorm_in_place(x);
         }
-        Ok(())
+
+        for (layer, [wq, wk, wv, wo, fc1, fc2]) in weights.layers.iter().enumerate() {
+            for (x, normed) in residual
+                .chunks_exact(embd)
+                .zip(normed.chunks_exact_mut(embd))
+            {
+                rmsnorm(x, normed);
+            }
+            linear(wq, normed, query, Epilogue::Store);
+            linear(wk, normed, key, Epilogue::Store);
+            linear(wv, normed, value, Epilogue::Store);
+            for (row, (&sequence, &position)) in rows.iter().zip(&*positions).enumerate() {
+                let span = row * embd..(row + 1) * embd;
+                let (keys, values) = cache.block_mut(layer, sequence, position);
+                let last = position * embd..(position + 1) * embd;
+                keys[last.clone()].copy_from_slice(&key[span.clone()]);
+                values[last].copy_from_slice(&value[span.clone()]);
+                attend(
+                    config,
+                    score_scale,
+                    &query[span.clone()],
+                    keys,
+                    values,
+                    scores,
+                    &mut attended[span],
+                );
+            }
+            linear(wo, attended, residual, Epilogue::Add);
+            for (x, normed) in residual
+                .chunks_exact(embd)
+                .zip(normed.chunks_exact_mut(embd))
+            {
+                rmsnorm(x, normed);
+            }
+            linear(fc1, normed, hidden, Epilogue::Relu);
+            linear(fc2, hidden, residual, Epilogue::Add);
+        }
+
+        let vocab = config.vocab_size;
+        let row_logits = &mut row_logits[..count * vocab];
+        linear(&weights.lm_head, residual, row_logits, Epilogue::Store);
+        for (&sequence, row) in rows.iter().zip(row_logits.chunks_exact(vocab)) {
+            logits[sequence * vocab..(sequence + 1) * vocab].copy_from_slice(row);
+            cache.advance(sequence);
+        }
     }
 
     /// The next-token logits of `sequence` from the last step that fed it: `vocab_size` values.
@@ -305,14 +422,10 @@ impl<F: Float> Decoder<F> {
         &self.logits
     }
 
-    /// Everything [`Decoder::step`] can reject, checked before anything is written.
-    fn check(
-        &self,
-        params: &Params<F>,
-        cache: &KvCache<F>,
-        tokens: &[Option<usize>],
-    ) -> Result<(), DecodeError> {
-        if *params.config() != self.config || *cache.config() != self.config {
+    /// Everything a step can reject about the cache and the tokens, checked before anything is
+    /// written.
+    fn check(&self, cache: &KvCache<F>, tokens: &[Option<usize>]) -> Result<(), DecodeError> {
+        if *cache.config() != self.config {
             return Err(DecodeError::ConfigMismatch);
         }
         if cache.batch() != self.batch || tokens.len() != self.batch {
@@ -338,33 +451,72 @@ impl<F: Float> Decoder<F> {
                 });
             }
         }
-        if let Some((name, _)) = params
-            .iter()
-            .find(|(_, tensor)| !tensor.is_standard_layout())
-        {
-            return Err(DecodeError::WeightLayout {
-                name: name.to_string(),
-            });
-        }
         Ok(())
     }
 }
 
-/// The row-major elements of a weight.
-fn contiguous<'a, F>(tensor: &'a Array2<F>, name: &str) -> Result<&'a [F], DecodeError> {
-    tensor.as_slice().ok_or_else(|| DecodeError::WeightLayout {
-        name: name.to_string(),
-    })
+/// One row's attention over its cached positions `0..=position`: for each head, the scores
+/// `q_h . K_h[t] / sqrt(head_dim)`, their softmax, and `sum_t w[t] V_h[t]` into `out`, every sum
+/// left to right as in microgpt.py.
+fn attend<F: Float>(
+    config: Config,
+    score_scale: F,
+    query: &[F],
+    keys: &[F],
+    values: &[F],
+    scores: &mut Vec<F>,
+    out: &mut [F],
+) {
+    let embd = config.n_embd;
+    let head_dim = config.head_dim();
+    let positions = keys.len() / embd;
+    // scores[h * positions + t]: each head's scores contiguous, all heads' exponentials in one loop.
+    let used = config.n_head * positions;
+    for (head, scores) in scores[..used].chunks_exact_mut(positions).enumerate() {
+        let query = &query[head * head_dim..(head + 1) * head_dim];
+        for (score, key) in scores.iter_mut().zip(keys.chunks_exact(embd)) {
+            let key = &key[head * head_dim..(head + 1) * head_dim];
+            let dot = query
+                .iter()
+                .zip(key)
+                .fold(F::zero(), |sum, (&q, &k)| sum + q * k);
+            *score = dot * score_scale;
+        }
+        // Python's `max` keeps the first of equal values; for a maximum that makes no difference.
+        let max = scores[1..]
+            .iter()
+            .fold(scores[0], |max, &s| if s > max { s } else { max });
+        for score in scores.iter_mut() {
+            *score -= max;
+        }
+    }
+    exp_in_place(scores, 0..used);
+    for scores in scores[..used].chunks_exact_mut(positions) {
+        let total = scores.iter().fold(F::zero(), |sum, &e| sum + e);
+        // microgpt.py's `e / total` is `e * total ** -1`.
+        let inverse_total = total.powf(-F::one());
+        for weight in scores.iter_mut() {
+            *weight *= inverse_total;
+        }
+    }
+    out.fill(F::zero());
+    for (position, value) in values.chunks_exact(embd).enumerate() {
+        for (head, (out, value)) in out
+            .chunks_exact_mut(head_dim)
+            .zip(value.chunks_exact(head_dim))
+            .enumerate()
+        {
+            let weight = scores[head * positions + position];
+            for (out, &value) in out.iter_mut().zip(value) {
+                *out += weight * value;
+            }
+        }
+    }
 }
 
-/// The suffix of a block's weight in DESIGN.md's names.
-fn layer_weight_name(weight: LayerWeight) -> &'static str {
-    match weight {
-        LayerWeight::Query => "attn_wq",
-        LayerWeight::Key => "attn_wk",
-        LayerWeight::Value => "attn_wv",
-        LayerWeight::Output => "attn_wo",
-        LayerWeight::Expand => "mlp_fc1",
-        LayerWeight::Contract => "mlp_fc2",
-    }
+/// The row-major elements of a weight in standard layout.
+fn row_major<F>(tensor: &Array2<F>) -> &[F] {
+    tensor
+        .as_slice()
+        .expect("the decoder checks that every weight is in standard layout")
 }

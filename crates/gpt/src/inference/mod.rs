@@ -1,8 +1,9 @@
 //! Inference without a tape: a batched key/value cache and a decode step that appends one position
 //! per sequence and writes the next-token logits.
 //!
-//! The math is DESIGN.md section 1 for one token at a time, on plain slices; nothing is recorded and
-//! nothing is allocated once a [`Decoder`] and its [`KvCache`] exist.
+//! The math is DESIGN.md section 1 for one token per sequence, on plain slices, with the sequences of
+//! a step as the rows of one matrix; nothing is recorded and nothing is allocated once a [`Decoder`]
+//! and its [`KvCache`] exist.
 
 mod decode;
 mod kv_cache;

@@ -1,64 +1,170 @@
-//! The small vector kernels of the decode step, on contiguous slices.
+//! The kernels of the decode step, on contiguous slices, for a batch of rows at a time.
 //!
-//! Sums keep microgpt.py's left-to-right order where that costs nothing (short vectors, the
-//! attention-weighted sum of values); long dot products use eight partial sums, as the tape's
-//! kernels do, so the compiler can vectorise them.
+//! Every sum that microgpt.py writes as a Python `sum(...)` runs left to right here too (a linear
+//! layer's sum over its inputs, rmsnorm's sum of squares, a head's dot product, the attention-weighted
+//! sum of values), so in `f64` the decode step computes what microgpt.py computes, operation for
+//! operation. The speed comes from the order of the loops, not from reordering sums: a linear layer
+//! keeps a tile of outputs of a few rows in registers and walks its inputs once, so each weight is
+//! loaded once per few rows and the compiler vectorises across the outputs.
+//!
+//! In `f32` (a precision microgpt.py does not have) two shortcuts apply: rmsnorm's `(ms + 1e-5) **
+//! -0.5` is `1 / sqrt(ms + 1e-5)` rather than a call to `powf`, and attention's exponentials use a
+//! polynomial ([`exp_in_place_f32`]) that the compiler vectorises, within 2 units in the last place of
+//! the correctly rounded value.
+
+use std::any::{Any, TypeId};
 
 use tape::Float;
 
-/// `sum(a[i] * b[i])` with eight independent partial sums (one running sum would be a dependency
-/// chain the compiler may not reorder). Shorter than eight elements, it is a plain left-to-right sum.
-#[inline]
-pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
-    debug_assert_eq!(a.len(), b.len());
-    // Arrays of eight, not slices, so that the lane loop has no bounds checks.
-    let (a_chunks, a_tail) = a.as_chunks::<8>();
-    let (b_chunks, b_tail) = b.as_chunks::<8>();
-    let tail = a_tail
-        .iter()
-        .zip(b_tail)
-        .fold(F::zero(), |sum, (&x, &y)| sum + x * y);
-    if a_chunks.is_empty() {
-        return tail;
-    }
-    let mut lanes = [F::zero(); 8];
-    for (x, y) in a_chunks.iter().zip(b_chunks) {
-        for lane in 0..8 {
-            lanes[lane] += x[lane] * y[lane];
+/// Whether `F` is `f32` (a constant once monomorphised).
+pub(crate) fn is_single<F: Float>() -> bool {
+    TypeId::of::<F>() == TypeId::of::<f32>()
+}
+
+/// How many outputs a linear layer computes at once, per row: a register tile. Sixteen `f32` are
+/// four SSE registers or one AVX-512 register; eight `f64` are four SSE registers.
+pub(crate) fn tile_width<F: Float>() -> usize {
+    if is_single::<F>() { 16 } else { 8 }
+}
+
+/// A weight matrix `[outputs, inputs]` stored for [`linear`]: transposed and cut into tiles of
+/// [`tile_width`] outputs, `[tile][input][output within the tile]`, the last tile padded with zeros.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Packed<F> {
+    inputs: usize,
+    outputs: usize,
+    data: Vec<F>,
+}
+
+impl<F: Float> Packed<F> {
+    /// Room for a matrix of `outputs` rows of `inputs` columns; [`Packed::pack`] fills it.
+    pub(crate) fn new(outputs: usize, inputs: usize) -> Self {
+        let tiles = outputs.div_ceil(tile_width::<F>());
+        Packed {
+            inputs,
+            outputs,
+            data: vec![F::zero(); tiles * inputs * tile_width::<F>()],
         }
     }
-    let [l0, l1, l2, l3, l4, l5, l6, l7] = lanes;
-    ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7)) + tail
-}
 
-/// `y += alpha * x`.
-pub(crate) fn axpy<F: Float>(alpha: F, x: &[F], y: &mut [F]) {
-    debug_assert_eq!(x.len(), y.len());
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
+    /// Copies the row-major `matrix [outputs, inputs]` in. Allocates nothing.
+    pub(crate) fn pack(&mut self, matrix: &[F]) {
+        assert_eq!(matrix.len(), self.outputs * self.inputs);
+        let width = tile_width::<F>();
+        for (tile, block) in self.data.chunks_exact_mut(self.inputs * width).enumerate() {
+            for (input, lanes) in block.chunks_exact_mut(width).enumerate() {
+                for (lane, value) in lanes.iter_mut().enumerate() {
+                    let output = tile * width + lane;
+                    *value = if output < self.outputs {
+                        matrix[output * self.inputs + input]
+                    } else {
+                        F::zero()
+                    };
+                }
+            }
+        }
     }
 }
 
-/// `out = matrix x` for a row-major `matrix [out.len(), x.len()]`.
-#[inline]
-pub(crate) fn matvec<F: Float>(matrix: &[F], x: &[F], out: &mut [F]) {
-    debug_assert_eq!(matrix.len(), x.len() * out.len());
-    for (out, row) in out.iter_mut().zip(matrix.chunks_exact(x.len())) {
-        *out = dot(row, x);
+/// What [`linear`] does with each product `x W^T` before it lands in `out`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Epilogue {
+    /// `out = x W^T`.
+    Store,
+    /// `out = x W^T + out` (a linear layer followed by a residual connection).
+    Add,
+    /// `out = relu(x W^T)`.
+    Relu,
+}
+
+/// `out[r] = x[r] W^T` for every row `r` of the row-major `x [rows, inputs]` and
+/// `out [rows, outputs]`, then the epilogue. Each output is `sum(w[o][i] * x[r][i])` over `i` left
+/// to right, starting from zero, as microgpt.py's `linear` sums.
+pub(crate) fn linear<F: Float>(weights: &Packed<F>, x: &[F], out: &mut [F], epilogue: Epilogue) {
+    if is_single::<F>() {
+        linear_tiled::<F, 16, 2>(weights, x, out, epilogue);
+    } else {
+        linear_tiled::<F, 8, 2>(weights, x, out, epilogue);
     }
 }
 
-/// `out += matrix x` (a linear layer followed by a residual connection).
-#[inline]
-pub(crate) fn matvec_add<F: Float>(matrix: &[F], x: &[F], out: &mut [F]) {
-    debug_assert_eq!(matrix.len(), x.len() * out.len());
-    for (out, row) in out.iter_mut().zip(matrix.chunks_exact(x.len())) {
-        *out += dot(row, x);
+fn linear_tiled<F: Float, const WIDTH: usize, const ROWS: usize>(
+    weights: &Packed<F>,
+    x: &[F],
+    out: &mut [F],
+    epilogue: Epilogue,
+) {
+    let Packed {
+        inputs, outputs, ..
+    } = *weights;
+    debug_assert_eq!(tile_width::<F>(), WIDTH);
+    let (tiles, _) = weights.data.as_chunks::<WIDTH>();
+    let rows = x.len() / inputs;
+    assert!(x.len() == rows * inputs && out.len() == rows * outputs);
+    let full = rows / ROWS * ROWS;
+    let (x_blocks, x_rest) = x.split_at(full * inputs);
+    let (out_blocks, out_rest) = out.split_at_mut(full * outputs);
+    for (x, out) in x_blocks
+        .chunks_exact(ROWS * inputs)
+        .zip(out_blocks.chunks_exact_mut(ROWS * outputs))
+    {
+        rows_tiled::<F, WIDTH, ROWS>(tiles, inputs, outputs, x, out, epilogue);
+    }
+    for (x, out) in x_rest
+        .chunks_exact(inputs)
+        .zip(out_rest.chunks_exact_mut(outputs))
+    {
+        rows_tiled::<F, WIDTH, 1>(tiles, inputs, outputs, x, out, epilogue);
     }
 }
 
-/// `out = x / sqrt(mean(x * x) + 1e-5)`, computed as microgpt.py does: the mean is a multiplication
-/// by `len ** -1` and the scale is `(ms + 1e-5) ** -0.5`.
+/// [`linear`] for exactly `ROWS` rows.
+#[inline(always)]
+fn rows_tiled<F: Float, const WIDTH: usize, const ROWS: usize>(
+    tiles: &[[F; WIDTH]],
+    inputs: usize,
+    outputs: usize,
+    x: &[F],
+    out: &mut [F],
+    epilogue: Epilogue,
+) {
+    for (tile, weights) in tiles.chunks_exact(inputs).enumerate() {
+        // Rows cut to the length of `weights`, so that indexing them by input needs no check.
+        let x: [&[F]; ROWS] = std::array::from_fn(|row| &x[row * inputs..][..weights.len()]);
+        let mut sums = [[F::zero(); WIDTH]; ROWS];
+        for (input, weight) in weights.iter().enumerate() {
+            for row in 0..ROWS {
+                let x = x[row][input];
+                for lane in 0..WIDTH {
+                    sums[row][lane] += weight[lane] * x;
+                }
+            }
+        }
+        let start = tile * WIDTH;
+        let valid = WIDTH.min(outputs - start);
+        for (row, sums) in sums.iter().enumerate() {
+            let out = &mut out[row * outputs + start..][..valid];
+            let sums = &sums[..valid];
+            match epilogue {
+                Epilogue::Store => out.copy_from_slice(sums),
+                Epilogue::Add => {
+                    for (out, &sum) in out.iter_mut().zip(sums) {
+                        *out = sum + *out;
+                    }
+                }
+                Epilogue::Relu => {
+                    for (out, &sum) in out.iter_mut().zip(sums) {
+                        *out = sum.max(F::zero());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out = x / sqrt(mean(x * x) + 1e-5)` for one row, computed as microgpt.py does: the mean is a
+/// multiplication by `len ** -1` and the scale is `(ms + 1e-5) ** -0.5` (in `f32`,
+/// `1 / sqrt(ms + 1e-5)`).
 pub(crate) fn rmsnorm<F: Float>(x: &[F], out: &mut [F]) {
     let scale = rms_scale(x);
     for (out, &x) in out.iter_mut().zip(x) {
@@ -77,27 +183,61 @@ pub(crate) fn rmsnorm_in_place<F: Float>(x: &mut [F]) {
 fn rms_scale<F: Float>(x: &[F]) -> F {
     let inverse_len = F::from_f64((x.len() as f64).powf(-1.0));
     let mean_square = x.iter().fold(F::zero(), |sum, &x| sum + x * x) * inverse_len;
-    (mean_square + F::from_f64(1e-5)).powf(F::from_f64(-0.5))
+    let shifted = mean_square + F::from_f64(1e-5);
+    if is_single::<F>() {
+        F::one() / shifted.sqrt()
+    } else {
+        shifted.powf(F::from_f64(-0.5))
+    }
 }
 
-/// `x = softmax(x)`: the maximum subtracted, exponentials summed left to right, each multiplied by
-/// the inverse of the sum (microgpt.py's `e / total` is `e * total ** -1`).
-pub(crate) fn softmax_in_place<F: Float>(x: &mut [F]) {
-    let Some((&first, rest)) = x.split_first() else {
-        return;
-    };
-    // Python's `max` keeps the first of equal values; for a maximum that makes no difference.
-    let max = rest
-        .iter()
-        .fold(first, |max, &value| if value > max { value } else { max });
-    let mut total = F::zero();
-    for value in x.iter_mut() {
-        *value = (*value - max).exp();
-        total += *value;
+/// `x[i] = exp(x[i])` for the elements `range` of `x`: [`exp_in_place_f32`] in `f32`, `F::exp` (the C
+/// library's) in `f64`.
+// A `Vec`, not a slice: a sized type is what `Any` can downcast to its `f32` version.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn exp_in_place<F: Float>(x: &mut Vec<F>, range: std::ops::Range<usize>) {
+    if let Some(single) = (x as &mut dyn Any).downcast_mut::<Vec<f32>>() {
+        exp_in_place_f32(&mut single[range]);
+    } else {
+        for x in &mut x[range] {
+            *x = x.exp();
+        }
     }
-    let inverse_total = total.powf(-F::one());
-    for value in x.iter_mut() {
-        *value *= inverse_total;
+}
+
+/// `exp(x)` for every element `x <= 88`, within 2 units in the last place where the result is at
+/// least `f32::MIN_POSITIVE` (below, it is flushed to zero), without branches so that the loop
+/// vectorises.
+///
+/// Cephes' `expf`: `x = k ln2 + r` with `k = round(x / ln2)` (`ln2` split in two so that `k ln2` is
+/// exact) and `|r| <= ln2 / 2`, `exp(r) = 1 + r + r^2 P(r)` with its degree-5 minimax `P`, and `2^k`
+/// written straight into the exponent bits.
+pub(crate) fn exp_in_place_f32(x: &mut [f32]) {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HIGH: f32 = 0.693_359_4; // 355 / 512: k * LN2_HIGH is exact
+    const LN2_LOW: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer, which then sits in the low bits.
+    const ROUND: f32 = 12_582_912.0;
+    const P: [f32; 6] = [
+        1.987_569_2e-4,
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ];
+    for x in x.iter_mut() {
+        let clamped = x.clamp(-87.5, 88.0);
+        let shifted = clamped * LOG2_E + ROUND;
+        let k = shifted - ROUND;
+        // The bits of `shifted` are those of ROUND plus k: rebias k for the exponent field.
+        let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23;
+        let r = (clamped - k * LN2_HIGH) - k * LN2_LOW;
+        let polynomial = P[1..].iter().fold(P[0], |p, &c| p * r + c);
+        let exp_r = 1.0 + r + r * r * polynomial;
+        let value = exp_r * f32::from_bits(exponent);
+        // Below ln(f32::MIN_POSITIVE) the result would be subnormal: flush it to zero.
+        *x = if *x < -87.336_55 { 0.0 } else { value };
     }
 }
 
@@ -106,21 +246,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_matches_a_plain_sum_on_every_length() {
-        for len in 0..20 {
-            let a: Vec<f64> = (0..len).map(|i| f64::from(i) * 0.5 - 3.0).collect();
-            let b: Vec<f64> = (0..len).map(|i| 1.0 + f64::from(i % 3)).collect();
-            let expected: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - expected).abs() < 1e-12, "length {len}");
+    fn linear_is_a_left_to_right_sum_for_every_shape_and_epilogue() {
+        for (outputs, inputs, rows) in [(1, 1, 1), (5, 6, 3), (16, 16, 4), (27, 16, 5), (17, 64, 2)]
+        {
+            let matrix: Vec<f64> = (0..outputs * inputs)
+                .map(|i| ((i * 7 % 13) as f64 - 6.0) * 0.37)
+                .collect();
+            let x: Vec<f64> = (0..rows * inputs)
+                .map(|i| ((i * 5 % 11) as f64 - 5.0) * 0.21)
+                .collect();
+            let mut packed = Packed::new(outputs, inputs);
+            packed.pack(&matrix);
+            for epilogue in [Epilogue::Store, Epilogue::Add, Epilogue::Relu] {
+                let start: Vec<f64> = (0..rows * outputs).map(|i| i as f64 * 0.5).collect();
+                let mut out = start.clone();
+                linear(&packed, &x, &mut out, epilogue);
+                for r in 0..rows {
+                    for o in 0..outputs {
+                        let sum = (0..inputs).fold(0.0, |sum, i| {
+                            sum + matrix[o * inputs + i] * x[r * inputs + i]
+                        });
+                        let expected = match epilogue {
+                            Epilogue::Store => sum,
+                            Epilogue::Add => sum + start[r * outputs + o],
+                            Epilogue::Relu => sum.max(0.0),
+                        };
+                        // The same operations in the same order: equal to the bit.
+                        assert_eq!(
+                            out[r * outputs + o],
+                            expected,
+                            "{outputs}x{inputs}, row {r}"
+                        );
+                    }
+                }
+            }
         }
     }
 
     #[test]
-    fn softmax_sums_to_one_and_keeps_order() {
-        let mut x = [1.0f64, 3.0, 2.0];
-        softmax_in_place(&mut x);
-        assert!((x.iter().sum::<f64>() - 1.0).abs() < 1e-15);
-        assert!(x[1] > x[2] && x[2] > x[0]);
+    fn f32_exp_is_within_two_ulps() {
+        let mut worst = 0.0f64;
+        let mut x: Vec<f32> = (0..200_000).map(|i| -100.0 + i as f32 * 0.000_94).collect();
+        x.extend([
+            0.0,
+            -0.0,
+            -1e-30,
+            -87.3,
+            -87.0,
+            80.0,
+            -1000.0,
+            f32::NEG_INFINITY,
+        ]);
+        let mut y = x.clone();
+        exp_in_place_f32(&mut y);
+        for (&x, &y) in x.iter().zip(&y) {
+            let exact = f64::from(x).exp();
+            if exact < f64::from(f32::MIN_POSITIVE) {
+                assert!(
+                    y == 0.0 || (f64::from(y) - exact).abs() < 1e-38,
+                    "exp({x}) = {y}"
+                );
+                continue;
+            }
+            let ulp = f64::from(f32::EPSILON) * f64::from((exact as f32).abs()) / 2.0;
+            let error = (f64::from(y) - exact).abs() / ulp;
+            assert!(error <= 2.0, "exp({x}) = {y}, not {exact}: {error} ulps");
+            worst = worst.max(error);
+        }
+        assert!(worst <= 2.0, "worst error {worst} ulps");
     }
 
     #[test]
