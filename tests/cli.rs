@@ -673,7 +673,19 @@ fn bench_prints_a_table_and_json() {
     let directory = scratch_directory("bench");
     let table = run_microgpt(
         &directory,
-        &["bench", "--steps", "2", "--repeats", "1", "--samples", "5"],
+        &[
+            "bench",
+            "--workloads",
+            "karpathy,sample",
+            "--steps",
+            "2",
+            "--scalar-steps",
+            "1",
+            "--repeats",
+            "1",
+            "--samples",
+            "5",
+        ],
     );
     assert!(table.status.success(), "{}", stderr(&table));
     let text = stdout(&table);
@@ -686,8 +698,8 @@ fn bench_prints_a_table_and_json() {
         &directory,
         &[
             "bench",
-            "--steps",
-            "2",
+            "--workloads",
+            "sample",
             "--repeats",
             "1",
             "--samples",
@@ -697,8 +709,18 @@ fn bench_prints_a_table_and_json() {
     );
     let json = stdout(&json);
     assert!(
-        json.starts_with("[{\"work\": ") && json.contains("\"median_seconds\": "),
+        json.starts_with("[{\"work\": \"sample 5 names") && json.contains("\"median_seconds\": "),
         "{json}"
+    );
+}
+
+#[test]
+fn bench_refuses_an_unknown_workload() {
+    let directory = scratch_directory("bench-unknown");
+    let output = run_microgpt(&directory, &["bench", "--workloads", "karpathy,huge"]);
+    assert_bad_input(
+        &output,
+        "unknown workload \"huge\"; choose from karpathy, d64, d128, d128x32, sample",
     );
 }
 

@@ -185,15 +185,29 @@ pub struct EvalArgs {
 /// `microgpt bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Training steps timed per repetition
-    #[arg(long, default_value_t = 100)]
+    /// Workloads to time, comma-separated: karpathy (1 layer, n_embd 16, block 16), d64 (2 layers,
+    /// n_embd 64), d128 (4 layers, n_embd 128, 8 heads), d128x32 (d128 with 32 documents a step),
+    /// sample (1,000 names)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "karpathy,d64,d128,d128x32,sample"
+    )]
+    pub workloads: Vec<String>,
+
+    /// Training steps timed per repetition on the tape (the larger workloads take a tenth, at least 1)
+    #[arg(long, default_value_t = 200)]
     pub steps: usize,
+
+    /// Training steps timed on the scalar baseline, which is far slower (0: skip it)
+    #[arg(long, default_value_t = 5)]
+    pub scalar_steps: usize,
 
     /// Repetitions; the table reports medians
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
 
-    /// Names sampled in the sampling benchmark
+    /// Names sampled in the sampling workload
     #[arg(long, default_value_t = 1000)]
     pub samples: usize,
 

@@ -1,4 +1,8 @@
 //! `microgpt bench`: the tape engine against the scalar baseline on identical work.
+//!
+//! Each training workload starts from the same weights and trains on the same documents with the
+//! same Adam settings on every engine; the table gives the median time of one step and how many
+//! times faster than the scalar baseline each engine is.
 
 use std::path::Path;
 use std::time::Instant;
@@ -15,19 +19,83 @@ use crate::args::BenchArgs;
 use crate::data::{self, DEFAULT_DATA};
 use crate::error::{CliError, Result};
 
+/// A model size and batch to train, as in the table of peers.
+struct Workload {
+    name: &'static str,
+    description: &'static str,
+    n_layer: usize,
+    n_embd: usize,
+    n_head: usize,
+    batch: usize,
+    /// How much slower a step is than the smallest workload, roughly; divides `--steps`.
+    cost: usize,
+}
+
+const WORKLOADS: [Workload; 4] = [
+    Workload {
+        name: "karpathy",
+        description: "1 layer, n_embd 16, 4 heads",
+        n_layer: 1,
+        n_embd: 16,
+        n_head: 4,
+        batch: 1,
+        cost: 1,
+    },
+    Workload {
+        name: "d64",
+        description: "2 layers, n_embd 64, 4 heads",
+        n_layer: 2,
+        n_embd: 64,
+        n_head: 4,
+        batch: 1,
+        cost: 10,
+    },
+    Workload {
+        name: "d128",
+        description: "4 layers, n_embd 128, 8 heads",
+        n_layer: 4,
+        n_embd: 128,
+        n_head: 8,
+        batch: 1,
+        cost: 100,
+    },
+    Workload {
+        name: "d128x32",
+        description: "4 layers, n_embd 128, 8 heads, batch 32",
+        n_layer: 4,
+        n_embd: 128,
+        n_head: 8,
+        batch: 32,
+        cost: 3000,
+    },
+];
+
 /// One timed row of the table.
 struct Row {
     work: String,
     engine: &'static str,
+    /// Median seconds per unit (a training step, or the whole sampling run).
     median_seconds: f64,
-    /// The baseline's median divided by this one (1 for the baseline).
-    speedup: f64,
+    unit: &'static str,
+    /// The scalar baseline's median divided by this one, when the baseline ran.
+    speedup: Option<f64>,
 }
 
 /// Runs `bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     if args.steps == 0 || args.repeats == 0 {
         return Err(CliError::input("--steps and --repeats must be at least 1"));
+    }
+    let known: Vec<&str> = WORKLOADS.iter().map(|w| w.name).chain(["sample"]).collect();
+    if let Some(unknown) = args
+        .workloads
+        .iter()
+        .find(|name| !known.contains(&name.as_str()))
+    {
+        return Err(CliError::input(format!(
+            "unknown workload {unknown:?}; choose from {}",
+            known.join(", ")
+        )));
     }
     let documents = documents()?;
     let tokenizer = Tokenizer::from_documents(documents.iter().map(String::as_str));
@@ -36,53 +104,68 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .map(|d| tokenizer.encode(d).expect("own vocabulary"))
         .collect();
     let mut rows = Vec::new();
-    for block_size in [8, 16] {
+    for workload in WORKLOADS
+        .iter()
+        .filter(|w| args.workloads.iter().any(|name| name == w.name))
+    {
+        let config = Config {
+            n_layer: workload.n_layer,
+            n_embd: workload.n_embd,
+            n_head: workload.n_head,
+            block_size: 16,
+            vocab_size: tokenizer.vocab_size(),
+        };
+        let steps = (args.steps / workload.cost).max(1);
+        let work = format!("train: {}", workload.description);
+        let mut timings = Vec::new();
+        if args.scalar_steps > 0 {
+            let scalar_steps = (args.scalar_steps * 100 / (100 + workload.cost)).max(1);
+            let repeats = if workload.cost > 10 { 1 } else { args.repeats };
+            let seconds = median(repeats, || {
+                train_scalar(config, &tokens, workload.batch, scalar_steps)
+            });
+            timings.push(("scalar f64", seconds / scalar_steps as f64));
+        }
+        let seconds = median(args.repeats, || {
+            train_tape::<f64>(config, &tokens, workload.batch, steps)
+        });
+        timings.push(("tape f64", seconds / steps as f64));
+        let seconds = median(args.repeats, || {
+            train_tape::<f32>(config, &tokens, workload.batch, steps)
+        });
+        timings.push(("tape f32", seconds / steps as f64));
+        push_group(&mut rows, &work, "step", args.scalar_steps > 0, &timings);
+    }
+    if args.workloads.iter().any(|name| name == "sample") {
         let config = Config {
             vocab_size: tokenizer.vocab_size(),
-            block_size,
             ..Config::default()
         };
-        let work = format!("train {} steps, block {block_size}", args.steps);
-        let scalar = median(args.repeats, || train_scalar(config, &tokens, args.steps));
-        let tape64 = median(args.repeats, || {
-            train_tape::<f64>(config, &tokens, args.steps)
-        });
-        let tape32 = median(args.repeats, || {
-            train_tape::<f32>(config, &tokens, args.steps)
-        });
-        push_group(
-            &mut rows,
-            &work,
-            [
-                ("scalar f64", scalar),
-                ("tape f64", tape64),
-                ("tape f32", tape32),
-            ],
-        );
+        let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(1))
+            .expect("valid config");
+        let work = format!("sample {} names, block 8", args.samples);
+        let mut timings = Vec::new();
+        if args.scalar_steps > 0 {
+            timings.push((
+                "scalar f64",
+                median(args.repeats, || sample_scalar(&params, args.samples)),
+            ));
+        }
+        let single = params.cast::<f32>();
+        timings.push((
+            "kv-cache f32, 1 at a time",
+            median(args.repeats, || {
+                sample_tape(&single, &tokenizer, args.samples, 1)
+            }),
+        ));
+        timings.push((
+            "kv-cache f32, batch 64",
+            median(args.repeats, || {
+                sample_tape(&single, &tokenizer, args.samples, 64)
+            }),
+        ));
+        push_group(&mut rows, &work, "run", args.scalar_steps > 0, &timings);
     }
-    let config = Config {
-        vocab_size: tokenizer.vocab_size(),
-        ..Config::default()
-    };
-    let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(1))
-        .expect("valid config");
-    let work = format!("sample {} names, block 8", args.samples);
-    let scalar = median(args.repeats, || sample_scalar(&params, args.samples));
-    let one = median(args.repeats, || {
-        sample_tape(&params.cast::<f32>(), &tokenizer, args.samples, 1)
-    });
-    let batched = median(args.repeats, || {
-        sample_tape(&params.cast::<f32>(), &tokenizer, args.samples, 64)
-    });
-    push_group(
-        &mut rows,
-        &work,
-        [
-            ("scalar f64", scalar),
-            ("kv-cache f32, 1 at a time", one),
-            ("kv-cache f32, batch 64", batched),
-        ],
-    );
     print(&rows, args.json);
     Ok(())
 }
@@ -103,25 +186,35 @@ fn documents() -> Result<Vec<String>> {
         .collect())
 }
 
-fn median(repeats: usize, mut run: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            run();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
+/// The median of `repeats` runs of `run`, which returns the seconds its timed part took.
+fn median(repeats: usize, mut run: impl FnMut() -> f64) -> f64 {
+    let mut times: Vec<f64> = (0..repeats).map(|_| run()).collect();
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
 
-fn push_group<const N: usize>(rows: &mut Vec<Row>, work: &str, timings: [(&'static str, f64); N]) {
-    let baseline = timings[0].1;
-    rows.extend(timings.into_iter().map(|(engine, median_seconds)| Row {
+/// The seconds `work` takes.
+fn timed(work: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    work();
+    start.elapsed().as_secs_f64()
+}
+
+/// Adds a workload's rows; the first timing is the scalar baseline when `has_baseline`.
+fn push_group(
+    rows: &mut Vec<Row>,
+    work: &str,
+    unit: &'static str,
+    has_baseline: bool,
+    timings: &[(&'static str, f64)],
+) {
+    let baseline = has_baseline.then(|| timings[0].1);
+    rows.extend(timings.iter().map(|&(engine, median_seconds)| Row {
         work: work.to_string(),
         engine,
         median_seconds,
-        speedup: baseline / median_seconds,
+        unit,
+        speedup: baseline.map(|baseline| baseline / median_seconds),
     }));
 }
 
@@ -129,23 +222,68 @@ fn initial_params<F: Float>(config: Config) -> Params<F> {
     Params::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(42)).expect("valid config")
 }
 
-fn train_tape<F: Float>(config: Config, tokens: &[Vec<usize>], steps: usize) {
+/// The documents of step `step`: `batch` consecutive ones, cycling through the data.
+fn batch_of(tokens: &[Vec<usize>], step: usize, batch: usize) -> impl Iterator<Item = &[usize]> {
+    (0..batch).map(move |b| tokens[(step * batch + b) % tokens.len()].as_slice())
+}
+
+/// Seconds for `steps` training steps on the tape, after one untimed step that warms the buffers.
+fn train_tape<F: Float>(config: Config, tokens: &[Vec<usize>], batch: usize, steps: usize) -> f64 {
     let params = initial_params::<F>(config);
     let mut adam = Adam::new(AdamSettings::default(), &params);
     let mut model = Model::new(params);
-    for step in 0..steps {
-        model
-            .loss(&tokens[step % tokens.len()])
-            .expect("valid document");
-        model.apply_adam(&mut adam, steps);
-    }
+    let mut documents = Vec::with_capacity(batch);
+    let mut step = |step: usize| {
+        documents.clear();
+        documents.extend(batch_of(tokens, step, batch));
+        model.batch_loss(&documents).expect("valid documents");
+        model.apply_adam(&mut adam, steps + 1);
+    };
+    step(0);
+    timed(|| (1..=steps).for_each(&mut step))
 }
 
-fn train_scalar(config: Config, tokens: &[Vec<usize>], steps: usize) {
+/// Seconds for `steps` training steps on the scalar engine, after one untimed warm-up step.
+fn train_scalar(config: Config, tokens: &[Vec<usize>], batch: usize, steps: usize) -> f64 {
     let mut model = scalar_model(&initial_params::<f64>(config));
-    for (step, document) in tokens.iter().cycle().take(steps).enumerate() {
-        model.train_step(document, step, steps, AdamSettings::default().lr);
+    let mut step = |step: usize| scalar_step(&mut model, tokens, batch, step, steps + 1);
+    step(0);
+    timed(|| (1..=steps).for_each(&mut step))
+}
+
+/// One scalar training step. The scalar engine takes one document at a time, so a batch costs
+/// one forward and backward pass per document, plus the summing of their gradients, and one update.
+fn scalar_step(
+    model: &mut ScalarGpt,
+    tokens: &[Vec<usize>],
+    batch: usize,
+    step: usize,
+    steps: usize,
+) {
+    let lr = AdamSettings::default().lr;
+    if batch == 1 {
+        model.train_step(&tokens[step % tokens.len()], step, steps, lr);
+        return;
     }
+    let mut sum: Vec<NamedTensor> = Vec::new();
+    for document in batch_of(tokens, step, batch) {
+        model.loss(document);
+        let gradients = model.gradients();
+        if sum.is_empty() {
+            sum = gradients;
+        } else {
+            for (total, gradient) in sum.iter_mut().zip(gradients) {
+                total
+                    .data
+                    .iter_mut()
+                    .zip(gradient.data)
+                    .for_each(|(t, g)| *t += g);
+            }
+        }
+    }
+    // `ScalarGpt` updates from its own gradients (the last document's), not from `sum`: the same
+    // amount of work as updating from the mean, which is what is being timed.
+    model.adam_step(step, steps, lr);
 }
 
 fn scalar_model(params: &Params<f64>) -> ScalarGpt {
@@ -168,25 +306,31 @@ fn scalar_model(params: &Params<f64>) -> ScalarGpt {
     ScalarGpt::new(config, &weights).expect("the same weights")
 }
 
-fn sample_tape<F: Float>(params: &Params<F>, tokenizer: &Tokenizer, count: usize, batch: usize) {
+/// Seconds to sample `count` names, `batch` at a time.
+fn sample_tape<F: Float>(
+    params: &Params<F>,
+    tokenizer: &Tokenizer,
+    count: usize,
+    batch: usize,
+) -> f64 {
     let mut sampler = Sampler::<F>::new(*params.config(), batch);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
-    sampler
-        .generate(
-            params,
-            tokenizer,
-            count,
-            "",
-            &SamplingOptions::default(),
-            &mut rng,
-        )
-        .expect("valid options");
+    let options = SamplingOptions::default();
+    timed(|| {
+        sampler
+            .generate(params, tokenizer, count, "", &options, &mut rng)
+            .expect("valid options");
+    })
 }
 
 /// The scalar engine has no cache: each token recomputes the logits of the whole prefix, as
 /// microgpt.py would without its KV lists.
-fn sample_scalar(params: &Params<f64>, count: usize) {
+fn sample_scalar(params: &Params<f64>, count: usize) -> f64 {
     let mut model = scalar_model(params);
+    timed(|| sample_scalar_names(&mut model, params, count))
+}
+
+fn sample_scalar_names(model: &mut ScalarGpt, params: &Params<f64>, count: usize) {
     let config = *params.config();
     let bos = config.vocab_size - 1;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
@@ -214,9 +358,13 @@ fn print(rows: &[Row], json: bool) {
         let items: Vec<String> = rows
             .iter()
             .map(|row| {
+                let speedup = row.speedup.map_or("null".to_string(), |s| format!("{s:.3}"));
                 format!(
-                    "{{\"work\": {:?}, \"engine\": {:?}, \"median_seconds\": {:e}, \"speedup\": {:.3}}}",
-                    row.work, row.engine, row.median_seconds, row.speedup
+                    "{{\"work\": {}, \"engine\": {}, \"unit\": {}, \"median_seconds\": {:e}, \"speedup\": {speedup}}}",
+                    json_string(&row.work),
+                    json_string(row.engine),
+                    json_string(row.unit),
+                    row.median_seconds
                 )
             })
             .collect();
@@ -224,18 +372,21 @@ fn print(rows: &[Row], json: bool) {
         return;
     }
     println!(
-        "{:<28} {:<28} {:>12} {:>10}",
+        "{:<50} {:<26} {:>16} {:>9}",
         "work", "engine", "median", "speed-up"
     );
     for row in rows {
+        let speedup = row.speedup.map_or(String::new(), |s| format!("{s:.1}x"));
+        let median = format!("{} /{}", seconds(row.median_seconds), row.unit);
         println!(
-            "{:<28} {:<28} {:>12} {:>9.1}x",
-            row.work,
-            row.engine,
-            seconds(row.median_seconds),
-            row.speedup
+            "{:<50} {:<26} {:>16} {:>9}",
+            row.work, row.engine, median, speedup
         );
     }
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
 }
 
 fn seconds(value: f64) -> String {
