@@ -18,6 +18,7 @@ use tape::Float;
 use crate::args::BenchArgs;
 use crate::data::{self, DEFAULT_DATA};
 use crate::error::{CliError, Result};
+use crate::plot::{Chart, Series};
 
 /// A model size and batch to train, as in the table of peers.
 struct Workload {
@@ -73,6 +74,8 @@ const WORKLOADS: [Workload; 4] = [
 /// One timed row of the table.
 struct Row {
     work: String,
+    /// The model's parameter count, for training rows of batch 1 (the chart's x axis).
+    params: Option<usize>,
     engine: &'static str,
     /// Median seconds per unit (a training step, or the whole sampling run).
     median_seconds: f64,
@@ -134,7 +137,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
             train_tape::<f32>(config, &tokens, workload.batch, steps)
         });
         timings.push(("tape f32", seconds / steps as f64));
-        push_group(&mut rows, &work, "step", args.scalar_steps > 0, &timings);
+        let params = (workload.batch == 1).then(|| config.num_params());
+        push_group(
+            &mut rows,
+            &work,
+            params,
+            "step",
+            args.scalar_steps > 0,
+            &timings,
+        );
     }
     if args.workloads.iter().any(|name| name == "sample") {
         let config = Config {
@@ -164,10 +175,48 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 sample_tape(&single, &tokenizer, args.samples, 64)
             }),
         ));
-        push_group(&mut rows, &work, "run", args.scalar_steps > 0, &timings);
+        push_group(
+            &mut rows,
+            &work,
+            None,
+            "run",
+            args.scalar_steps > 0,
+            &timings,
+        );
     }
     print(&rows, args.json);
+    if let Some(path) = &args.svg {
+        let svg = chart(&rows).to_svg();
+        gpt::write_atomically(path, svg.as_bytes())
+            .map_err(|error| CliError::input(format!("cannot write the chart: {error}")))?;
+    }
     Ok(())
+}
+
+/// Seconds per training step against parameter count, one line per engine, both axes logarithmic.
+fn chart(rows: &[Row]) -> Chart {
+    let mut chart = Chart::new(
+        "microgpt: time per training step (1 document) against model size",
+        "parameters",
+        "seconds per step",
+    );
+    chart.log_x = true;
+    chart.log_y = true;
+    for (engine, colour) in [
+        ("scalar f64", "#7f7f7f"),
+        ("tape f64", "#1f77b4"),
+        ("tape f32", "#d62728"),
+    ] {
+        let points = rows
+            .iter()
+            .filter(|row| row.engine == engine)
+            .filter_map(|row| Some((row.params? as f64, row.median_seconds)))
+            .collect();
+        let mut series = Series::new(engine, colour, points);
+        series.markers = true;
+        chart.series.push(series);
+    }
+    chart
 }
 
 /// The real names when they are here; otherwise 2,000 pseudo-names, so the benchmark runs anywhere.
@@ -204,6 +253,7 @@ fn timed(work: impl FnOnce()) -> f64 {
 fn push_group(
     rows: &mut Vec<Row>,
     work: &str,
+    params: Option<usize>,
     unit: &'static str,
     has_baseline: bool,
     timings: &[(&'static str, f64)],
@@ -211,6 +261,7 @@ fn push_group(
     let baseline = has_baseline.then(|| timings[0].1);
     rows.extend(timings.iter().map(|&(engine, median_seconds)| Row {
         work: work.to_string(),
+        params,
         engine,
         median_seconds,
         unit,

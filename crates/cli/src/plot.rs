@@ -145,6 +145,8 @@ pub struct Chart {
     pub y_label: String,
     /// Whether the x axis is logarithmic (ticks at powers of ten).
     pub log_x: bool,
+    /// Whether the y axis is logarithmic (ticks at powers of ten).
+    pub log_y: bool,
     /// The lines, drawn in order (later ones on top).
     pub series: Vec<Series>,
 }
@@ -180,6 +182,7 @@ impl Chart {
             .map(|series| {
                 let points = series.points.iter().filter_map(|&(x, y)| {
                     let x = if self.log_x { x.log10() } else { x };
+                    let y = if self.log_y { y.log10() } else { y };
                     (x.is_finite() && y.is_finite()).then_some((x, y))
                 });
                 (series, points.collect::<Vec<_>>())
@@ -188,7 +191,7 @@ impl Chart {
             .collect();
         let all = || series.iter().flat_map(|(_, points)| points.iter().copied());
         let x_axis = Axis::new(all().map(|(x, _)| x), self.log_x, 0.0);
-        let y_axis = Axis::new(all().map(|(_, y)| y), false, 0.05);
+        let y_axis = Axis::new(all().map(|(_, y)| y), self.log_y, 0.05);
         let (plot_width, plot_height) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
         let px = |x: f64| LEFT + x_axis.fraction(x) * plot_width;
         let py = |y: f64| TOP + (1.0 - y_axis.fraction(y)) * plot_height;
