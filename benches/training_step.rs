@@ -26,7 +26,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gpt::{Adam, AdamSettings, Config, Model, Params, Tokenizer};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use scalar::{NamedTensor, ScalarGpt};
+use support::scalar_model;
 use tape::Float;
 
 /// Steps of each timed run before the weights are reset.
@@ -99,27 +99,6 @@ fn config(block_size: usize) -> Config {
 
 fn initial_params(config: Config) -> Params<f64> {
     Params::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(42)).expect("valid config")
-}
-
-/// The scalar engine's model with the same weights (as `microgpt bench` builds it).
-fn scalar_model(params: &Params<f64>) -> ScalarGpt {
-    let config = params.config();
-    let weights: Vec<NamedTensor> = params
-        .iter()
-        .map(|(name, tensor)| NamedTensor {
-            name: name.to_string(),
-            shape: [tensor.nrows(), tensor.ncols()],
-            data: tensor.iter().copied().collect(),
-        })
-        .collect();
-    let config = scalar::Config {
-        n_layer: config.n_layer,
-        n_embd: config.n_embd,
-        n_head: config.n_head,
-        block_size: config.block_size,
-        vocab_size: config.vocab_size,
-    };
-    ScalarGpt::new(config, &weights).expect("the same weights")
 }
 
 /// Times `iterations` training steps, in fresh runs of [`RUN_LENGTH`] steps; building each run's

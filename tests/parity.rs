@@ -8,29 +8,8 @@ use gpt::{Adam, AdamSettings, Config, Model, Params};
 use ndarray::{ArrayD, arr1};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use scalar::{Graph, NamedTensor, ScalarGpt};
+use scalar::Graph;
 use tape::Tape;
-
-fn scalar_config(config: &Config) -> scalar::Config {
-    scalar::Config {
-        n_layer: config.n_layer,
-        n_embd: config.n_embd,
-        n_head: config.n_head,
-        block_size: config.block_size,
-        vocab_size: config.vocab_size,
-    }
-}
-
-fn named_tensors(params: &Params<f64>) -> Vec<NamedTensor> {
-    params
-        .iter()
-        .map(|(name, tensor)| NamedTensor {
-            name: name.to_string(),
-            shape: [tensor.nrows(), tensor.ncols()],
-            data: tensor.iter().copied().collect(),
-        })
-        .collect()
-}
 
 fn assert_relative(actual: f64, expected: f64, tolerance: f64, what: &str) {
     let error = (actual - expected).abs();
@@ -57,7 +36,7 @@ fn documents(vocab_size: usize) -> Vec<Vec<usize>> {
 
 fn check_model_parity(config: Config, seed: u64) {
     let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
-    let mut scalar_model = ScalarGpt::new(scalar_config(&config), &named_tensors(&params)).unwrap();
+    let mut scalar_model = support::scalar_model(&params);
     let mut adam = Adam::new(AdamSettings::default(), &params);
     let mut model = Model::new(params);
     let documents = documents(config.vocab_size);
