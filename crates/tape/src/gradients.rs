@@ -155,5 +155,8 @@ fn loss_index_of(var: Var) -> usize {
 
 fn zero_like<F: Float>(gradient: &mut ArrayD<F>, value: &ArrayD<F>) {
     resize(gradient, value.shape());
-    gradient.fill(F::zero());
+    gradient
+        .as_slice_mut()
+        .expect("resized buffers are contiguous")
+        .fill(F::zero());
 }

@@ -1,6 +1,6 @@
 //! The tape: an arena of recorded values, handed out as small `Copy` ids.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{Array0, Array1, Array2, Array3, ArrayD, IxDyn};
 
 use crate::custom::{CustomOp, CustomOpId};
 use crate::ops::Op;
@@ -66,7 +66,7 @@ impl<F: Float> Node<F> {
 
 /// A zero-length array; creating one allocates nothing.
 pub(crate) fn empty_array<F: Float>() -> ArrayD<F> {
-    ArrayD::from_shape_vec(IxDyn(&[0]), Vec::new()).expect("an empty vector fits shape [0]")
+    Array1::from_vec(Vec::new()).into_dyn()
 }
 
 /// The ops view values as row-major slices and matrices: make sure a value given to us is one.
@@ -82,14 +82,29 @@ fn standard_layout<F: Float>(value: ArrayD<F>) -> ArrayD<F> {
 ///
 /// The contents are unspecified afterwards (zero for newly grown elements); callers overwrite them.
 /// Custom ops use it to size their output and saved buffers.
+///
+/// A document's length changes most shapes every step, so this runs often: the buffer keeps its
+/// old elements instead of being zeroed, and the array is rebuilt through the fixed-rank
+/// constructors, which compute strides and check contiguity in a few instructions where the
+/// dynamic-rank one loops over a run-time shape (a third of this function's cost before).
 pub fn resize<F: Float>(array: &mut ArrayD<F>, shape: &[usize]) {
     if array.shape() == shape {
         return;
     }
     let (mut data, _) = std::mem::replace(array, empty_array()).into_raw_vec_and_offset();
-    data.clear();
     data.resize(shape.iter().product(), F::zero());
-    *array = ArrayD::from_shape_vec(IxDyn(shape), data).expect("the buffer was sized to the shape");
+    let fits = "the buffer was sized to the shape";
+    *array = match *shape {
+        [] => Array0::from_shape_vec((), data).expect(fits).into_dyn(),
+        [_] => Array1::from_vec(data).into_dyn(),
+        [rows, columns] => Array2::from_shape_vec((rows, columns), data)
+            .expect(fits)
+            .into_dyn(),
+        [a, b, c] => Array3::from_shape_vec((a, b, c), data)
+            .expect(fits)
+            .into_dyn(),
+        _ => ArrayD::from_shape_vec(IxDyn(shape), data).expect(fits),
+    };
 }
 
 /// A reverse-mode automatic-differentiation tape over ndarray arrays.

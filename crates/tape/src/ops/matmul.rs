@@ -111,8 +111,9 @@ fn linear_forward<F: Float>(
     size_output(node, input, input_matrix.nrows(), outputs);
     let stride = kernels::padded(outputs);
     resize(&mut node.saved, &[inner, stride]);
+    // Only the valid columns are written; the padding holds stale numbers whose products land in
+    // output columns the kernel never writes back.
     let transposed = slice_mut(&mut node.saved);
-    transposed.fill(F::zero());
     let mut offset = 0;
     for &w in weights {
         let weight = slice(tape.value(w));
