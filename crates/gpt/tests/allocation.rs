@@ -4,45 +4,14 @@
 //! the test harness's other threads cannot disturb the count. "Warm" means the model has already
 //! seen a document at least as long as the measured one, so every buffer is big enough.
 
-// A global allocator has to implement an unsafe trait; this one only counts and forwards to the
-// system allocator.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use gpt::{Adam, AdamSettings, Config, Model, Params};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-struct Counting;
+#[path = "common/counting_allocator.rs"]
+mod counting_allocator;
 
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
+use counting_allocator::allocations;
 
 fn warm_steps_allocate_nothing<F: tape::Float>() {
     // Karpathy's configuration on names.txt's vocabulary.

@@ -11,47 +11,16 @@
 //! The file also counts heap allocations (per thread) to check that a warm decode-and-draw loop makes
 //! none.
 
-// A global allocator has to implement an unsafe trait; this one only counts and forwards to the
-// system allocator.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use gpt::{
     Config, DecodeError, Decoder, DrawScratch, KvCache, Params, SamplingOptions, draw_token,
 };
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-struct Counting;
+#[path = "common/counting_allocator.rs"]
+mod counting_allocator;
 
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
+use counting_allocator::allocations;
 
 /// The configurations under test: two blocks of three heads (head_dim 2 and 4, n_embd 6 below the
 /// eight-lane width of the dot products and 12 across it), and microgpt's default.
