@@ -1,6 +1,7 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
 use ndarray::ArrayD;
+use rayon::prelude::*;
 use tape::{CustomOpId, Float, Gradients, Tape, TapeError, Var};
 
 use crate::attention::CausalSelfAttention;
@@ -19,32 +20,22 @@ struct Graph {
     positions: Vec<usize>,
 }
 
-/// A model being trained: its weights live on a tape as parameters.
-///
-/// A document is recorded as a handful of matrix ops over all its positions at once (`[n, n_embd]`
-/// activations with a causal mask inside the fused attention op) rather than position by position;
-/// the numbers are those of microgpt.py's token-by-token loop with its KV cache, because position `t`
-/// attends to exactly the keys and values of positions `0..=t` in both.
-pub struct Model<F: Float> {
-    names: Vec<String>,
+/// Documents per chunk of a batch. A batch of more is split into chunks of this many documents,
+/// each recorded on its own tape (its own thread), and the chunks' gradients are added in chunk
+/// order: the chunks do not depend on the number of threads, so neither do the results, bit for bit.
+pub const CHUNK: usize = 8;
+
+/// One tape with its own copy of the weights, the unit of work of one thread.
+struct Worker<F: Float> {
     tape: Tape<F>,
     graph: Graph,
     gradients: Gradients<F>,
-    /// The loss of the last recorded batch (a node of the current tape step).
-    loss: Option<Var>,
 }
 
-impl<F: Float> Model<F> {
-    /// A model that trains `params`.
-    pub fn new(params: Params<F>) -> Self {
-        let config = *params.config();
-        let names = params.names().to_vec();
+impl<F: Float> Worker<F> {
+    fn new(config: Config, weights: impl Iterator<Item = ArrayD<F>>) -> Self {
         let mut tape = Tape::new();
-        let weights = params
-            .tensors()
-            .iter()
-            .map(|tensor| tape.parameter(tensor.clone().into_dyn()))
-            .collect();
+        let weights = weights.map(|tensor| tape.parameter(tensor)).collect();
         let attention = tape.register(CausalSelfAttention {
             n_head: config.n_head,
         });
@@ -54,28 +45,91 @@ impl<F: Float> Model<F> {
             attention,
             positions: (0..config.block_size).collect(),
         };
-        Model {
-            names,
+        Worker {
             tape,
             graph,
             gradients: Gradients::new(),
-            loss: None,
+        }
+    }
+
+    /// Records the sum of `documents`' losses, scaled by `scale`, and its gradients.
+    fn record<T: AsRef<[usize]>>(&mut self, documents: &[T], scale: F) -> Result<Var, TapeError> {
+        self.tape.clear();
+        let mut total = None;
+        for document in documents {
+            let loss = self
+                .graph
+                .record_document(&mut self.tape, document.as_ref())?;
+            total = Some(match total {
+                None => loss,
+                Some(sum) => self.tape.add(sum, loss)?,
+            });
+        }
+        let total = total.expect("a chunk is not empty");
+        let scaled = if scale == F::one() {
+            total
+        } else {
+            self.tape.scale(total, scale)?
+        };
+        self.tape.backward_into(scaled, &mut self.gradients)?;
+        Ok(scaled)
+    }
+}
+
+/// A model being trained: its weights live on a tape as parameters.
+///
+/// A document is recorded as a handful of matrix ops over all its positions at once (`[n, n_embd]`
+/// activations with a causal mask inside the fused attention op) rather than position by position;
+/// the numbers are those of microgpt.py's token-by-token loop with its KV cache, because position `t`
+/// attends to exactly the keys and values of positions `0..=t` in both.
+///
+/// A batch of more than [`CHUNK`] documents is spread over the cores (see [`CHUNK`]).
+pub struct Model<F: Float> {
+    names: Vec<String>,
+    /// `workers[0]` holds the weights the optimizer updates; the others hold copies, refreshed
+    /// before each batch that needs them.
+    workers: Vec<Worker<F>>,
+    /// The gradients of the last batch when it took more than one chunk (the chunks' sum, divided
+    /// by the batch size); buffers kept across steps.
+    chunked_gradients: Vec<ArrayD<F>>,
+    /// Whether `chunked_gradients` holds the last batch's gradients.
+    chunked: bool,
+    /// Whether a loss (and so a gradient) has been computed.
+    has_loss: bool,
+}
+
+impl<F: Float> Model<F> {
+    /// A model that trains `params`.
+    pub fn new(params: Params<F>) -> Self {
+        let config = *params.config();
+        let names = params.names().to_vec();
+        let weights = params
+            .tensors()
+            .iter()
+            .map(|tensor| tensor.clone().into_dyn());
+        Model {
+            names,
+            workers: vec![Worker::new(config, weights)],
+            chunked_gradients: Vec::new(),
+            chunked: false,
+            has_loss: false,
         }
     }
 
     /// The model's configuration.
     pub fn config(&self) -> &Config {
-        &self.graph.config
+        &self.workers[0].graph.config
     }
 
     /// A copy of the current weights.
     pub fn params(&self) -> Params<F> {
+        let main = &self.workers[0];
         let named = self
             .names
             .iter()
-            .zip(&self.graph.weights)
+            .zip(&main.graph.weights)
             .map(|(name, &var)| {
-                let matrix = self
+                let matrix = main
                     .tape
                     .value(var)
                     .clone()
@@ -84,7 +138,7 @@ impl<F: Float> Model<F> {
                 (name.clone(), matrix)
             })
             .collect();
-        Params::from_named(self.graph.config, named)
+        Params::from_named(main.graph.config, named)
             .expect("the model's own tensors fit its config")
     }
 
@@ -97,35 +151,78 @@ impl<F: Float> Model<F> {
     /// respect to every weight ([`Model::gradient`]). A document's loss is the mean over its first
     /// `n = min(block_size, len - 1)` positions of `-log p(next token)`; longer documents are
     /// truncated as microgpt.py does.
-    pub fn batch_loss<T: AsRef<[usize]>>(&mut self, documents: &[T]) -> Result<F, TapeError> {
+    pub fn batch_loss<T: AsRef<[usize]> + Sync>(
+        &mut self,
+        documents: &[T],
+    ) -> Result<F, TapeError> {
         if documents.is_empty() {
             return Err(TapeError::shape(
                 "batch_loss",
                 "a batch needs at least one document",
             ));
         }
-        self.tape.clear();
-        self.loss = None;
-        let mut total = None;
-        for document in documents {
-            let loss = self
-                .graph
-                .record_document(&mut self.tape, document.as_ref())?;
-            total = Some(match total {
-                None => loss,
-                Some(sum) => self.tape.add(sum, loss)?,
-            });
+        self.has_loss = false;
+        self.chunked = false;
+        let inverse = F::from_f64(1.0 / documents.len() as f64);
+        if documents.len() <= CHUNK {
+            let worker = &mut self.workers[0];
+            let loss = worker.record(documents, inverse)?;
+            self.has_loss = true;
+            return Ok(worker.tape.scalar(loss));
         }
-        let total = total.expect("the batch is not empty");
-        let mean = if documents.len() == 1 {
-            total
-        } else {
-            self.tape
-                .scale(total, F::from_f64(1.0 / documents.len() as f64))?
-        };
-        self.tape.backward_into(mean, &mut self.gradients)?;
-        self.loss = Some(mean);
-        Ok(self.tape.scalar(mean))
+        let chunks = documents.len().div_ceil(CHUNK);
+        self.refresh_workers(chunks);
+        // Each chunk's losses are summed unscaled; the mean is taken once, after the chunks' sum.
+        let losses: Vec<Result<F, TapeError>> = self.workers[..chunks]
+            .par_iter_mut()
+            .zip(documents.par_chunks(CHUNK))
+            .map(|(worker, chunk)| {
+                let loss = worker.record(chunk, F::one())?;
+                Ok(worker.tape.scalar(loss))
+            })
+            .collect();
+        let mut total = F::zero();
+        for loss in losses {
+            total += loss?;
+        }
+        let (main, others) = self.workers.split_at(1);
+        let main = &main[0];
+        for (index, &var) in main.graph.weights.iter().enumerate() {
+            let first = main.gradients.parameter(var);
+            if self.chunked_gradients.len() <= index {
+                self.chunked_gradients.push(first.clone());
+            } else {
+                self.chunked_gradients[index].assign(first);
+            }
+            let sum = &mut self.chunked_gradients[index];
+            for worker in &others[..chunks - 1] {
+                *sum += worker.gradients.parameter(worker.graph.weights[index]);
+            }
+            sum.mapv_inplace(|x| x * inverse);
+        }
+        self.chunked = true;
+        self.has_loss = true;
+        Ok(total * inverse)
+    }
+
+    /// Makes sure there are `count` workers, and copies the main worker's weights into the others.
+    fn refresh_workers(&mut self, count: usize) {
+        let (main, others) = self.workers.split_at_mut(1);
+        let main = &main[0];
+        for worker in others.iter_mut().take(count - 1) {
+            for ((_, target), source) in worker.tape.parameters_mut().zip(main.tape.parameters()) {
+                target.assign(main.tape.value(source));
+            }
+        }
+        while self.workers.len() < count {
+            let main = &self.workers[0];
+            let weights = main
+                .tape
+                .parameters()
+                .map(|var| main.tape.value(var).clone());
+            let worker = Worker::new(main.graph.config, weights);
+            self.workers.push(worker);
+        }
     }
 
     /// The gradient of the last loss with respect to weight `index` (DESIGN.md's order).
@@ -133,37 +230,45 @@ impl<F: Float> Model<F> {
     /// # Panics
     /// If no loss has been computed yet or `index` is out of range.
     pub fn gradient(&self, index: usize) -> &ArrayD<F> {
-        assert!(
-            self.loss.is_some(),
-            "gradient() before any loss was computed"
-        );
-        self.gradients.parameter(self.graph.weights[index])
+        assert!(self.has_loss, "gradient() before any loss was computed");
+        if self.chunked {
+            return &self.chunked_gradients[index];
+        }
+        let main = &self.workers[0];
+        main.gradients.parameter(main.graph.weights[index])
     }
 
     /// Applies one Adam update with the gradients of the last loss, at the learning rate of step
     /// `adam.state.step` of a run of `num_steps`.
     pub fn apply_adam(&mut self, adam: &mut Adam<F>, num_steps: usize) {
         let learning_rate = adam.settings.learning_rate(adam.state.step, num_steps);
-        let gradients = &self.gradients;
-        let pairs = self.tape.parameters_mut().map(|(var, value)| {
-            let gradient = gradients
-                .parameter(var)
-                .as_slice()
-                .expect("gradients are contiguous");
-            (
-                value.as_slice_mut().expect("weights are contiguous"),
-                gradient,
-            )
-        });
+        let main = &mut self.workers[0];
+        let chunked = self.chunked.then_some(self.chunked_gradients.as_slice());
+        let gradients = &main.gradients;
+        let pairs = main
+            .tape
+            .parameters_mut()
+            .enumerate()
+            .map(|(index, (var, value))| {
+                let gradient = match chunked {
+                    Some(sums) => &sums[index],
+                    None => gradients.parameter(var),
+                };
+                (
+                    value.as_slice_mut().expect("weights are contiguous"),
+                    gradient.as_slice().expect("gradients are contiguous"),
+                )
+            });
         adam.update(learning_rate, pairs);
     }
 
     /// The summed negative log-likelihood of a document's predicted tokens and how many there are
     /// (`min(block_size, len - 1)`), computed without recording anything for a backward pass.
     pub fn document_nll(&mut self, tokens: &[usize]) -> Result<(F, usize), TapeError> {
-        self.tape.clear();
-        self.loss = None;
-        let Model { tape, graph, .. } = self;
+        self.has_loss = false;
+        self.chunked = false;
+        let Worker { tape, graph, .. } = &mut self.workers[0];
+        tape.clear();
         let loss = tape.without_grad(|tape| graph.record_document(tape, tokens))?;
         let predicted = graph.config.block_size.min(tokens.len() - 1);
         Ok((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))

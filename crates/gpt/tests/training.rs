@@ -46,6 +46,89 @@ fn a_batch_loss_and_gradient_are_the_mean_of_its_documents() {
     }
 }
 
+/// A batch of 20 documents: three chunks of up to `CHUNK` documents, on as many threads as there are.
+fn large_batch() -> Vec<Vec<usize>> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+    (0..20)
+        .map(|index| {
+            let length = 1 + index % 9;
+            let mut document = vec![4];
+            document.extend((0..length).map(|_| (rng.uniform() * 4.0) as usize));
+            document.push(4);
+            document
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_spread_over_threads_is_the_mean_of_its_documents() {
+    // Oracle: each document's loss and gradient on its own, averaged by hand.
+    let config = small_config();
+    let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(4)).unwrap();
+    let documents = large_batch();
+    assert!(documents.len() > 2 * gpt::CHUNK);
+    let mut model = Model::new(params);
+    let count = documents.len() as f64;
+    let tensors = config.parameter_shapes().len();
+    let mut expected_loss = 0.0;
+    let mut expected: Vec<ndarray::ArrayD<f64>> = Vec::new();
+    for document in &documents {
+        expected_loss += model.loss(document).unwrap() / count;
+        for index in 0..tensors {
+            let share = model.gradient(index) / count;
+            match expected.get_mut(index) {
+                Some(sum) => *sum += &share,
+                None => expected.push(share),
+            }
+        }
+    }
+    let loss = model.batch_loss(&documents).unwrap();
+    assert!((loss - expected_loss).abs() <= 1e-14 * expected_loss);
+    for (index, expected) in expected.iter().enumerate() {
+        for (actual, expected) in model.gradient(index).iter().zip(expected) {
+            assert!(
+                (actual - expected).abs() <= 1e-14 + 1e-12 * expected.abs(),
+                "tensor {index}: {actual} vs {expected}"
+            );
+        }
+    }
+}
+
+#[test]
+fn results_are_bit_identical_whatever_the_number_of_threads() {
+    let config = small_config();
+    let documents = large_batch();
+    let train = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let params =
+                Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(5)).unwrap();
+            let mut adam = Adam::new(AdamSettings::default(), &params);
+            let mut model = Model::new(params);
+            let losses: Vec<u64> = (0..5)
+                .map(|_| {
+                    let loss = model.batch_loss(&documents).unwrap();
+                    model.apply_adam(&mut adam, 5);
+                    loss.to_bits()
+                })
+                .collect();
+            (losses, model.params())
+        })
+    };
+    let (one_thread, one_params) = train(1);
+    let (two_threads, two_params) = train(2);
+    assert_eq!(one_thread, two_threads);
+    for ((name, a), (_, b)) in one_params.iter().zip(two_params.iter()) {
+        assert!(
+            a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{name} differs"
+        );
+    }
+}
+
 #[test]
 fn the_seed_configuration_learns_names() {
     let Some(path) = [

@@ -23,7 +23,10 @@ pub struct CustomOpId(pub(crate) usize);
 /// its backward needs in `saved` (which it owns in the same way). `backward` adds the gradient of the
 /// loss with respect to each input into `grads` (add, do not overwrite: an input may feed other ops).
 /// Check a new op with [`check_gradients`](crate::check_gradients).
-pub trait CustomOp<F: Float> {
+///
+/// Ops are `Send + Sync` so that a tape can move to another thread (one tape per thread is how a
+/// batch is spread over cores).
+pub trait CustomOp<F: Float>: Send + Sync {
     /// A short name for error messages.
     fn name(&self) -> &'static str;
 
