@@ -17,28 +17,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gpt::{Adam, AdamSettings, Config, Model, Params, Tokenizer};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use support::scalar_model;
+use support::{NAMES, scalar_model};
 use tape::Float;
-
-/// The names documents cycle through (lengths 3 to 15, as in names.txt).
-const NAMES: [&str; 16] = [
-    "emma",
-    "olivia",
-    "ava",
-    "isabella",
-    "sophia",
-    "charlotte",
-    "mia",
-    "amelia",
-    "harper",
-    "evelyn",
-    "abigail",
-    "mariaguadalupes",
-    "elizabeth",
-    "kai",
-    "jayden",
-    "alexander",
-];
 
 /// A run long enough that the learning rate stays reasonable over all the iterations criterion
 /// makes.

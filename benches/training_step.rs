@@ -26,65 +26,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use gpt::{Adam, AdamSettings, Config, Model, Params, Tokenizer};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use support::scalar_model;
+use support::{NAMES, scalar_model};
 use tape::Float;
 
 /// Steps of each timed run before the weights are reset.
 const RUN_LENGTH: usize = 100;
-
-/// 50 names of 3 to 15 characters, the mix of lengths names.txt has.
-const NAMES: [&str; 50] = [
-    "emma",
-    "olivia",
-    "ava",
-    "isabella",
-    "sophia",
-    "charlotte",
-    "mia",
-    "amelia",
-    "harper",
-    "evelyn",
-    "abigail",
-    "emily",
-    "elizabeth",
-    "mila",
-    "ella",
-    "avery",
-    "sofia",
-    "camila",
-    "aria",
-    "scarlett",
-    "victoria",
-    "madison",
-    "luna",
-    "grace",
-    "chloe",
-    "penelope",
-    "layla",
-    "riley",
-    "zoey",
-    "nora",
-    "lily",
-    "eleanor",
-    "hannah",
-    "lillian",
-    "addison",
-    "aubrey",
-    "ellie",
-    "stella",
-    "natalie",
-    "zoe",
-    "leah",
-    "hazel",
-    "violet",
-    "aurora",
-    "savannah",
-    "audrey",
-    "brooklyn",
-    "bella",
-    "claire",
-    "mariaguadalupes",
-];
 
 fn tokenizer() -> Tokenizer {
     Tokenizer::from_vocab("abcdefghijklmnopqrstuvwxyz")
