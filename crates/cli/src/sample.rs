@@ -30,11 +30,8 @@ pub fn run(args: SampleArgs) -> Result<()> {
         .get("dtype")
         .and_then(|dtype| dtype.parse().ok())
     {
-        Some(Dtype::F32) => {
-            let checkpoint = gpt::load::<f32>(&args.model)
-                .map_err(|error| checkpoint_error(&args.model, error))?;
-            sample(&args, &options, checkpoint)
-        }
+        // A model trained in f32 samples in f32, as it was trained.
+        Some(Dtype::F32) => sample(&args, &options, checkpoint.cast::<f32>()),
         _ => sample(&args, &options, checkpoint),
     }
 }

@@ -31,23 +31,44 @@ pub fn run(args: TrainArgs) -> Result<()> {
 /// What a run starts from: its settings, and the checkpoint given with --init or --resume.
 struct Start {
     settings: RunSettings,
-    checkpoint: Option<(PathBuf, bool)>,
+    checkpoint: Option<Loaded>,
+}
+
+/// A checkpoint read once (in f64, which holds an F32 file exactly) and where it came from.
+struct Loaded {
+    path: PathBuf,
+    checkpoint: Checkpoint<f64>,
+    /// `--resume` (continue with its optimizer state) rather than `--init` (fresh optimizer).
+    resumed: bool,
 }
 
 impl Start {
     fn from_args(args: &TrainArgs) -> Result<Self> {
-        if let Some(path) = &args.resume {
-            let metadata = gpt::load::<f64>(path).map_err(|error| checkpoint_error(path, error))?;
-            let settings = RunSettings::resumed(args, &metadata)?;
+        let Some((path, resumed)) = args
+            .resume
+            .as_ref()
+            .map(|path| (path, true))
+            .or(args.init.as_ref().map(|path| (path, false)))
+        else {
             return Ok(Start {
-                settings,
-                checkpoint: Some((path.clone(), true)),
+                settings: RunSettings::fresh(args)?,
+                checkpoint: None,
             });
-        }
-        let settings = RunSettings::fresh(args)?;
+        };
+        let checkpoint = gpt::load::<f64>(path).map_err(|error| checkpoint_error(path, error))?;
+        let settings = if resumed {
+            RunSettings::resumed(args, &checkpoint)?
+        } else {
+            RunSettings::fresh(args)?
+        };
+        let path = path.clone();
         Ok(Start {
             settings,
-            checkpoint: args.init.clone().map(|path| (path, false)),
+            checkpoint: Some(Loaded {
+                path,
+                checkpoint,
+                resumed,
+            }),
         })
     }
 }
@@ -68,12 +89,10 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     check_output_directory(&out)?;
 
-    let loaded = match &start.checkpoint {
-        Some((path, _)) => {
-            Some(gpt::load::<F>(path).map_err(|error| checkpoint_error(path, error))?)
-        }
-        None => None,
-    };
+    let loaded = start
+        .checkpoint
+        .as_ref()
+        .map(|loaded| loaded.checkpoint.cast::<F>());
     if let Some(checkpoint) = &loaded {
         settings.check_config_flags(args, checkpoint.params.config())?;
     }
@@ -142,7 +161,14 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         ..AdamSettings::default()
     };
     let mut adam = match (&start.checkpoint, &loaded) {
-        (Some((path, true)), Some(checkpoint)) => {
+        (
+            Some(Loaded {
+                path,
+                resumed: true,
+                ..
+            }),
+            Some(checkpoint),
+        ) => {
             let state = checkpoint.adam.clone().ok_or_else(|| {
                 CliError::input(format!(
                     "{} has no optimizer state to resume from; use --init to start a new run from its weights",

@@ -48,6 +48,21 @@ pub struct AdamState<F> {
 }
 
 impl<F: Float> AdamState<F> {
+    /// The same state in another precision.
+    pub fn cast<G: Float>(&self) -> AdamState<G> {
+        let cast = |tensors: &[Array2<F>]| {
+            tensors
+                .iter()
+                .map(|t| t.mapv(|x| G::from_f64(x.to_f64())))
+                .collect()
+        };
+        AdamState {
+            m: cast(&self.m),
+            v: cast(&self.v),
+            step: self.step,
+        }
+    }
+
     /// Zero moments shaped like `params`, at step 0.
     pub fn zeros(params: &Params<F>) -> Self {
         let zeros: Vec<Array2<F>> = params

@@ -1162,3 +1162,14 @@ fn the_unmutated_proptest_base_loads() {
     let checkpoint = Checkpoint::<f32>::from_bytes(&VALID).unwrap();
     assert!(checkpoint.adam.is_some());
 }
+
+#[test]
+fn casting_a_checkpoint_is_what_loading_in_the_other_precision_gives() {
+    // Oracle: the loader's own conversion of the saved bytes.
+    let original = checkpoint::<f64>("abc", 11, true);
+    let bytes = original.to_bytes(Dtype::F64).unwrap();
+    let loaded_as_f32 = Checkpoint::<f32>::from_bytes(&bytes).unwrap();
+    assert_eq!(original.cast::<f32>(), loaded_as_f32);
+    // And an f32 checkpoint survives a trip through f64 bit for bit.
+    assert_eq!(loaded_as_f32.cast::<f64>().cast::<f32>(), loaded_as_f32);
+}

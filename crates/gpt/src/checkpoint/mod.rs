@@ -63,6 +63,17 @@ pub struct Checkpoint<F> {
 }
 
 impl<F: Float> Checkpoint<F> {
+    /// The same checkpoint in another precision (`f64` to `f32` rounds to nearest, as loading an
+    /// F64 file as `f32` does; `f32` to `f64` and back is exact).
+    pub fn cast<G: Float>(&self) -> Checkpoint<G> {
+        Checkpoint {
+            params: self.params.cast(),
+            tokenizer: self.tokenizer.clone(),
+            adam: self.adam.as_ref().map(AdamState::cast),
+            metadata: self.metadata.clone(),
+        }
+    }
+
     /// The bytes of the safetensors file [`save`] writes, with tensors stored as `dtype`.
     pub fn to_bytes(&self, dtype: Dtype) -> Result<Vec<u8>, CheckpointError> {
         encode::to_bytes(self, dtype)
