@@ -42,16 +42,21 @@ fn assert_bad_input(output: &Output, expected: &str) {
     );
 }
 
+/// `microgpt train --data names.txt` with `extra` arguments, in `directory`.
+fn train_on_names(directory: &Path, extra: &[&str]) -> Output {
+    run_microgpt(
+        directory,
+        &[&["train", "--data", "names.txt"], extra].concat(),
+    )
+}
+
 /// A directory holding `names.txt` and a model trained on it for 30 steps.
 fn trained(name: &str) -> std::path::PathBuf {
     let directory = scratch_directory(name);
     fs::write(directory.join("names.txt"), NAMES).unwrap();
-    let output = run_microgpt(
+    let output = train_on_names(
         &directory,
         &[
-            "train",
-            "--data",
-            "names.txt",
             "--steps",
             "30",
             "--samples",
@@ -217,12 +222,9 @@ fn stopping_and_resuming_gives_the_same_checkpoint_bit_for_bit() {
         .concat(),
     );
     assert!(first.status.success(), "{}", stderr(&first));
-    let second = run_microgpt(
+    let second = train_on_names(
         &directory,
         &[
-            "train",
-            "--data",
-            "names.txt",
             "--resume",
             "half.safetensors",
             "--samples",
@@ -377,12 +379,9 @@ fn broken_checkpoints_are_reported() {
         );
     }
     // A checkpoint of another width, renamed over the tensors' expectations: the loader names the shape.
-    let other = run_microgpt(
+    let other = train_on_names(
         &directory,
         &[
-            "train",
-            "--data",
-            "names.txt",
             "--steps",
             "1",
             "--samples",
@@ -470,33 +469,14 @@ fn invalid_options_are_refused_before_any_work() {
 fn an_unusable_output_path_keeps_the_old_checkpoint() {
     let directory = trained("output-path");
     let before = fs::read(directory.join("model.safetensors")).unwrap();
-    let missing = run_microgpt(
+    let missing = train_on_names(
         &directory,
-        &[
-            "train",
-            "--data",
-            "names.txt",
-            "--steps",
-            "5",
-            "--out",
-            "no/such/dir/model.safetensors",
-        ],
+        &["--steps", "5", "--out", "no/such/dir/model.safetensors"],
     );
     assert_bad_input(&missing, "does not exist");
     // A directory where the file should go: the write fails at the end, after training.
     fs::create_dir(directory.join("taken.safetensors")).unwrap();
-    let taken = run_microgpt(
-        &directory,
-        &[
-            "train",
-            "--data",
-            "names.txt",
-            "--steps",
-            "5",
-            "--out",
-            "taken.safetensors",
-        ],
-    );
+    let taken = train_on_names(&directory, &["--steps", "5", "--out", "taken.safetensors"]);
     assert_bad_input(&taken, "taken.safetensors");
     assert_eq!(
         fs::read(directory.join("model.safetensors")).unwrap(),
@@ -508,12 +488,9 @@ fn an_unusable_output_path_keeps_the_old_checkpoint() {
 fn a_diverging_run_stops_with_the_step_and_saves_nothing() {
     let directory = trained("nan");
     let before = fs::read(directory.join("model.safetensors")).unwrap();
-    let output = run_microgpt(
+    let output = train_on_names(
         &directory,
         &[
-            "train",
-            "--data",
-            "names.txt",
             "--steps",
             "50",
             "--lr",
@@ -590,12 +567,9 @@ fn a_missing_default_dataset_is_downloaded_and_verified() {
 #[test]
 fn f32_runs_and_init_from_a_checkpoint_work_end_to_end() {
     let directory = trained("f32-and-init");
-    let f32_run = run_microgpt(
+    let f32_run = train_on_names(
         &directory,
         &[
-            "train",
-            "--data",
-            "names.txt",
             "--steps",
             "20",
             "--dtype",

@@ -522,30 +522,36 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Serves `responses`, downloads from them expecting a failure, checks that nothing was
+    /// written, and returns the error.
+    fn failed_download(name: &str, responses: Vec<Vec<u8>>) -> DownloadError {
+        let dir = scratch_dir(name);
+        let (url, server) = serve(responses);
+        let destination = dir.join("names.txt");
+        let url = format!("{url}/names.txt");
+        let error =
+            download_with(&agent(), &url, &destination, &SMALL_INTEGRITY, false).unwrap_err();
+        server.join().unwrap();
+        assert!(
+            !destination.exists(),
+            "a failed download wrote {}",
+            destination.display()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        error
+    }
+
     #[test]
     fn a_404_is_a_status_error() {
-        let dir = scratch_dir("status");
         let response =
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found"
                 .to_vec();
-        let (url, server) = serve(vec![response]);
-        let destination = dir.join("names.txt");
-        let error = download_with(
-            &agent(),
-            &format!("{url}/names.txt"),
-            &destination,
-            &SMALL_INTEGRITY,
-            false,
-        )
-        .unwrap_err();
+        let error = failed_download("status", vec![response]);
         assert!(
             matches!(error, DownloadError::Status { status: 404, .. }),
             "{error:?}"
         );
         assert!(error.to_string().contains("HTTP 404 Not Found"), "{error}");
-        server.join().unwrap();
-        assert!(!destination.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -594,25 +600,12 @@ mod tests {
 
     #[test]
     fn a_body_cut_short_is_a_network_error() {
-        let dir = scratch_dir("short");
         // Announces 100 bytes, sends 16, closes.
         let mut response =
             b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n".to_vec();
         response.extend_from_slice(SMALL);
-        let (url, server) = serve(vec![response]);
-        let destination = dir.join("names.txt");
-        let error = download_with(
-            &agent(),
-            &format!("{url}/names.txt"),
-            &destination,
-            &SMALL_INTEGRITY,
-            false,
-        )
-        .unwrap_err();
+        let error = failed_download("short", vec![response]);
         assert!(matches!(error, DownloadError::Network { .. }), "{error:?}");
-        server.join().unwrap();
-        assert!(!destination.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
