@@ -55,13 +55,11 @@ pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
 
 /// One line for a checkpoint that cannot be read or written.
 fn checkpoint_error(path: &Path, error: CheckpointError) -> CliError {
-    let message = error.to_string();
-    let message = if message.contains(&path.display().to_string()) {
-        message
-    } else {
-        format!("{}: {message}", path.display())
-    };
-    CliError::input(message)
+    match error {
+        // An I/O error names its path already.
+        CheckpointError::Io { .. } => CliError::input(error.to_string()),
+        _ => CliError::input(format!("{}: {error}", path.display())),
+    }
 }
 
 /// Every document as `[BOS, tokens.., BOS]`, or an error naming the first character outside the
