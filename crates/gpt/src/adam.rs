@@ -126,10 +126,15 @@ impl<F: Float> Adam<F> {
         let AdamSettings {
             beta1, beta2, eps, ..
         } = self.settings;
-        // Powers through C's pow, as Python's `beta ** (step + 1)`, so f64 runs match it bit for bit.
+        // Powers through C's pow, as Python's `beta ** (step + 1)`, so the corrections match
+        // Python's bit for bit.
         let exponent = (self.state.step + 1) as f64;
-        let first_correction = F::from_f64(1.0 - beta1.powf(exponent));
-        let second_correction = F::from_f64(1.0 - beta2.powf(exponent));
+        // The bias corrections are the same for every weight, so each moment is multiplied by their
+        // reciprocal: one division per weight instead of three (divisions and square roots are what
+        // bound this loop). Each product may differ from Python's quotient in the last bit, far
+        // below the 1e-9 to which training must match it.
+        let inverse_first_correction = F::one() / F::from_f64(1.0 - beta1.powf(exponent));
+        let inverse_second_correction = F::one() / F::from_f64(1.0 - beta2.powf(exponent));
         let (beta1, beta2, eps, lr) = (
             F::from_f64(beta1),
             F::from_f64(beta2),
@@ -143,16 +148,16 @@ impl<F: Float> Adam<F> {
         {
             let m = m.as_slice_mut().expect("moments are contiguous");
             let v = v.as_slice_mut().expect("moments are contiguous");
-            // Plain loops over equal-length slices: the compiler vectorises them, divisions and
-            // square roots included (both are exactly rounded, so lanes change nothing).
+            // Plain loops over equal-length slices: the compiler vectorises them, the division and
+            // square root included (both are exactly rounded, so lanes change nothing).
             let len = weights.len();
             let (gradient, m, v) = (&gradient[..len], &mut m[..len], &mut v[..len]);
             for i in 0..len {
                 let g = gradient[i];
                 m[i] = beta1 * m[i] + keep1 * g;
                 v[i] = beta2 * v[i] + keep2 * (g * g);
-                let m_hat = m[i] / first_correction;
-                let v_hat = v[i] / second_correction;
+                let m_hat = m[i] * inverse_first_correction;
+                let v_hat = v[i] * inverse_second_correction;
                 weights[i] -= lr * m_hat / (v_hat.sqrt() + eps);
             }
         }
