@@ -16,7 +16,8 @@ use scalar::{NamedTensor, ScalarGpt};
 use tape::Float;
 
 use crate::args::BenchArgs;
-use crate::data::{self, DEFAULT_DATA};
+use crate::corpus::Corpus;
+use crate::data::DEFAULT_DATA;
 use crate::error::{CliError, Result};
 use crate::plot::{Chart, Series};
 
@@ -222,7 +223,8 @@ fn chart(rows: &[Row]) -> Chart {
 /// The real names when they are here; otherwise 2,000 pseudo-names, so the benchmark runs anywhere.
 fn documents() -> Result<Vec<String>> {
     if Path::new(DEFAULT_DATA).is_file() {
-        return data::read_documents(Path::new(DEFAULT_DATA));
+        let corpus = Corpus::read(Path::new(DEFAULT_DATA))?;
+        return Ok(corpus.documents().map(str::to_string).collect());
     }
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
     Ok((0..2000)

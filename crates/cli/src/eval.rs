@@ -4,9 +4,10 @@ use gpt::{Dtype, Model};
 use tape::Float;
 
 use crate::args::EvalArgs;
+use crate::checkpoint_error;
+use crate::corpus::Corpus;
 use crate::error::{CliError, Result};
 use crate::train::mean_loss;
-use crate::{checkpoint_error, data, encode_all};
 
 /// Runs `eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -19,15 +20,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
 fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
     let checkpoint =
         gpt::load::<F>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
-    let documents = data::read_documents(&args.data)?;
-    let tokens = encode_all(&checkpoint.tokenizer, &documents, &args.data)?;
+    let corpus = Corpus::read(&args.data)?;
+    corpus.check_vocabulary(&checkpoint.tokenizer, &args.data)?;
     let block_size = checkpoint.params.config().block_size;
-    let predicted: usize = tokens
-        .iter()
-        .map(|document| block_size.min(document.len() - 1))
+    // A document of n characters predicts n + 1 tokens, at most block_size of them.
+    let predicted: usize = corpus
+        .documents()
+        .map(|document| block_size.min(document.chars().count() + 1))
         .sum();
     let mut model = Model::new(checkpoint.params);
-    let loss = mean_loss(&mut model, &tokens)?;
+    let loss = mean_loss(&mut model, &corpus, 0..corpus.len(), &checkpoint.tokenizer)?;
     if !loss.is_finite() {
         return Err(CliError::failure(format!(
             "the loss is {loss}: the checkpoint's weights are not finite"
@@ -37,7 +39,7 @@ fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
     if args.json {
         println!(
             "{{\"loss\": {loss}, \"perplexity\": {perplexity}, \"tokens\": {predicted}, \"documents\": {}}}",
-            documents.len()
+            corpus.len()
         );
     } else {
         println!("loss {loss:.6}");

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod corpus;
 mod data;
 mod download;
 mod error;
@@ -20,10 +21,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gpt::{CheckpointError, Tokenizer};
+use gpt::CheckpointError;
 
 use crate::args::{Cli, Command};
-use crate::error::{CliError, Result};
+use crate::error::CliError;
 
 /// Parses `arguments` (the program name first), runs the command and returns the exit status:
 /// 0 on success, 2 for bad arguments or input, 1 for other failures, with one line on stderr.
@@ -60,20 +61,4 @@ fn checkpoint_error(path: &Path, error: CheckpointError) -> CliError {
         CheckpointError::Io { .. } => CliError::input(error.to_string()),
         _ => CliError::input(format!("{}: {error}", path.display())),
     }
-}
-
-/// Every document as `[BOS, tokens.., BOS]`, or an error naming the first character outside the
-/// vocabulary with its line.
-fn encode_all(tokenizer: &Tokenizer, documents: &[String], path: &Path) -> Result<Vec<Vec<usize>>> {
-    documents
-        .iter()
-        .map(|document| {
-            tokenizer.encode(document).map_err(|error| {
-                CliError::input(format!(
-                    "{}: document {document:?}: {error}; the model's vocabulary is fixed by its checkpoint",
-                    path.display()
-                ))
-            })
-        })
-        .collect()
 }

@@ -1,5 +1,6 @@
 //! `microgpt train`: microgpt.py's training run, with validation, checkpoints and resumption.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use gpt::{
@@ -8,13 +9,14 @@ use gpt::{
 use tape::Float;
 
 use crate::args::TrainArgs;
+use crate::checkpoint_error;
+use crate::corpus::Corpus;
 use crate::data::{self, DEFAULT_DATA};
 use crate::error::{CliError, Result};
 use crate::plot::{self, LossPoint};
 use crate::progress::Progress;
 use crate::rng::{Generator, RngKind};
 use crate::settings::RunSettings;
-use crate::{checkpoint_error, encode_all};
 
 /// Where the checkpoint goes when `--out` is not given.
 pub const DEFAULT_OUT: &str = "microgpt.safetensors";
@@ -105,16 +107,16 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             path
         }
     };
-    let mut documents = data::read_documents(&data_path)?;
+    let mut corpus = Corpus::read(&data_path)?;
     let mut rng = Generator::new(settings.rng, settings.seed);
     if settings.shuffle {
-        gpt::Randomness::shuffle(&mut rng, &mut documents);
+        corpus.shuffle(&mut rng);
     }
     let tokenizer = match &loaded {
         Some(checkpoint) => checkpoint.tokenizer.clone(),
-        None => Tokenizer::from_documents(documents.iter().map(String::as_str)),
+        None => Tokenizer::from_documents(corpus.documents()),
     };
-    println!("num docs: {}", documents.len());
+    println!("num docs: {}", corpus.len());
     println!("vocab size: {}", tokenizer.vocab_size());
 
     let config = match &loaded {
@@ -133,20 +135,20 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         .map_or(fresh, |checkpoint| checkpoint.params.clone());
     println!("num params: {}", params.num_params());
 
-    let tokens = encode_all(&tokenizer, &documents, &data_path)?;
-    let validation_size = (documents.len() as f64 * settings.val_fraction) as usize;
-    let train_size = documents.len() - validation_size;
+    corpus.check_vocabulary(&tokenizer, &data_path)?;
+    let validation_size = (corpus.len() as f64 * settings.val_fraction) as usize;
+    let train_size = corpus.len() - validation_size;
     if train_size == 0 {
         return Err(CliError::input(format!(
             "--val-fraction {} leaves no training documents out of {}",
             settings.val_fraction,
-            documents.len()
+            corpus.len()
         )));
     }
-    let (train_tokens, validation_tokens) = tokens.split_at(train_size);
-    let too_long = tokens
-        .iter()
-        .filter(|document| document.len() - 1 > config.block_size)
+    // A document of n characters predicts n + 1 tokens (its last character's successor is BOS).
+    let too_long = corpus
+        .documents()
+        .filter(|document| document.chars().count() + 1 > config.block_size)
         .count();
     if too_long > 0 {
         eprintln!(
@@ -196,15 +198,15 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let mut model = Model::new(params);
     let mut best_val_loss = settings.best_val_loss;
     let mut points = Vec::new();
-    let mut batch: Vec<&[usize]> = Vec::with_capacity(settings.batch_size);
+    // The batch's documents, tokenized into buffers reused from step to step.
+    let mut batch = vec![Vec::new(); settings.batch_size];
     let mut progress = Progress::new(first_step, last_step);
     let mut last_loss = 0.0;
     for step in first_step..last_step {
-        batch.clear();
-        batch.extend(
-            (0..settings.batch_size)
-                .map(|b| train_tokens[(step * settings.batch_size + b) % train_size].as_slice()),
-        );
+        for (b, tokens) in batch.iter_mut().enumerate() {
+            let index = (step * settings.batch_size + b) % train_size;
+            corpus.encode_into(index, &tokenizer, tokens);
+        }
         let loss = model
             .batch_loss(&batch)
             .map_err(|error| CliError::failure(error.to_string()))?
@@ -233,8 +235,9 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         let evaluate_now = settings.eval_every > 0
             && (step + 1).is_multiple_of(settings.eval_every)
             || step + 1 == num_steps;
-        if evaluate_now && !validation_tokens.is_empty() {
-            let val_loss = mean_loss(&mut model, validation_tokens)?;
+        if evaluate_now && validation_size > 0 {
+            let validation = train_size..corpus.len();
+            let val_loss = mean_loss(&mut model, &corpus, validation, &tokenizer)?;
             progress.note(&format!("step {} | val loss {val_loss:.4}", step + 1));
             best_val_loss = Some(best_val_loss.map_or(val_loss, |best: f64| best.min(val_loss)));
             point.val_loss = Some(val_loss);
@@ -289,12 +292,19 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     Ok(())
 }
 
-/// The mean per-token loss of `documents`.
-pub fn mean_loss<F: Float>(model: &mut Model<F>, documents: &[Vec<usize>]) -> Result<f64> {
+/// The mean per-token loss of the documents `range` of `corpus` (whose vocabulary was checked).
+pub fn mean_loss<F: Float>(
+    model: &mut Model<F>,
+    corpus: &Corpus,
+    range: Range<usize>,
+    tokenizer: &Tokenizer,
+) -> Result<f64> {
     let (mut total, mut count) = (0.0, 0);
-    for document in documents {
+    let mut tokens = Vec::new();
+    for index in range {
+        corpus.encode_into(index, tokenizer, &mut tokens);
         let (loss, predicted) = model
-            .document_nll(document)
+            .document_nll(&tokens)
             .map_err(|error| CliError::failure(error.to_string()))?;
         total += loss.to_f64();
         count += predicted;

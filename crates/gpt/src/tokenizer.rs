@@ -42,7 +42,12 @@ impl Tokenizer {
     /// assert_eq!(tokenizer.encode("ma").unwrap(), vec![4, 2, 0, 4]);
     /// ```
     pub fn from_documents<'a>(documents: impl IntoIterator<Item = &'a str>) -> Self {
-        let chars: BTreeSet<char> = documents.into_iter().flat_map(str::chars).collect();
+        // Inserted one by one: collecting into a set would first gather every character of the
+        // corpus in a vector (4 bytes each, a megabyte for names.txt).
+        let mut chars = BTreeSet::new();
+        for document in documents {
+            chars.extend(document.chars());
+        }
         Tokenizer {
             chars: chars.into_iter().collect(),
         }
