@@ -142,6 +142,8 @@ pub struct Model<F: Float> {
     /// The gradients of the last batch when it took more than one chunk (the sum of the chunks'
     /// gradients, each chunk's loss scaled by its share of the batch); buffers kept across steps.
     chunked_gradients: Vec<ArrayD<F>>,
+    /// The chunks' losses of the last batch, in chunk order (a buffer kept across steps).
+    chunk_losses: Vec<Result<F, TapeError>>,
     /// Whether `chunked_gradients` holds the last batch's gradients.
     chunked: bool,
     /// Whether a loss (and so a gradient) has been computed.
@@ -161,6 +163,7 @@ impl<F: Float> Model<F> {
             names,
             workers: vec![Worker::new(config, weights)],
             chunked_gradients: Vec::new(),
+            chunk_losses: Vec::new(),
             chunked: false,
             has_loss: false,
         }
@@ -224,16 +227,16 @@ impl<F: Float> Model<F> {
         // A chunk's loss is the mean of its documents' losses; scaled by the chunk's share of the
         // batch, the chunks' losses (and gradients) add up to the batch's mean.
         let batch = documents.len() as f64;
-        let losses: Vec<Result<F, TapeError>> = self.workers[..chunks]
+        self.workers[..chunks]
             .par_iter_mut()
             .zip(documents.par_chunks(CHUNK))
             .map(|(worker, chunk)| {
                 let loss = worker.record(chunk, F::from_f64(chunk.len() as f64 / batch))?;
                 Ok(worker.tape.scalar(loss))
             })
-            .collect();
+            .collect_into_vec(&mut self.chunk_losses);
         let mut total = F::zero();
-        for loss in losses {
+        for loss in self.chunk_losses.drain(..) {
             total += loss?;
         }
         self.sum_chunk_gradients(chunks);
