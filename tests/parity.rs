@@ -93,6 +93,53 @@ fn two_layers_and_three_heads_match_the_scalar_model() {
     check_model_parity(config, 12);
 }
 
+/// A batch against the scalar model's per-document losses and gradients, averaged: once within one
+/// chunk (documents laid end to end on one tape) and once over two chunks.
+#[test]
+fn batches_match_the_mean_of_the_scalar_model_documents() {
+    let config = Config {
+        n_layer: 2,
+        n_embd: 12,
+        n_head: 3,
+        block_size: 6,
+        vocab_size: 5,
+    };
+    let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(13)).unwrap();
+    let mut scalar_model = support::scalar_model(&params);
+    let mut model = Model::new(params);
+    let documents = documents(config.vocab_size);
+    for count in [documents.len(), gpt::CHUNK + 3] {
+        let batch: Vec<&Vec<usize>> = documents.iter().cycle().take(count).collect();
+        let mut expected_loss = 0.0;
+        let mut expected_gradients: Vec<Vec<f64>> = Vec::new();
+        for tokens in &batch {
+            expected_loss += scalar_model.loss(tokens) / count as f64;
+            for (index, gradient) in scalar_model.gradients().iter().enumerate() {
+                let share = gradient.data.iter().map(|&x| x / count as f64);
+                match expected_gradients.get_mut(index) {
+                    Some(sum) => sum.iter_mut().zip(share).for_each(|(sum, x)| *sum += x),
+                    None => expected_gradients.push(share.collect()),
+                }
+            }
+        }
+        let loss = model.batch_loss(&batch).unwrap();
+        assert_relative(
+            loss,
+            expected_loss,
+            1e-12,
+            &format!("loss of {count} documents"),
+        );
+        for (index, expected) in expected_gradients.iter().enumerate() {
+            for (&actual, &expected) in model.gradient(index).iter().zip(expected) {
+                assert!(
+                    (actual - expected).abs() <= 1e-10,
+                    "{count} documents, tensor {index}: tape {actual:e}, scalar {expected:e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn small_expressions_agree_with_the_scalar_engine() {
     // rmsnorm, a linear layer, relu, softmax and a log-likelihood, on both engines.

@@ -1,19 +1,27 @@
-//! Causal multi-head self-attention over a whole sequence, as one fused op on the tape.
+//! Causal multi-head self-attention over documents laid end to end, as one fused op on the tape.
 //!
 //! Recording attention from primitive ops would take a slice, a dot and a softmax per head and per
-//! position; fused, a document's attention is one node whose backward is written out below.
+//! position; fused, the attention of a whole chunk of documents is one node whose backward is
+//! written out below.
 
 use ndarray::ArrayD;
 use tape::{CustomOp, Float, InputGrads, Inputs, TapeError, resize};
 
-/// `out[t, head] = sum_{s <= t} softmax_s(q[t, head] . k[s, head] / sqrt(head_dim)) v[s, head]`
-/// for one input `qkv` of shape `[positions, 3 n_embd]` holding each position's query, key and value
-/// side by side (as [`Tape::linear_stacked`](tape::Tape::linear_stacked) makes them), each split into
-/// `n_head` heads. The output is `[positions, n_embd]`.
+/// `out[t, head] = sum_{s <= t} softmax_s(q[t, head] . k[s, head] / sqrt(head_dim)) v[s, head]`,
+/// with `s` running over the earlier positions of `t`'s own document only.
 ///
-/// The attention weights are saved (`[n_head, positions, positions]`, zero above the diagonal) for
-/// the backward pass. Taking q, k and v as one value gives the backward pass one gradient buffer to
-/// write all three into, in a single sweep.
+/// Inputs: `qkv` of shape `[rows, 3 n_embd]` holding each row's query, key and value side by side
+/// (as [`Tape::linear_stacked`](tape::Tape::linear_stacked) makes them), each split into `n_head`
+/// heads; and `lengths`, a vector with each document's number of rows, in order, summing to `rows`
+/// (a float vector because custom ops take tape values; its entries are small whole numbers). The
+/// output is `[rows, n_embd]`.
+///
+/// Laying a chunk's documents end to end makes every projection around the attention one matrix
+/// product over all their rows; the lengths keep each document from seeing its neighbours.
+///
+/// The attention weights are saved for the backward pass: per document and head, the lower triangle
+/// of its `[n, n]` weight matrix, row by row. Taking q, k and v as one value gives the backward pass
+/// one gradient buffer to write all three into, in a single sweep.
 pub(crate) struct CausalSelfAttention {
     pub(crate) n_head: usize,
 }
@@ -24,27 +32,131 @@ impl CausalSelfAttention {
     fn scale<F: Float>(head_dim: usize) -> F {
         F::from_f64((head_dim as f64).powf(0.5).powf(-1.0))
     }
+
+    /// Checks the inputs' shapes; returns `(rows, width)`.
+    fn check<F: Float>(&self, inputs: &Inputs<'_, F>) -> Result<(usize, usize), TapeError> {
+        let fail = |detail: String| Err(TapeError::shape("causal_self_attention", detail));
+        if inputs.len() != 2 {
+            return fail(format!(
+                "takes a qkv matrix and the documents' lengths, got {} inputs",
+                inputs.len()
+            ));
+        }
+        let qkv = inputs.get(0);
+        if qkv.ndim() != 2 || !qkv.shape()[1].is_multiple_of(3 * self.n_head) {
+            return fail(format!(
+                "qkv must be a [rows, 3 n_embd] matrix with n_embd a multiple of {} heads, got {:?}",
+                self.n_head,
+                qkv.shape()
+            ));
+        }
+        let rows = qkv.shape()[0];
+        let lengths = inputs.get(1);
+        let whole =
+            |&length: &F| Float::to_f64(length) >= 1.0 && Float::to_f64(length).fract() == 0.0;
+        if lengths.ndim() != 1
+            || !lengths.iter().all(whole)
+            || lengths_of(lengths).sum::<usize>() != rows
+        {
+            return fail(format!(
+                "lengths {lengths} must be positive whole numbers summing to the {rows} rows"
+            ));
+        }
+        Ok((rows, qkv.shape()[1] / 3))
+    }
 }
 
-/// Where one head's slices of a `[positions, 3 width]` qkv row start: query, key and value.
-struct Layout {
+/// The documents' lengths, as counts.
+fn lengths_of<F: Float>(lengths: &ArrayD<F>) -> impl Iterator<Item = usize> + '_ {
+    lengths.iter().map(|&length| Float::to_f64(length) as usize)
+}
+
+/// The saved weights of one head over a document of `n` rows: the lower triangle of `[n, n]`.
+fn triangle(n: usize) -> usize {
+    n * (n + 1) / 2
+}
+
+/// One head's slices of a row: `start` is where its columns begin within a `width`-wide block (the
+/// query, key and value blocks of a qkv row, or an output row).
+///
+/// `D` is the head size when it is one of the common ones (see `with_head!`), 0 otherwise: with a
+/// size known at compile time every slice below has a constant length, so the dot products and
+/// updates of a small head compile to a few straight-line vector instructions instead of loops with
+/// a counter, a remainder and bounds checks.
+#[derive(Clone, Copy)]
+struct Head<const D: usize> {
     width: usize,
     head_dim: usize,
+    start: usize,
 }
 
-impl Layout {
-    fn query(&self, position: usize, head: usize) -> usize {
-        position * 3 * self.width + head * self.head_dim
+/// Calls `$body` with `$head` bound to the [`Head`] at columns `$start`, its size a compile-time
+/// constant for head sizes 4, 8 and 16.
+macro_rules! with_head {
+    ($width:expr, $head_dim:expr, $start:expr, |$head:ident| $body:expr) => {{
+        let (width, head_dim, start) = ($width, $head_dim, $start);
+        match head_dim {
+            4 => {
+                let $head = Head::<4> {
+                    width,
+                    head_dim,
+                    start,
+                };
+                $body
+            }
+            8 => {
+                let $head = Head::<8> {
+                    width,
+                    head_dim,
+                    start,
+                };
+                $body
+            }
+            16 => {
+                let $head = Head::<16> {
+                    width,
+                    head_dim,
+                    start,
+                };
+                $body
+            }
+            _ => {
+                let $head = Head::<0> {
+                    width,
+                    head_dim,
+                    start,
+                };
+                $body
+            }
+        }
+    }};
+}
+
+impl<const D: usize> Head<D> {
+    /// The head size: `D` when it is known at compile time.
+    fn size(&self) -> usize {
+        if D == 0 { self.head_dim } else { D }
     }
-    fn key(&self, position: usize, head: usize) -> usize {
-        self.query(position, head) + self.width
+    fn query<'a, F>(&self, row: &'a [F]) -> &'a [F] {
+        &row[self.start..][..self.size()]
     }
-    fn value(&self, position: usize, head: usize) -> usize {
-        self.query(position, head) + 2 * self.width
+    fn key<'a, F>(&self, row: &'a [F]) -> &'a [F] {
+        &row[self.width + self.start..][..self.size()]
     }
-    /// A head's slice of a `[positions, width]` row (the output and its gradient).
-    fn output(&self, position: usize, head: usize) -> usize {
-        position * self.width + head * self.head_dim
+    fn value<'a, F>(&self, row: &'a [F]) -> &'a [F] {
+        &row[2 * self.width + self.start..][..self.size()]
+    }
+    /// The head's slice of an output row (or of a query block).
+    fn output_mut<'a, F>(&self, row: &'a mut [F]) -> &'a mut [F] {
+        &mut row[self.start..][..self.size()]
+    }
+    /// The head's key and value slices of a row's `[2 width]` key-value part.
+    fn key_value_mut<'a, F>(&self, key_value: &'a mut [F]) -> (&'a mut [F], &'a mut [F]) {
+        let (key, value) = key_value.split_at_mut(self.width);
+        (
+            &mut key[self.start..][..self.size()],
+            &mut value[self.start..][..self.size()],
+        )
     }
 }
 
@@ -70,57 +182,35 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
         output: &mut ArrayD<F>,
         saved: &mut ArrayD<F>,
     ) -> Result<(), TapeError> {
-        if inputs.len() != 1 {
-            let detail = format!("takes one qkv matrix, got {} inputs", inputs.len());
-            return Err(TapeError::shape("causal_self_attention", detail));
-        }
-        let qkv = inputs.get(0);
-        if qkv.ndim() != 2 || !qkv.shape()[1].is_multiple_of(3 * self.n_head) {
-            let detail = format!(
-                "qkv must be a [positions, 3 n_embd] matrix with n_embd a multiple of {} heads, \
-                 got {:?}",
-                self.n_head,
-                qkv.shape()
-            );
-            return Err(TapeError::shape("causal_self_attention", detail));
-        }
-        let (positions, width) = (qkv.shape()[0], qkv.shape()[1] / 3);
+        let (rows, width) = self.check(inputs)?;
+        let lengths = inputs.get(1);
         let head_dim = width / self.n_head;
-        let layout = Layout { width, head_dim };
         let scale = Self::scale::<F>(head_dim);
-        resize(output, &[positions, width]);
-        resize(saved, &[self.n_head, positions, positions]);
-        let qkv = contiguous(qkv);
-        let out = output
+        let triangles: usize = lengths_of(lengths).map(triangle).sum();
+        resize(output, &[rows, width]);
+        resize(saved, &[self.n_head * triangles]);
+        let mut qkv = contiguous(inputs.get(0));
+        let mut out = output
             .as_slice_mut()
             .expect("resized buffers are contiguous");
-        let weights_all = saved
+        let mut weights = saved
             .as_slice_mut()
             .expect("resized buffers are contiguous");
-        for head in 0..self.n_head {
-            for t in 0..positions {
-                let query = &qkv[layout.query(t, head)..][..head_dim];
-                let weights = &mut weights_all[(head * positions + t) * positions..][..positions];
-                let mut max = F::neg_infinity();
-                for (s, weight) in weights[..=t].iter_mut().enumerate() {
-                    *weight = dot(query, &qkv[layout.key(s, head)..][..head_dim]) * scale;
-                    max = max.max(*weight);
-                }
-                let mut total = F::zero();
-                for weight in &mut weights[..=t] {
-                    *weight = (*weight - max).exp();
-                    total += *weight;
-                }
-                let inverse = total.recip();
-                weights[..=t]
-                    .iter_mut()
-                    .for_each(|weight| *weight *= inverse);
-                weights[t + 1..].fill(F::zero());
-                let out_head = &mut out[layout.output(t, head)..][..head_dim];
-                out_head.fill(F::zero());
-                for (s, &weight) in weights[..=t].iter().enumerate() {
-                    axpy(weight, &qkv[layout.value(s, head)..][..head_dim], out_head);
-                }
+        for n in lengths_of(lengths) {
+            let document;
+            (document, qkv) = qkv.split_at(n * 3 * width);
+            let document_out;
+            (document_out, out) = std::mem::take(&mut out).split_at_mut(n * width);
+            for start in (0..width).step_by(head_dim) {
+                let head_weights;
+                (head_weights, weights) = std::mem::take(&mut weights).split_at_mut(triangle(n));
+                with_head!(width, head_dim, start, |head| head_forward(
+                    head,
+                    scale,
+                    document,
+                    document_out,
+                    head_weights
+                ));
             }
         }
         Ok(())
@@ -134,49 +224,180 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
         output_grad: &ArrayD<F>,
         grads: &mut InputGrads<'_, '_, F>,
     ) {
-        let qkv = contiguous(inputs.get(0));
-        let (positions, width) = (output.shape()[0], output.shape()[1]);
+        let width = output.shape()[1];
         let head_dim = width / self.n_head;
-        let layout = Layout { width, head_dim };
         let scale = Self::scale::<F>(head_dim);
-        let (weights_all, out, grad) = (
+        let (mut qkv, mut weights, mut out, mut grad) = (
+            contiguous(inputs.get(0)),
             contiguous(saved),
             contiguous(output),
             contiguous(output_grad),
         );
-        let grad_qkv = grads
+        let mut grad_qkv = grads
             .get_mut(0)
             .as_slice_mut()
             .expect("gradients are contiguous");
-
-        // For query t of a head, with dout = d loss / d out[t]: the weight of key s gets
-        // dw[s] = dout . v[s], and its score dscore[s] = w[s] (dw[s] - sum_r w[r] dw[r]) (softmax's
-        // backward), where sum_r w[r] dw[r] = dout . out[t]. Then dq[t] += dscore[s] k[s] / sqrt(d),
-        // dk[s] += dscore[s] q[t] / sqrt(d) and dv[s] += w[s] dout.
-        for head in 0..self.n_head {
-            for t in 0..positions {
-                let weights = &weights_all[(head * positions + t) * positions..][..=t];
-                let dout = &grad[layout.output(t, head)..][..head_dim];
-                let inner = dot(dout, &out[layout.output(t, head)..][..head_dim]);
-                let query = layout.query(t, head);
-                for (s, &w) in weights.iter().enumerate() {
-                    let (key, value) = (layout.key(s, head), layout.value(s, head));
-                    let dw = dot(dout, &qkv[value..][..head_dim]);
-                    let dscore = w * (dw - inner) * scale;
-                    axpy(
-                        dscore,
-                        &qkv[key..][..head_dim],
-                        &mut grad_qkv[query..][..head_dim],
-                    );
-                    axpy(
-                        dscore,
-                        &qkv[query..][..head_dim],
-                        &mut grad_qkv[key..][..head_dim],
-                    );
-                    axpy(w, dout, &mut grad_qkv[value..][..head_dim]);
-                }
+        for n in lengths_of(inputs.get(1)) {
+            let (document, document_out, document_grad, document_grad_qkv);
+            (document, qkv) = qkv.split_at(n * 3 * width);
+            (document_out, out) = out.split_at(n * width);
+            (document_grad, grad) = grad.split_at(n * width);
+            (document_grad_qkv, grad_qkv) =
+                std::mem::take(&mut grad_qkv).split_at_mut(n * 3 * width);
+            for start in (0..width).step_by(head_dim) {
+                let head_weights;
+                (head_weights, weights) = weights.split_at(triangle(n));
+                let document = Document {
+                    qkv: document,
+                    out: document_out,
+                    grad: document_grad,
+                    weights: head_weights,
+                };
+                with_head!(width, head_dim, start, |head| head_backward(
+                    head,
+                    scale,
+                    &document,
+                    document_grad_qkv
+                ));
             }
         }
+    }
+}
+
+/// One head's attention within one document: `qkv` is its `[n, 3 width]` rows, `out` its
+/// `[n, width]` output rows and `weights` the head's lower triangle, filled here.
+fn head_forward<F: Float, const D: usize>(
+    head: Head<D>,
+    scale: F,
+    qkv: &[F],
+    out: &mut [F],
+    mut weights: &mut [F],
+) {
+    let stride = 3 * head.width;
+    for (t, (row, out_row)) in qkv
+        .chunks_exact(stride)
+        .zip(out.chunks_exact_mut(head.width))
+        .enumerate()
+    {
+        let row_weights;
+        (row_weights, weights) = std::mem::take(&mut weights).split_at_mut(t + 1);
+        let query = head.query(row);
+        let mut max = F::neg_infinity();
+        for (weight, key_row) in row_weights.iter_mut().zip(qkv.chunks_exact(stride)) {
+            *weight = dot(query, head.key(key_row)) * scale;
+            max = max.max(*weight);
+        }
+        let mut total = F::zero();
+        for weight in row_weights.iter_mut() {
+            *weight = (*weight - max).exp();
+            total += *weight;
+        }
+        let inverse = total.recip();
+        row_weights.iter_mut().for_each(|weight| *weight *= inverse);
+        let out_head = head.output_mut(out_row);
+        out_head.fill(F::zero());
+        for (&weight, value_row) in row_weights.iter().zip(qkv.chunks_exact(stride)) {
+            axpy(weight, head.value(value_row), out_head);
+        }
+    }
+}
+
+/// What one head's backward reads for one document: its qkv rows, output rows, the output's
+/// gradient rows and the head's saved weights.
+struct Document<'a, F> {
+    qkv: &'a [F],
+    out: &'a [F],
+    grad: &'a [F],
+    weights: &'a [F],
+}
+
+/// One head's backward within one document: adds the gradients of its queries, keys and values
+/// into `grad_qkv` (the document's `[n, 3 width]` rows).
+///
+/// For query t, with dout = d loss / d out[t]: the weight of key s gets dw[s] = dout . v[s], and its
+/// score dscore[s] = w[s] (dw[s] - sum_r w[r] dw[r]) (softmax's backward), where
+/// sum_r w[r] dw[r] = dout . out[t]. Then dq[t] += dscore[s] k[s] / sqrt(d),
+/// dk[s] += dscore[s] q[t] / sqrt(d) and dv[s] += w[s] dout.
+fn head_backward<F: Float, const D: usize>(
+    head: Head<D>,
+    scale: F,
+    document: &Document<'_, F>,
+    grad_qkv: &mut [F],
+) {
+    let stride = 3 * head.width;
+    let mut weights = document.weights;
+    let rows = document
+        .qkv
+        .chunks_exact(stride)
+        .zip(document.out.chunks_exact(head.width))
+        .zip(document.grad.chunks_exact(head.width));
+    for (t, ((row, out_row), grad_row)) in rows.enumerate() {
+        let row_weights;
+        (row_weights, weights) = weights.split_at(t + 1);
+        let dout = head.query(grad_row);
+        let query = Query {
+            query: head.query(row),
+            dout,
+            inner: dot(dout, head.query(out_row)),
+            scale,
+        };
+        // Row t's own gradient row holds dq[t] and, for s = t, dk[t] and dv[t]: split it apart from
+        // the earlier rows.
+        let (earlier, current) = grad_qkv.split_at_mut(t * stride);
+        let (grad_query, grad_key_value) = current[..stride].split_at_mut(head.width);
+        let grad_query = head.output_mut(grad_query);
+        for ((&weight, key_row), grad_row) in row_weights
+            .iter()
+            .zip(document.qkv.chunks_exact(stride))
+            .zip(earlier.chunks_exact_mut(stride))
+        {
+            let (grad_key, grad_value) = head.key_value_mut(&mut grad_row[head.width..]);
+            query.pair_backward(
+                weight,
+                head.key(key_row),
+                head.value(key_row),
+                grad_query,
+                grad_key,
+                grad_value,
+            );
+        }
+        let (grad_key, grad_value) = head.key_value_mut(grad_key_value);
+        query.pair_backward(
+            row_weights[t],
+            head.key(row),
+            head.value(row),
+            grad_query,
+            grad_key,
+            grad_value,
+        );
+    }
+}
+
+/// What the backward of one query's attention needs besides the key it attends to.
+struct Query<'a, F> {
+    query: &'a [F],
+    dout: &'a [F],
+    /// `dout . out[t]`, the softmax backward's correction.
+    inner: F,
+    scale: F,
+}
+
+impl<F: Float> Query<'_, F> {
+    /// The gradients through one attention weight `weight` of this query on `key` and `value`.
+    fn pair_backward(
+        &self,
+        weight: F,
+        key: &[F],
+        value: &[F],
+        grad_query: &mut [F],
+        grad_key: &mut [F],
+        grad_value: &mut [F],
+    ) {
+        let dw = dot(self.dout, value);
+        let dscore = weight * (dw - self.inner) * self.scale;
+        axpy(dscore, key, grad_query);
+        axpy(dscore, self.query, grad_key);
+        axpy(weight, self.dout, grad_value);
     }
 }
 
@@ -186,10 +407,10 @@ fn contiguous<F: Float>(array: &ArrayD<F>) -> &[F] {
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{ArrayD, IxDyn};
+    use ndarray::{ArrayD, IxDyn, arr1, s};
     use proptest::collection::vec;
     use proptest::prelude::*;
-    use tape::{Tolerance, check_gradients};
+    use tape::{Tape, Tolerance, check_gradients};
 
     use super::CausalSelfAttention;
 
@@ -198,47 +419,91 @@ mod tests {
             .prop_map(move |data| ArrayD::from_shape_vec(IxDyn(&[rows, columns]), data).unwrap())
     }
 
+    /// Document lengths as the op takes them.
+    fn lengths_value(lengths: &[usize]) -> ArrayD<f64> {
+        arr1(&lengths.iter().map(|&n| n as f64).collect::<Vec<_>>()).into_dyn()
+    }
+
+    /// The attention of `qkv`'s rows split into documents of `lengths` rows.
+    fn attend(n_head: usize, qkv: &ArrayD<f64>, lengths: &[usize]) -> ArrayD<f64> {
+        let mut tape = Tape::<f64>::new();
+        let attention = tape.register(CausalSelfAttention { n_head });
+        let qkv = tape.constant(qkv.clone());
+        let lengths = tape.constant(lengths_value(lengths));
+        let out = tape.custom(attention, &[qkv, lengths]).unwrap();
+        tape.value(out).clone()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(32))]
 
-        /// The fused backward against finite differences, through a random projection of the output.
+        /// The fused backward against finite differences, through a random projection of the output,
+        /// over one to three documents laid end to end.
         #[test]
         fn attention_gradients_match_finite_differences(
-            (n_head, qkv, weights) in (1usize..4, 1usize..4, 1usize..6).prop_flat_map(|(n_head, head_dim, positions)| {
-                let width = n_head * head_dim;
-                (Just(n_head), matrix(positions, 3 * width), matrix(positions, width))
+            (n_head, lengths, qkv, weights) in (1usize..4, prop::sample::select(vec![1usize, 2, 3, 4, 8, 16]), vec(1usize..5, 1..4)).prop_flat_map(|(n_head, head_dim, lengths)| {
+                let (width, rows) = (n_head * head_dim, lengths.iter().sum());
+                (Just(n_head), Just(lengths), matrix(rows, 3 * width), matrix(rows, width))
             })
         ) {
             let result = check_gradients(&[qkv], Tolerance::default(), |tape, inputs| {
                 let attention = tape.register(CausalSelfAttention { n_head });
-                let out = tape.custom(attention, inputs)?;
+                let lengths = tape.constant(lengths_value(&lengths));
+                let out = tape.custom(attention, &[inputs[0], lengths])?;
                 let weights = tape.constant(weights.clone());
                 tape.dot(out, weights)
             });
             prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+        }
+
+        /// Documents laid end to end attend as if each were alone (the oracle: each document
+        /// through the op by itself), bit for bit.
+        #[test]
+        fn documents_laid_end_to_end_do_not_see_each_other(
+            (n_head, lengths, qkv) in (1usize..4, prop::sample::select(vec![1usize, 2, 3, 4, 8, 16]), vec(1usize..5, 1..4)).prop_flat_map(|(n_head, head_dim, lengths)| {
+                let rows = lengths.iter().sum();
+                (Just(n_head), Just(lengths), matrix(rows, 3 * n_head * head_dim))
+            })
+        ) {
+            let together = attend(n_head, &qkv, &lengths);
+            let mut start = 0;
+            for &n in &lengths {
+                let alone = attend(n_head, &qkv.slice(s![start..start + n, ..]).to_owned().into_dyn(), &[n]);
+                prop_assert_eq!(together.slice(s![start..start + n, ..]).into_dyn(), alone.view());
+                start += n;
+            }
         }
     }
 
     #[test]
     fn the_first_position_attends_only_to_itself() {
         // With one key, softmax gives weight 1: out[0] = v[0] whatever q and k are.
-        let mut tape = tape::Tape::<f64>::new();
-        let attention = tape.register(CausalSelfAttention { n_head: 2 });
         // Rows: q (4 columns), k (4), v (4) of positions 0 and 1.
-        let qkv = tape.constant(
-            ndarray::arr2(&[
-                [1.0, 2.0, 3.0, 4.0, 4.0, 3.0, 2.0, 1.0, 0.5, -0.5, 2.0, 1.0],
-                [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0],
-            ])
-            .into_dyn(),
-        );
-        let out = tape.custom(attention, &[qkv]).unwrap();
-        let first: Vec<f64> = tape.value(out).iter().take(4).copied().collect();
+        let qkv = ndarray::arr2(&[
+            [1.0, 2.0, 3.0, 4.0, 4.0, 3.0, 2.0, 1.0, 0.5, -0.5, 2.0, 1.0],
+            [0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0],
+        ])
+        .into_dyn();
+        let out = attend(2, &qkv, &[2]);
+        let first: Vec<f64> = out.iter().take(4).copied().collect();
         assert_eq!(first, vec![0.5, -0.5, 2.0, 1.0]);
         // Position 1, head 0: scores (q1 . k0, q1 . k1) / sqrt(2) = (3, 1) / sqrt(2).
         let (a, b) = (3.0 / 2f64.sqrt(), 1.0 / 2f64.sqrt());
         let w0 = (a - a).exp() / ((a - a).exp() + (b - a).exp());
         let expected = w0 * 0.5 + (1.0 - w0) * 3.0;
-        assert!((tape.value(out)[[1, 0]] - expected).abs() < 1e-15);
+        assert!((out[[1, 0]] - expected).abs() < 1e-15);
+    }
+
+    #[test]
+    fn lengths_must_cover_the_rows() {
+        let mut tape = Tape::<f64>::new();
+        let attention = tape.register(CausalSelfAttention { n_head: 1 });
+        let qkv = tape.constant(ArrayD::zeros(IxDyn(&[3, 3])));
+        let lengths = tape.constant(lengths_value(&[1, 1]));
+        let error = tape.custom(attention, &[qkv, lengths]).unwrap_err();
+        assert!(
+            error.to_string().contains("summing to the 3 rows"),
+            "{error}"
+        );
     }
 }

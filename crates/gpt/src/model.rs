@@ -11,24 +11,82 @@ use crate::{Adam, Config, LayerWeight, Params};
 /// The epsilon inside RMSNorm's square root.
 pub const RMS_EPSILON: f64 = 1e-5;
 
-/// What recording a document needs besides the tape: the weights' handles and the fused ops.
+/// What recording a chunk of documents needs besides the tape: the weights' handles and the fused
+/// ops.
 struct Graph {
     config: Config,
     weights: Vec<Var>,
     attention: CustomOpId,
-    /// `0..block_size`, the rows of `wpe` a document of any length reads.
-    positions: Vec<usize>,
 }
 
-/// Documents per chunk of a batch. A batch of more is split into chunks of this many documents,
-/// each recorded on its own tape (its own thread), and the chunks' gradients are added in chunk
-/// order: the chunks do not depend on the number of threads, so neither do the results, bit for bit.
+/// Documents per chunk of a batch. A chunk's documents are laid end to end and recorded as one
+/// sequence of rows, so each weight matrix is read once per chunk rather than once per document; a
+/// batch of more is split into chunks of this many documents, each recorded on its own tape (its
+/// own thread), and the chunks' gradients are added in chunk order: the chunks do not depend on the
+/// number of threads, so neither do the results, bit for bit.
 pub const CHUNK: usize = 8;
+
+/// A chunk's documents laid end to end: for each row (a predicted position of a document), the
+/// token it reads, its position in its document and the token it predicts. Buffers kept across
+/// steps.
+struct Rows<F> {
+    inputs: Vec<usize>,
+    positions: Vec<usize>,
+    targets: Vec<usize>,
+    /// Each document's number of rows, `min(block_size, len - 1)`.
+    lengths: Vec<usize>,
+    /// The same lengths as tape values, for the attention op (custom ops take values only).
+    lengths_as_values: Vec<F>,
+}
+
+impl<F: Float> Rows<F> {
+    fn new() -> Self {
+        Rows {
+            inputs: Vec::new(),
+            positions: Vec::new(),
+            targets: Vec::new(),
+            lengths: Vec::new(),
+            lengths_as_values: Vec::new(),
+        }
+    }
+
+    /// Lays `documents` end to end, each truncated to its first `block_size` predictions as
+    /// microgpt.py does.
+    fn fill<T: AsRef<[usize]>>(
+        &mut self,
+        documents: &[T],
+        block_size: usize,
+    ) -> Result<(), TapeError> {
+        self.inputs.clear();
+        self.positions.clear();
+        self.targets.clear();
+        self.lengths.clear();
+        self.lengths_as_values.clear();
+        for tokens in documents {
+            let tokens = tokens.as_ref();
+            if tokens.len() < 2 {
+                let detail = format!(
+                    "a document needs at least 2 tokens (BOS, .., BOS), got {}",
+                    tokens.len()
+                );
+                return Err(TapeError::shape("loss", detail));
+            }
+            let n = block_size.min(tokens.len() - 1);
+            self.inputs.extend_from_slice(&tokens[..n]);
+            self.positions.extend(0..n);
+            self.targets.extend_from_slice(&tokens[1..=n]);
+            self.lengths.push(n);
+            self.lengths_as_values.push(F::from_f64(n as f64));
+        }
+        Ok(())
+    }
+}
 
 /// One tape with its own copy of the weights, the unit of work of one thread.
 struct Worker<F: Float> {
     tape: Tape<F>,
     graph: Graph,
+    rows: Rows<F>,
     gradients: Gradients<F>,
 }
 
@@ -43,33 +101,24 @@ impl<F: Float> Worker<F> {
             config,
             weights,
             attention,
-            positions: (0..config.block_size).collect(),
         };
         Worker {
             tape,
             graph,
+            rows: Rows::new(),
             gradients: Gradients::new(),
         }
     }
 
-    /// Records the sum of `documents`' losses, scaled by `scale`, and its gradients.
+    /// Records the mean of `documents`' losses, scaled by `scale`, and its gradients.
     fn record<T: AsRef<[usize]>>(&mut self, documents: &[T], scale: F) -> Result<Var, TapeError> {
         self.tape.clear();
-        let mut total = None;
-        for document in documents {
-            let loss = self
-                .graph
-                .record_document(&mut self.tape, document.as_ref())?;
-            total = Some(match total {
-                None => loss,
-                Some(sum) => self.tape.add(sum, loss)?,
-            });
-        }
-        let total = total.expect("a chunk is not empty");
+        self.rows.fill(documents, self.graph.config.block_size)?;
+        let loss = self.graph.record(&mut self.tape, &self.rows)?;
         let scaled = if scale == F::one() {
-            total
+            loss
         } else {
-            self.tape.scale(total, scale)?
+            self.tape.scale(loss, scale)?
         };
         self.tape.backward_into(scaled, &mut self.gradients)?;
         Ok(scaled)
@@ -78,10 +127,11 @@ impl<F: Float> Worker<F> {
 
 /// A model being trained: its weights live on a tape as parameters.
 ///
-/// A document is recorded as a handful of matrix ops over all its positions at once (`[n, n_embd]`
-/// activations with a causal mask inside the fused attention op) rather than position by position;
-/// the numbers are those of microgpt.py's token-by-token loop with its KV cache, because position `t`
-/// attends to exactly the keys and values of positions `0..=t` in both.
+/// A chunk of documents is recorded as a handful of matrix ops over all their positions at once
+/// (`[rows, n_embd]` activations, the documents laid end to end, with a causal mask confined to each
+/// document inside the fused attention op) rather than position by position; the numbers are those
+/// of microgpt.py's token-by-token loop with its KV cache, because position `t` attends to exactly
+/// the keys and values of positions `0..=t` of its own document in both.
 ///
 /// A batch of more than [`CHUNK`] documents is spread over the cores (see [`CHUNK`]).
 pub struct Model<F: Float> {
@@ -89,9 +139,11 @@ pub struct Model<F: Float> {
     /// `workers[0]` holds the weights the optimizer updates; the others hold copies, refreshed
     /// before each batch that needs them.
     workers: Vec<Worker<F>>,
-    /// The gradients of the last batch when it took more than one chunk (the chunks' sum, divided
-    /// by the batch size); buffers kept across steps.
+    /// The gradients of the last batch when it took more than one chunk (the sum of the chunks'
+    /// gradients, each chunk's loss scaled by its share of the batch); buffers kept across steps.
     chunked_gradients: Vec<ArrayD<F>>,
+    /// The chunks' losses of the last batch, in chunk order (a buffer kept across steps).
+    chunk_losses: Vec<Result<F, TapeError>>,
     /// Whether `chunked_gradients` holds the last batch's gradients.
     chunked: bool,
     /// Whether a loss (and so a gradient) has been computed.
@@ -111,6 +163,7 @@ impl<F: Float> Model<F> {
             names,
             workers: vec![Worker::new(config, weights)],
             chunked_gradients: Vec::new(),
+            chunk_losses: Vec::new(),
             chunked: false,
             has_loss: false,
         }
@@ -163,57 +216,75 @@ impl<F: Float> Model<F> {
         }
         self.has_loss = false;
         self.chunked = false;
-        let inverse = F::from_f64(1.0 / documents.len() as f64);
         if documents.len() <= CHUNK {
             let worker = &mut self.workers[0];
-            let loss = worker.record(documents, inverse)?;
+            let loss = worker.record(documents, F::one())?;
             self.has_loss = true;
             return Ok(worker.tape.scalar(loss));
         }
         let chunks = documents.len().div_ceil(CHUNK);
         self.refresh_workers(chunks);
-        // Each chunk's losses are summed unscaled; the mean is taken once, after the chunks' sum.
-        let losses: Vec<Result<F, TapeError>> = self.workers[..chunks]
+        // A chunk's loss is the mean of its documents' losses; scaled by the chunk's share of the
+        // batch, the chunks' losses (and gradients) add up to the batch's mean.
+        let batch = documents.len() as f64;
+        self.workers[..chunks]
             .par_iter_mut()
             .zip(documents.par_chunks(CHUNK))
             .map(|(worker, chunk)| {
-                let loss = worker.record(chunk, F::one())?;
+                let loss = worker.record(chunk, F::from_f64(chunk.len() as f64 / batch))?;
                 Ok(worker.tape.scalar(loss))
             })
-            .collect();
+            .collect_into_vec(&mut self.chunk_losses);
         let mut total = F::zero();
-        for loss in losses {
+        for loss in self.chunk_losses.drain(..) {
             total += loss?;
         }
-        let (main, others) = self.workers.split_at(1);
-        let main = &main[0];
-        for (index, &var) in main.graph.weights.iter().enumerate() {
-            let first = main.gradients.parameter(var);
-            if self.chunked_gradients.len() <= index {
-                self.chunked_gradients.push(first.clone());
-            } else {
-                self.chunked_gradients[index].assign(first);
-            }
-            let sum = &mut self.chunked_gradients[index];
-            for worker in &others[..chunks - 1] {
-                *sum += worker.gradients.parameter(worker.graph.weights[index]);
-            }
-            sum.mapv_inplace(|x| x * inverse);
-        }
+        self.sum_chunk_gradients(chunks);
         self.chunked = true;
         self.has_loss = true;
-        Ok(total * inverse)
+        Ok(total)
+    }
+
+    /// Adds the first `chunks` workers' gradients, in worker order, into `chunked_gradients`: one
+    /// weight tensor per task, so the order of the additions (and the result) does not depend on
+    /// the number of threads.
+    fn sum_chunk_gradients(&mut self, chunks: usize) {
+        let (main, others) = self.workers.split_at(1);
+        let (main, others) = (&main[0], &others[..chunks - 1]);
+        if self.chunked_gradients.is_empty() {
+            self.chunked_gradients = main
+                .graph
+                .weights
+                .iter()
+                .map(|&var| main.gradients.parameter(var).clone())
+                .collect();
+        }
+        self.chunked_gradients
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(index, sum)| {
+                let sum = sum.as_slice_mut().expect("gradients are contiguous");
+                let first = main.gradients.parameter(main.graph.weights[index]);
+                sum.copy_from_slice(contiguous(first));
+                for worker in others {
+                    let gradient = worker.gradients.parameter(worker.graph.weights[index]);
+                    for (sum, &x) in sum.iter_mut().zip(contiguous(gradient)) {
+                        *sum += x;
+                    }
+                }
+            });
     }
 
     /// Makes sure there are `count` workers, and copies the main worker's weights into the others.
     fn refresh_workers(&mut self, count: usize) {
         let (main, others) = self.workers.split_at_mut(1);
         let main = &main[0];
-        for worker in others.iter_mut().take(count - 1) {
+        let stale = others.len().min(count - 1);
+        others[..stale].par_iter_mut().for_each(|worker| {
             for ((_, target), source) in worker.tape.parameters_mut().zip(main.tape.parameters()) {
                 target.assign(main.tape.value(source));
             }
-        }
+        });
         while self.workers.len() < count {
             let main = &self.workers[0];
             let weights = main
@@ -267,39 +338,29 @@ impl<F: Float> Model<F> {
     pub fn document_nll(&mut self, tokens: &[usize]) -> Result<(F, usize), TapeError> {
         self.has_loss = false;
         self.chunked = false;
-        let Worker { tape, graph, .. } = &mut self.workers[0];
+        let Worker {
+            tape, graph, rows, ..
+        } = &mut self.workers[0];
         tape.clear();
-        let loss = tape.without_grad(|tape| graph.record_document(tape, tokens))?;
-        let predicted = graph.config.block_size.min(tokens.len() - 1);
+        rows.fill(&[tokens], graph.config.block_size)?;
+        let loss = tape.without_grad(|tape| graph.record(tape, rows))?;
+        let predicted = rows.targets.len();
         Ok((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
     }
 }
 
 impl Graph {
-    /// Records one document's loss on the tape.
-    fn record_document<F: Float>(
-        &self,
-        tape: &mut Tape<F>,
-        tokens: &[usize],
-    ) -> Result<Var, TapeError> {
-        if tokens.len() < 2 {
-            let detail = format!(
-                "a document needs at least 2 tokens (BOS, .., BOS), got {}",
-                tokens.len()
-            );
-            return Err(TapeError::shape("loss", detail));
-        }
-        let n = self.config.block_size.min(tokens.len() - 1);
-        let (inputs, targets) = (&tokens[..n], &tokens[1..=n]);
+    /// Records the mean of the losses of the documents laid out in `rows`.
+    fn record<F: Float>(&self, tape: &mut Tape<F>, rows: &Rows<F>) -> Result<Var, TapeError> {
         let epsilon = F::from_f64(RMS_EPSILON);
         let Graph {
             weights,
-            positions,
             attention,
             config,
         } = self;
-        let token_embeddings = tape.gather(weights[WTE], inputs)?;
-        let position_embeddings = tape.gather(weights[WPE], &positions[..n])?;
+        let token_embeddings = tape.gather(weights[WTE], &rows.inputs)?;
+        let position_embeddings = tape.gather(weights[WPE], &rows.positions)?;
+        let lengths = tape.constant_from_slice(&[rows.lengths.len()], &rows.lengths_as_values)?;
         let sum = tape.add(token_embeddings, position_embeddings)?;
         let mut x = tape.rms_norm(sum, epsilon)?;
         for layer in 0..config.n_layer {
@@ -312,7 +373,7 @@ impl Graph {
                 weight(LayerWeight::Value),
             ];
             let qkv = tape.linear_stacked(normed, &projections)?;
-            let attended = tape.custom(*attention, &[qkv])?;
+            let attended = tape.custom(*attention, &[qkv, lengths])?;
             let projected = tape.linear(attended, weight(LayerWeight::Output))?;
             x = tape.add(projected, residual)?;
 
@@ -324,6 +385,10 @@ impl Graph {
             x = tape.add(contracted, residual)?;
         }
         let logits = tape.linear(x, weights[LM_HEAD])?;
-        tape.softmax_cross_entropy(logits, targets)
+        tape.segmented_cross_entropy(logits, &rows.targets, &rows.lengths)
     }
+}
+
+fn contiguous<F: Float>(array: &ArrayD<F>) -> &[F] {
+    array.as_slice().expect("gradients are contiguous")
 }

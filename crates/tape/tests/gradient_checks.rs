@@ -205,4 +205,16 @@ proptest! {
         let weight = ndarray::arr0(weight).into_dyn();
         check(&[logits], &weight, |tape, v| tape.softmax_cross_entropy(v[0], &targets))?;
     }
+
+    /// Rows split into segments of random lengths, each segment weighing the same.
+    #[test]
+    fn segmented_cross_entropy(
+        (logits, targets, lengths, weight) in (vec(1usize..4, 1..4), 1usize..6).prop_flat_map(|(lengths, classes)| {
+            let rows = lengths.iter().sum();
+            (array(vec![rows, classes], -3.0..3.0), vec(0..classes, rows), Just(lengths), -2.0..2.0f64)
+        })
+    ) {
+        let weight = ndarray::arr0(weight).into_dyn();
+        check(&[logits], &weight, |tape, v| tape.segmented_cross_entropy(v[0], &targets, &lengths))?;
+    }
 }

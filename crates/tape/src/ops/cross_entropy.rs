@@ -1,5 +1,6 @@
 //! The fused softmax cross-entropy: the mean over rows of `-log softmax(logits_row)[target_row]`,
-//! computed through log-sum-exp so it never takes the log of an underflowed probability.
+//! computed through log-sum-exp so it never takes the log of an underflowed probability. Rows may be
+//! grouped into segments (documents laid end to end) that each weigh the same in the mean.
 
 use std::ops::Range;
 
@@ -15,32 +16,42 @@ impl<F: Float> Tape<F> {
         logits: Var,
         targets: &[usize],
     ) -> Result<Var, TapeError> {
-        let range = self.push_indices(targets);
+        self.segmented_cross_entropy(logits, targets, &[targets.len()])
+    }
+
+    /// The mean over segments of each segment's mean negative log-likelihood: the rows of `logits`
+    /// (`[rows, classes]`, one target per row) are split into consecutive segments of `lengths`
+    /// rows. A batch of documents recorded as one sequence of rows gets the mean of its documents'
+    /// losses this way, so a short document weighs as much as a long one.
+    ///
+    /// ```
+    /// use ndarray::arr2;
+    /// use tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let logits = tape.constant(arr2(&[[0.0, 0.0], [0.0, 0.0], [0.0, 9.0]]).into_dyn());
+    /// // Documents of 2 rows and 1 row: (ln 2 + ln 2) / 2 and about 0; their mean is ln 2 / 2.
+    /// let loss = tape.segmented_cross_entropy(logits, &[0, 1, 1], &[2, 1])?;
+    /// assert!((tape.scalar(loss) - 2f64.ln() / 2.0).abs() < 1e-4);
+    /// # Ok::<(), tape::TapeError>(())
+    /// ```
+    pub fn segmented_cross_entropy(
+        &mut self,
+        logits: Var,
+        targets: &[usize],
+        lengths: &[usize],
+    ) -> Result<Var, TapeError> {
+        let targets = self.push_indices(targets);
+        let lengths = self.push_indices(lengths);
         let op = Op::CrossEntropy {
             logits,
-            targets: range.clone(),
+            targets: targets.clone(),
+            lengths: lengths.clone(),
         };
         self.record(op, |tape, node| {
             let scores = tape.try_value(logits)?;
-            let targets = &tape.indices[range];
-            let rows = match scores.ndim() {
-                1 => 1,
-                2 => scores.shape()[0],
-                _ => 0,
-            };
-            if rows == 0 || rows != targets.len() {
-                let detail = format!(
-                    "logits {} need one target per row, got {} targets",
-                    shape_of(scores),
-                    targets.len()
-                );
-                return Err(TapeError::shape("softmax_cross_entropy", detail));
-            }
-            let classes = scores.len() / rows;
-            if let Some(&index) = targets.iter().find(|&&target| target >= classes) {
-                let (op, len) = ("softmax_cross_entropy", classes);
-                return Err(TapeError::Index { op, index, len });
-            }
+            let (targets, lengths) = (&tape.indices[targets], &tape.indices[lengths]);
+            let classes = check_shapes(scores, targets, lengths)?;
             // One exponential per logit: the unnormalised probabilities go straight into the saved
             // buffer (the backward pass needs the probabilities), and their sum gives the loss.
             let recording = tape.is_recording();
@@ -48,58 +59,117 @@ impl<F: Float> Tape<F> {
                 resize(&mut node.saved, scores.shape());
             }
             let scores = scores.as_slice().expect("tape values are contiguous");
-            let mut total = F::zero();
-            for (index, (row, &target)) in scores.chunks_exact(classes).zip(targets).enumerate() {
-                let max = row.iter().fold(F::neg_infinity(), |max, &x| max.max(x));
-                let sum = if recording {
-                    let saved = &mut node
-                        .saved
-                        .as_slice_mut()
-                        .expect("resized buffers are contiguous")[index * classes..][..classes];
-                    let mut sum = F::zero();
-                    for (p, &x) in saved.iter_mut().zip(row) {
-                        *p = (x - max).exp();
-                        sum += *p;
-                    }
-                    saved.iter_mut().for_each(|p| *p /= sum);
-                    sum
-                } else {
-                    row.iter().fold(F::zero(), |sum, &x| sum + (x - max).exp())
-                };
-                total += sum.ln() + max - row[target];
+            let saved = node
+                .saved
+                .as_slice_mut()
+                .expect("resized buffers are contiguous");
+            let mut rows = scores.chunks_exact(classes).zip(targets);
+            let mut saved_rows = saved.chunks_exact_mut(classes);
+            let mut sum_of_means = F::zero();
+            for &length in lengths {
+                let mut total = F::zero();
+                for (row, &target) in rows.by_ref().take(length) {
+                    let probabilities = if recording { saved_rows.next() } else { None };
+                    total += negative_log_likelihood(row, target, probabilities);
+                }
+                sum_of_means += total / F::from_f64(length as f64);
             }
             resize(&mut node.value, &[]);
-            node.value.fill(total / F::from_f64(rows as f64));
+            node.value
+                .fill(sum_of_means / F::from_f64(lengths.len() as f64));
             Ok(())
         })
     }
 }
 
-/// d loss / d logits_row = (softmax(logits_row) - onehot(target)) / rows.
+/// Checks that `scores` has one target per row, each a valid class, and that the segments' lengths
+/// are positive and cover the rows exactly; returns the number of classes.
+fn check_shapes<F: Float>(
+    scores: &ndarray::ArrayD<F>,
+    targets: &[usize],
+    lengths: &[usize],
+) -> Result<usize, TapeError> {
+    let op = "softmax_cross_entropy";
+    let rows = match scores.ndim() {
+        1 => 1,
+        2 => scores.shape()[0],
+        _ => 0,
+    };
+    if rows == 0 || rows != targets.len() {
+        let detail = format!(
+            "logits {} need one target per row, got {} targets",
+            shape_of(scores),
+            targets.len()
+        );
+        return Err(TapeError::shape(op, detail));
+    }
+    if lengths.contains(&0) || lengths.iter().sum::<usize>() != rows {
+        let detail = format!("segments of {lengths:?} rows do not split {rows} rows");
+        return Err(TapeError::shape(op, detail));
+    }
+    let classes = scores.len() / rows;
+    match targets.iter().find(|&&target| target >= classes) {
+        Some(&index) => Err(TapeError::Index {
+            op,
+            index,
+            len: classes,
+        }),
+        None => Ok(classes),
+    }
+}
+
+/// `-log softmax(row)[target]`; writes `softmax(row)` into `probabilities` when given.
+fn negative_log_likelihood<F: Float>(
+    row: &[F],
+    target: usize,
+    probabilities: Option<&mut [F]>,
+) -> F {
+    let max = row.iter().fold(F::neg_infinity(), |max, &x| max.max(x));
+    let sum = match probabilities {
+        Some(probabilities) => {
+            let mut sum = F::zero();
+            for (p, &x) in probabilities.iter_mut().zip(row) {
+                *p = (x - max).exp();
+                sum += *p;
+            }
+            probabilities.iter_mut().for_each(|p| *p /= sum);
+            sum
+        }
+        None => row.iter().fold(F::zero(), |sum, &x| sum + (x - max).exp()),
+    };
+    sum.ln() + max - row[target]
+}
+
+/// d loss / d logits_row = (softmax(logits_row) - onehot(target)) / (segments * segment_length).
 pub(super) fn cross_entropy_backward<F: Float>(
     context: &mut Backward<'_, F>,
     logits: Var,
     targets: Range<usize>,
+    lengths: Range<usize>,
 ) {
     let targets = &context.tape.indices[targets];
+    let lengths = &context.tape.indices[lengths];
     let probabilities = context
         .node
         .saved
         .as_slice()
         .expect("saved buffers are contiguous");
     let classes = probabilities.len() / targets.len().max(1);
-    let share = context.grad.iter().copied().next().unwrap_or_else(F::zero)
-        / F::from_f64(targets.len() as f64);
+    let per_segment = context.grad.iter().copied().next().unwrap_or_else(F::zero)
+        / F::from_f64(lengths.len() as f64);
     let gradient = context.sink.of(logits);
     let gradient = gradient.as_slice_mut().expect("gradients are contiguous");
-    for ((sum, row), &target) in gradient
+    let mut rows = gradient
         .chunks_exact_mut(classes)
         .zip(probabilities.chunks_exact(classes))
-        .zip(targets)
-    {
-        for (sum, &p) in sum.iter_mut().zip(row) {
-            *sum += share * p;
+        .zip(targets);
+    for &length in lengths {
+        let share = per_segment / F::from_f64(length as f64);
+        for ((sum, row), &target) in rows.by_ref().take(length) {
+            for (sum, &p) in sum.iter_mut().zip(row) {
+                *sum += share * p;
+            }
+            sum[target] -= share;
         }
-        sum[target] -= share;
     }
 }

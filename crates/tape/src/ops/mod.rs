@@ -62,6 +62,8 @@ pub(crate) enum Op<F> {
     CrossEntropy {
         logits: Var,
         targets: Range<usize>,
+        /// The rows of each segment, in order (one segment for the plain op).
+        lengths: Range<usize>,
     },
     Custom {
         op: CustomOpId,
@@ -145,7 +147,10 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         Op::CrossEntropy {
             logits,
             ref targets,
-        } => cross_entropy::cross_entropy_backward(context, logits, targets.clone()),
+            ref lengths,
+        } => {
+            cross_entropy::cross_entropy_backward(context, logits, targets.clone(), lengths.clone())
+        }
         Op::Custom { op, ref inputs } => custom::custom_backward(context, op, inputs.clone()),
     }
 }
