@@ -7,7 +7,8 @@ use ndarray::Array2;
 use tape::Float;
 
 use super::KvCache;
-use super::vector::{Epilogue, Packed, exp_in_place, linear, rmsnorm, rmsnorm_in_place};
+use super::input_table::{FirstLayer, InputTable};
+use super::vector::{Epilogue, Packed, exp_in_place, linear, rmsnorm};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -136,6 +137,8 @@ pub struct Decoder<F> {
     batch: usize,
     /// The weights as the kernels read them, from the last [`Decoder::load`].
     weights: Weights<F>,
+    /// The first block's inputs per (token, position), for the weights of the last load.
+    inputs: InputTable<F>,
     /// The active sequences of the current step, in order: row `r` of the buffers below is
     /// sequence `rows[r]`.
     rows: Vec<usize>,
@@ -213,6 +216,7 @@ impl<F: Float> Decoder<F> {
             config,
             batch,
             weights: Weights::new(config),
+            inputs: InputTable::new(config),
             rows: Vec::with_capacity(batch),
             positions: Vec::with_capacity(batch),
             residual: vec![F::zero(); batch * embd],
@@ -246,7 +250,8 @@ impl<F: Float> Decoder<F> {
     /// others do.
     ///
     /// Each call copies the weights into the decoder's transposed layout (about as much work as one
-    /// token's forward pass), which a [`Sampler`](crate::Sampler) does once per batch of names.
+    /// token's forward pass) and forgets the first block's inputs it computed for the previous
+    /// weights (see `InputTable`), which a [`Sampler`](crate::Sampler) does once per batch of names.
     ///
     /// # Errors
     /// Without changing anything: if `params`, `cache` and the decoder were made for different
@@ -284,6 +289,7 @@ impl<F: Float> Decoder<F> {
                 name: name.to_string(),
             });
         }
+        self.inputs.clear();
         let weights = &mut self.weights;
         weights.wte.copy_from_slice(row_major(params.wte()));
         weights.wpe.copy_from_slice(row_major(params.wpe()));
@@ -316,6 +322,7 @@ impl<F: Float> Decoder<F> {
         let score_scale = F::from_f64((head_dim as f64).powf(0.5).powf(-1.0));
         let Decoder {
             weights,
+            inputs,
             rows,
             positions,
             residual,
@@ -350,28 +357,39 @@ impl<F: Float> Decoder<F> {
         let attended = &mut attended[..count * embd];
         let hidden = &mut hidden[..count * 4 * embd];
 
-        for ((x, &sequence), &position) in
-            residual.chunks_exact_mut(embd).zip(&*rows).zip(&*positions)
-        {
+        let [first_query, first_key, first_value, ..] = &weights.layers[0];
+        let first_layer = FirstLayer {
+            wte: &weights.wte,
+            wpe: &weights.wpe,
+            query: first_query,
+            key: first_key,
+            value: first_value,
+        };
+        for (row, (&sequence, &position)) in rows.iter().zip(&*positions).enumerate() {
             let token = tokens[sequence].unwrap_or_default();
-            let token_row = &weights.wte[token * embd..(token + 1) * embd];
-            let position_row = &weights.wpe[position * embd..(position + 1) * embd];
-            for ((x, &t), &p) in x.iter_mut().zip(token_row).zip(position_row) {
-                *x = t + p;
+            let entry = inputs.entry(&first_layer, token, position);
+            let span = row * embd..(row + 1) * embd;
+            for (buffer, values) in [&mut *residual, &mut *query, &mut *key, &mut *value]
+                .into_iter()
+                .zip(entry.chunks_exact(embd))
+            {
+                buffer[span.clone()].copy_from_slice(values);
             }
-            rmsnorm_in_place(x);
         }
 
         for (layer, [wq, wk, wv, wo, fc1, fc2]) in weights.layers.iter().enumerate() {
-            for (x, normed) in residual
-                .chunks_exact(embd)
-                .zip(normed.chunks_exact_mut(embd))
-            {
-                rmsnorm(x, normed);
+            // The first block's query, key and value came from the table.
+            if layer > 0 {
+                for (x, normed) in residual
+                    .chunks_exact(embd)
+                    .zip(normed.chunks_exact_mut(embd))
+                {
+                    rmsnorm(x, normed);
+                }
+                linear(wq, normed, query, Epilogue::Store);
+                linear(wk, normed, key, Epilogue::Store);
+                linear(wv, normed, value, Epilogue::Store);
             }
-            linear(wq, normed, query, Epilogue::Store);
-            linear(wk, normed, key, Epilogue::Store);
-            linear(wv, normed, value, Epilogue::Store);
             for (row, (&sequence, &position)) in rows.iter().zip(&*positions).enumerate() {
                 let span = row * embd..(row + 1) * embd;
                 let (keys, values) = cache.block_mut(layer, sequence, position);
