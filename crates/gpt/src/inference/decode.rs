@@ -158,6 +158,8 @@ pub struct Decoder<F> {
     hidden: Vec<F>,
     /// One row's attention scores, then weights, `[n_head, block_size]`.
     scores: Vec<F>,
+    /// One row's per-lane products, then per-lane weights, `[block_size, n_embd]` (see [`attend`]).
+    lanes: Vec<F>,
     /// The logits of the rows, `[rows, vocab_size]`.
     row_logits: Vec<F>,
     /// The next-token logits of every sequence, `[batch, vocab_size]`.
@@ -227,6 +229,7 @@ impl<F: Float> Decoder<F> {
             attended: vec![F::zero(); batch * embd],
             hidden: vec![F::zero(); batch * 4 * embd],
             scores: vec![F::zero(); config.n_head * config.block_size],
+            lanes: vec![F::zero(); config.block_size * embd],
             row_logits: vec![F::zero(); batch * config.vocab_size],
             logits: vec![F::zero(); batch * config.vocab_size],
         }
@@ -333,6 +336,7 @@ impl<F: Float> Decoder<F> {
             attended,
             hidden,
             scores,
+            lanes,
             row_logits,
             logits,
             ..
@@ -403,6 +407,7 @@ impl<F: Float> Decoder<F> {
                     keys,
                     values,
                     scores,
+                    lanes,
                     &mut attended[span],
                 );
             }
@@ -476,6 +481,10 @@ impl<F: Float> Decoder<F> {
 /// One row's attention over its cached positions `0..=position`: for each head, the scores
 /// `q_h . K_h[t] / sqrt(head_dim)`, their softmax, and `sum_t w[t] V_h[t]` into `out`, every sum
 /// left to right as in microgpt.py.
+///
+/// The head widths of the seed's and Karpathy's models get their own copies of the loops, in which
+/// `head_dim` is a constant the compiler unrolls by.
+#[allow(clippy::too_many_arguments)]
 fn attend<F: Float>(
     config: Config,
     score_scale: F,
@@ -483,23 +492,67 @@ fn attend<F: Float>(
     keys: &[F],
     values: &[F],
     scores: &mut Vec<F>,
+    lanes: &mut [F],
     out: &mut [F],
 ) {
-    let embd = config.n_embd;
-    let head_dim = config.head_dim();
+    let (n_head, head_dim) = (config.n_head, config.head_dim());
+    let mut attend = |head_dim| {
+        attend_heads(
+            n_head,
+            head_dim,
+            score_scale,
+            query,
+            keys,
+            values,
+            scores,
+            lanes,
+            out,
+        )
+    };
+    match head_dim {
+        4 => attend(4),
+        8 => attend(8),
+        _ => attend(head_dim),
+    }
+}
+
+/// [`attend`] for `n_head` heads of `head_dim` lanes, inlined so that a constant `head_dim` is
+/// known inside.
+///
+/// The multiplications and the weighted sum of values run over all `n_embd` lanes of a position at
+/// once (which vectorises), rather than head by head over `head_dim` lanes (which does not): first
+/// the products `q[j] K[t][j]`, summed per head; then each position's weight spread over its
+/// head's lanes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attend_heads<F: Float>(
+    n_head: usize,
+    head_dim: usize,
+    score_scale: F,
+    query: &[F],
+    keys: &[F],
+    values: &[F],
+    scores: &mut Vec<F>,
+    lanes: &mut [F],
+    out: &mut [F],
+) {
+    let embd = n_head * head_dim;
     let positions = keys.len() / embd;
-    // scores[h * positions + t]: each head's scores contiguous, all heads' exponentials in one loop.
-    let used = config.n_head * positions;
-    for (head, scores) in scores[..used].chunks_exact_mut(positions).enumerate() {
-        let query = &query[head * head_dim..(head + 1) * head_dim];
-        for (score, key) in scores.iter_mut().zip(keys.chunks_exact(embd)) {
-            let key = &key[head * head_dim..(head + 1) * head_dim];
-            let dot = query
-                .iter()
-                .zip(key)
-                .fold(F::zero(), |sum, (&q, &k)| sum + q * k);
-            *score = dot * score_scale;
+    let lanes = &mut lanes[..keys.len()];
+    for (products, key) in lanes.chunks_exact_mut(embd).zip(keys.chunks_exact(embd)) {
+        for ((product, &q), &k) in products.iter_mut().zip(query).zip(key) {
+            *product = q * k;
         }
+    }
+    // scores[h * positions + t]: each head's scores contiguous, all heads' exponentials in one loop.
+    let used = n_head * positions;
+    for (position, products) in lanes.chunks_exact(embd).enumerate() {
+        for (head, products) in products.chunks_exact(head_dim).enumerate() {
+            let dot = products.iter().fold(F::zero(), |sum, &product| sum + product);
+            scores[head * positions + position] = dot * score_scale;
+        }
+    }
+    for scores in scores[..used].chunks_exact_mut(positions) {
         // Python's `max` keeps the first of equal values; for a maximum that makes no difference.
         let max = scores[1..]
             .iter()
@@ -517,17 +570,15 @@ fn attend<F: Float>(
             *weight *= inverse_total;
         }
     }
+    for (position, weights) in lanes.chunks_exact_mut(embd).enumerate() {
+        for (head, weights) in weights.chunks_exact_mut(head_dim).enumerate() {
+            weights.fill(scores[head * positions + position]);
+        }
+    }
     out.fill(F::zero());
-    for (position, value) in values.chunks_exact(embd).enumerate() {
-        for (head, (out, value)) in out
-            .chunks_exact_mut(head_dim)
-            .zip(value.chunks_exact(head_dim))
-            .enumerate()
-        {
-            let weight = scores[head * positions + position];
-            for (out, &value) in out.iter_mut().zip(value) {
-                *out += weight * value;
-            }
+    for (weights, value) in lanes.chunks_exact(embd).zip(values.chunks_exact(embd)) {
+        for ((out, &weight), &value) in out.iter_mut().zip(weights).zip(value) {
+            *out += weight * value;
         }
     }
 }
