@@ -83,7 +83,7 @@ pub(crate) enum Epilogue {
 ///
 /// Four rows go through a tile together: each output's sum is a chain of dependent additions, and
 /// four independent chains per tile keep the vector adder busy where two left it waiting on the
-/// previous addition (10% faster sampling on Zen 4).
+/// previous addition.
 pub(crate) fn linear<F: Float>(weights: &Packed<F>, x: &[F], out: &mut [F], epilogue: Epilogue) {
     if is_single::<F>() {
         linear_tiled::<F, 16, 4>(weights, x, out, epilogue);
