@@ -240,34 +240,9 @@ pub fn token_weights<'a, F: Float>(
     let DrawScratch {
         weights,
         order,
-        exponentials,
+        exponentials: single,
     } = scratch;
-    if logits.is_empty() {
-        return Err(SampleError::NoLogits);
-    }
-    let inverse_temperature = options.temperature.powf(-1.0);
-    weights.clear();
-    weights.extend(
-        logits
-            .iter()
-            .map(|&logit| Float::to_f64(logit) * inverse_temperature),
-    );
-    // Python's `max` keeps the first of equal values, and so does this fold.
-    let max = weights[1..]
-        .iter()
-        .fold(weights[0], |max, &w| if w > max { w } else { max });
-    if is_single::<F>() {
-        exponentials.clear();
-        exponentials.extend(weights.iter().map(|&w| (w - max) as f32));
-        exp_in_place_f32(exponentials);
-        for (weight, &exponential) in weights.iter_mut().zip(&*exponentials) {
-            *weight = f64::from(exponential);
-        }
-    } else {
-        for weight in weights.iter_mut() {
-            *weight = (*weight - max).exp();
-        }
-    }
+    exponentials(logits, options.temperature, weights, single)?;
     let total = weights.iter().fold(0.0, |sum, &weight| sum + weight);
     if !(total.is_finite() && total > 0.0) {
         return Err(SampleError::NotFinite);
@@ -276,11 +251,70 @@ pub fn token_weights<'a, F: Float>(
     for weight in weights.iter_mut() {
         *weight *= inverse_total;
     }
-    if options.top_k.is_none() && options.top_p.is_none() {
-        return Ok(weights);
+    if options.top_k.is_some() || options.top_p.is_some() {
+        filter(weights, order, options);
     }
-    filter(weights, order, options);
     Ok(weights)
+}
+
+/// `weights[i] = exp(logits[i] * temperature ** -1 - max)`, the softmax before its normalisation,
+/// with `max` the largest scaled logit (see [`token_weights`] for the precision of each dtype).
+///
+/// # Errors
+/// No logits.
+fn exponentials<F: Float>(
+    logits: &[F],
+    temperature: f64,
+    weights: &mut Vec<f64>,
+    single: &mut Vec<f32>,
+) -> Result<(), SampleError> {
+    if logits.is_empty() {
+        return Err(SampleError::NoLogits);
+    }
+    let inverse_temperature = temperature.powf(-1.0);
+    weights.clear();
+    weights.extend(
+        logits
+            .iter()
+            .map(|&logit| Float::to_f64(logit) * inverse_temperature),
+    );
+    let max = maximum(weights);
+    if is_single::<F>() {
+        single.clear();
+        single.extend(weights.iter().map(|&w| (w - max) as f32));
+        exp_in_place_f32(single);
+        for (weight, &exponential) in weights.iter_mut().zip(&*single) {
+            *weight = f64::from(exponential);
+        }
+    } else {
+        for weight in weights.iter_mut() {
+            *weight = (*weight - max).exp();
+        }
+    }
+    Ok(())
+}
+
+/// The largest of the non-empty `values`, as Python's `max` finds it, but compared in eight
+/// independent lanes so that the comparisons vectorise.
+///
+/// Which of two equal values wins can differ from Python's first-wins rule only for `0.0` against
+/// `-0.0`, and subtracting either from a logit gives the same number. A NaN is skipped as Python
+/// skips it (`>` is false), unless it comes first, in which case both return it.
+fn maximum(values: &[f64]) -> f64 {
+    let first = values[0];
+    let (chunks, rest) = values.as_chunks::<8>();
+    let mut lanes = [first; 8];
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            if value > *lane {
+                *lane = value;
+            }
+        }
+    }
+    lanes
+        .iter()
+        .chain(rest)
+        .fold(first, |max, &value| if value > max { value } else { max })
 }
 
 /// Sets to 0 the probabilities that top-k and then top-p filter out (see [`token_weights`]).
@@ -315,6 +349,10 @@ fn filter(weights: &mut [f64], order: &mut Vec<usize>, options: &SamplingOptions
 /// With the default options and [`PythonRandom`](crate::PythonRandom), this is microgpt.py's
 /// `random.choices(range(vocab_size), weights=[p.data for p in softmax([l / temperature ...])])`.
 ///
+/// For `f32` logits without top-k or top-p, the weights handed to the generator are the
+/// exponentials before their normalisation: the same distribution (the draw divides by their
+/// total), without the two passes over the vocabulary that normalising takes.
+///
 /// # Errors
 /// As [`token_weights`].
 ///
@@ -333,7 +371,24 @@ pub fn draw_token<F: Float>(
     scratch: &mut DrawScratch,
     rng: &mut impl Randomness,
 ) -> Result<usize, SampleError> {
-    let weights = token_weights(logits, options, scratch)?;
+    let unfiltered = options.top_k.is_none() && options.top_p.is_none();
+    let weights = if is_single::<F>() && unfiltered {
+        options.validate()?;
+        exponentials(
+            logits,
+            options.temperature,
+            &mut scratch.weights,
+            &mut scratch.exponentials,
+        )?;
+        // The largest weight is exp(0) = 1, so the total is finite and positive unless a weight is
+        // NaN (an `f32` exponential is never infinite).
+        if scratch.weights.iter().fold(false, |nan, w| nan | w.is_nan()) {
+            return Err(SampleError::NotFinite);
+        }
+        &scratch.weights[..]
+    } else {
+        token_weights(logits, options, scratch)?
+    };
     let token = rng.weighted_index(weights);
     if weights[token] > 0.0 {
         return Ok(token);
