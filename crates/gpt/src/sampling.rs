@@ -5,7 +5,7 @@ use std::fmt;
 
 use tape::Float;
 
-use crate::inference::vector::{exp_in_place_f32, is_single};
+use crate::inference::vector::{EXP_LANES, exp_in_place_f32, is_single};
 use crate::inference::{DecodeError, Decoder, KvCache};
 use crate::random::Randomness;
 use crate::{Config, Params, Tokenizer, UnknownCharacter};
@@ -184,7 +184,8 @@ pub struct DrawScratch {
     weights: Vec<f64>,
     /// Token ids from most to least probable.
     order: Vec<usize>,
-    /// The shifted logits of an `f32` model, then their exponentials.
+    /// The shifted logits of an `f32` model, then their exponentials, padded with zeros to whole
+    /// vectors of exponentials.
     exponentials: Vec<f32>,
 }
 
@@ -194,7 +195,7 @@ impl DrawScratch {
         DrawScratch {
             weights: Vec::with_capacity(vocab_size),
             order: Vec::with_capacity(vocab_size),
-            exponentials: Vec::with_capacity(vocab_size),
+            exponentials: Vec::with_capacity(vocab_size.next_multiple_of(EXP_LANES)),
         }
     }
 
@@ -282,6 +283,7 @@ fn exponentials<F: Float>(
     if is_single::<F>() {
         single.clear();
         single.extend(weights.iter().map(|&w| (w - max) as f32));
+        single.resize(weights.len().next_multiple_of(EXP_LANES), 0.0);
         exp_in_place_f32(single);
         for (weight, &exponential) in weights.iter_mut().zip(&*single) {
             *weight = f64::from(exponential);
@@ -382,7 +384,11 @@ pub fn draw_token<F: Float>(
         )?;
         // The largest weight is exp(0) = 1, so the total is finite and positive unless a weight is
         // NaN (an `f32` exponential is never infinite).
-        if scratch.weights.iter().fold(false, |nan, w| nan | w.is_nan()) {
+        if scratch
+            .weights
+            .iter()
+            .fold(false, |nan, w| nan | w.is_nan())
+        {
             return Err(SampleError::NotFinite);
         }
         &scratch.weights[..]

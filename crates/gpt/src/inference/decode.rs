@@ -8,7 +8,7 @@ use tape::Float;
 
 use super::KvCache;
 use super::input_table::{FirstLayer, InputTable};
-use super::vector::{Epilogue, Packed, exp_in_place, linear, rmsnorm};
+use super::vector::{EXP_LANES, Epilogue, Packed, exp_in_place, linear, rmsnorm};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -156,7 +156,8 @@ pub struct Decoder<F> {
     attended: Vec<F>,
     /// The MLP hidden layer, `[rows, 4 n_embd]`.
     hidden: Vec<F>,
-    /// One row's attention scores, then weights, `[n_head, block_size]`.
+    /// One row's attention scores, then weights, `[n_head, block_size]`, with room to round up to
+    /// whole vectors of exponentials.
     scores: Vec<F>,
     /// One row's per-lane products, then per-lane weights, `[block_size, n_embd]` (see [`attend`]).
     lanes: Vec<F>,
@@ -228,7 +229,10 @@ impl<F: Float> Decoder<F> {
             value: vec![F::zero(); batch * embd],
             attended: vec![F::zero(); batch * embd],
             hidden: vec![F::zero(); batch * 4 * embd],
-            scores: vec![F::zero(); config.n_head * config.block_size],
+            scores: vec![
+                F::zero();
+                (config.n_head * config.block_size).next_multiple_of(EXP_LANES)
+            ],
             lanes: vec![F::zero(); config.block_size * embd],
             row_logits: vec![F::zero(); batch * config.vocab_size],
             logits: vec![F::zero(); batch * config.vocab_size],
@@ -548,7 +552,9 @@ fn attend_heads<F: Float>(
     let used = n_head * positions;
     for (position, products) in lanes.chunks_exact(embd).enumerate() {
         for (head, products) in products.chunks_exact(head_dim).enumerate() {
-            let dot = products.iter().fold(F::zero(), |sum, &product| sum + product);
+            let dot = products
+                .iter()
+                .fold(F::zero(), |sum, &product| sum + product);
             scores[head * positions + position] = dot * score_scale;
         }
     }
@@ -561,7 +567,7 @@ fn attend_heads<F: Float>(
             *score -= max;
         }
     }
-    exp_in_place(scores, 0..used);
+    exp_in_place(scores, used);
     for scores in scores[..used].chunks_exact_mut(positions) {
         let total = scores.iter().fold(F::zero(), |sum, &e| sum + e);
         // microgpt.py's `e / total` is `e * total ** -1`.
