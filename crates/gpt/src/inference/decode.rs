@@ -7,6 +7,7 @@ use ndarray::Array2;
 use tape::Float;
 
 use super::KvCache;
+use super::first_position::FirstPositionTable;
 use super::input_table::{FirstLayer, InputTable};
 use super::vector::{EXP_LANES, Epilogue, Packed, exp_in_place, linear, rmsnorm};
 use crate::{Config, LayerWeight, Params};
@@ -139,6 +140,8 @@ pub struct Decoder<F> {
     weights: Weights<F>,
     /// The first block's inputs per (token, position), for the weights of the last load.
     inputs: InputTable<F>,
+    /// What each token fed at position 0 leaves behind, for the weights of the last load.
+    first_position: FirstPositionTable<F>,
     /// The active sequences of the current step, in order: row `r` of the buffers below is
     /// sequence `rows[r]`.
     rows: Vec<usize>,
@@ -220,6 +223,7 @@ impl<F: Float> Decoder<F> {
             batch,
             weights: Weights::new(config),
             inputs: InputTable::new(config),
+            first_position: FirstPositionTable::new(config),
             rows: Vec::with_capacity(batch),
             positions: Vec::with_capacity(batch),
             residual: vec![F::zero(); batch * embd],
@@ -257,8 +261,8 @@ impl<F: Float> Decoder<F> {
     /// others do.
     ///
     /// Each call copies the weights into the decoder's transposed layout (about as much work as one
-    /// token's forward pass) and forgets the first block's inputs it computed for the previous
-    /// weights (see `InputTable`), which a [`Sampler`](crate::Sampler) does once per batch of names.
+    /// token's forward pass) and forgets what it computed once for the previous weights (the first
+    /// block's inputs per token and position, the whole step per token at position 0), which a [`Sampler`](crate::Sampler) does once per batch of names.
     ///
     /// # Errors
     /// Without changing anything: if `params`, `cache` and the decoder were made for different
@@ -297,6 +301,7 @@ impl<F: Float> Decoder<F> {
             });
         }
         self.inputs.clear();
+        self.first_position.clear();
         let weights = &mut self.weights;
         weights.wte.copy_from_slice(row_major(params.wte()));
         weights.wpe.copy_from_slice(row_major(params.wpe()));
@@ -330,6 +335,7 @@ impl<F: Float> Decoder<F> {
         let Decoder {
             weights,
             inputs,
+            first_position,
             rows,
             positions,
             residual,
@@ -348,11 +354,16 @@ impl<F: Float> Decoder<F> {
 
         rows.clear();
         positions.clear();
+        let vocab = config.vocab_size;
         for (sequence, token) in tokens.iter().enumerate() {
-            if token.is_some() {
-                rows.push(sequence);
-                positions.push(cache.len(sequence));
+            let Some(token) = *token else { continue };
+            let position = cache.len(sequence);
+            let sequence_logits = &mut logits[sequence * vocab..(sequence + 1) * vocab];
+            if position == 0 && first_position.replay(token, sequence, cache, sequence_logits) {
+                continue;
             }
+            rows.push(sequence);
+            positions.push(position);
         }
         let count = rows.len();
         let residual = &mut residual[..count * embd];
@@ -426,12 +437,19 @@ impl<F: Float> Decoder<F> {
             linear(fc2, hidden, residual, Epilogue::Add);
         }
 
-        let vocab = config.vocab_size;
         let row_logits = &mut row_logits[..count * vocab];
         linear(&weights.lm_head, residual, row_logits, Epilogue::Store);
-        for (&sequence, row) in rows.iter().zip(row_logits.chunks_exact(vocab)) {
+        for ((&sequence, &position), row) in rows
+            .iter()
+            .zip(&*positions)
+            .zip(row_logits.chunks_exact(vocab))
+        {
             logits[sequence * vocab..(sequence + 1) * vocab].copy_from_slice(row);
             cache.advance(sequence);
+            if position == 0 {
+                let token = tokens[sequence].unwrap_or_default();
+                first_position.record(token, sequence, cache, row);
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! and its [`KvCache`] exist.
 
 mod decode;
+mod first_position;
 mod input_table;
 mod kv_cache;
 pub(crate) mod vector;
