@@ -140,8 +140,13 @@ pub struct Decoder<F> {
     weights: Weights<F>,
     /// The first block's inputs per (token, position), for the weights of the last load.
     inputs: InputTable<F>,
-    /// What each token fed at position 0 leaves behind, for the weights of the last load.
+    /// What each token fed at position 0, or at 1 after BOS, leaves behind, for the weights of the
+    /// last load.
     first_position: FirstPositionTable<F>,
+    /// The token each sequence was fed at position 0, once fed. Only [`Decoder::step_loaded`]
+    /// replays from the table, on the one cache of a sampler; [`Decoder::step`] clears the table
+    /// on every call, so a cache filled elsewhere can never be matched with a stale entry.
+    first_tokens: Vec<Option<usize>>,
     /// The active sequences of the current step, in order: row `r` of the buffers below is
     /// sequence `rows[r]`.
     rows: Vec<usize>,
@@ -224,6 +229,7 @@ impl<F: Float> Decoder<F> {
             weights: Weights::new(config),
             inputs: InputTable::new(config),
             first_position: FirstPositionTable::new(config),
+            first_tokens: vec![None; batch],
             rows: Vec::with_capacity(batch),
             positions: Vec::with_capacity(batch),
             residual: vec![F::zero(); batch * embd],
@@ -262,7 +268,8 @@ impl<F: Float> Decoder<F> {
     ///
     /// Each call copies the weights into the decoder's transposed layout (about as much work as one
     /// token's forward pass) and forgets what it computed once for the previous weights (the first
-    /// block's inputs per token and position, the whole step per token at position 0), which a [`Sampler`](crate::Sampler) does once per batch of names.
+    /// block's inputs per token and position, the whole step per token at position 0 and at 1 after
+    /// BOS), which a [`Sampler`](crate::Sampler) does once per batch of names.
     ///
     /// # Errors
     /// Without changing anything: if `params`, `cache` and the decoder were made for different
@@ -336,6 +343,7 @@ impl<F: Float> Decoder<F> {
             weights,
             inputs,
             first_position,
+            first_tokens,
             rows,
             positions,
             residual,
@@ -358,8 +366,13 @@ impl<F: Float> Decoder<F> {
         for (sequence, token) in tokens.iter().enumerate() {
             let Some(token) = *token else { continue };
             let position = cache.len(sequence);
+            if position == 0 {
+                first_tokens[sequence] = Some(token);
+            }
             let sequence_logits = &mut logits[sequence * vocab..(sequence + 1) * vocab];
-            if position == 0 && first_position.replay(token, sequence, cache, sequence_logits) {
+            if let Some(entry) = first_position.entry(first_tokens[sequence], position, token)
+                && first_position.replay(entry, sequence, position, cache, sequence_logits)
+            {
                 continue;
             }
             rows.push(sequence);
@@ -446,9 +459,9 @@ impl<F: Float> Decoder<F> {
         {
             logits[sequence * vocab..(sequence + 1) * vocab].copy_from_slice(row);
             cache.advance(sequence);
-            if position == 0 {
-                let token = tokens[sequence].unwrap_or_default();
-                first_position.record(token, sequence, cache, row);
+            let token = tokens[sequence].unwrap_or_default();
+            if let Some(entry) = first_position.entry(first_tokens[sequence], position, token) {
+                first_position.record(entry, sequence, position, cache, row);
             }
         }
     }

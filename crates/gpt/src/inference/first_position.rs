@@ -1,37 +1,41 @@
-//! The whole forward pass at position 0, which depends on nothing but the token.
+//! The whole forward pass at the first two positions of a sequence that starts with BOS, which
+//! depends on nothing but the token fed.
 
 use tape::Float;
 
 use super::KvCache;
 use crate::Config;
 
-/// Per token: what feeding it at position 0 leaves behind, every block's key and value and the
-/// next-token logits.
+/// What feeding a token leaves behind at position 0, and at position 1 after BOS at position 0:
+/// every block's key and value at that position and the next-token logits.
 ///
 /// At position 0 attention sees only the token itself, so these are a function of the token
-/// alone. Every name a sampler draws starts with BOS at position 0: the first of them computes
-/// that step, and the others (a seventh of all the steps of short names) copy it. The copy is
-/// the computed values themselves, so it is equal to a fresh computation to the bit.
+/// alone; at position 1 after BOS, likewise. Every name a sampler draws starts with BOS at
+/// position 0 and one of `vocab_size` tokens at position 1: the first name to feed each computes
+/// the step, and the others copy it (two of the seven steps of a typical name). The copy is the
+/// computed values themselves, so it is equal to a fresh computation to the bit.
+///
+/// Entry `token` is position 0, entry `vocab_size + token` position 1 after BOS.
 #[derive(Clone, Debug)]
 pub(crate) struct FirstPositionTable<F> {
     config: Config,
-    /// Whether each token's entry holds its values.
+    /// Whether each entry holds its values.
     filled: Vec<bool>,
-    /// Per token and block: the key, then the value, each `n_embd` long.
+    /// Per entry and block: the key, then the value, each `n_embd` long.
     keys_values: Vec<F>,
-    /// Per token: the logits, `vocab_size` long.
+    /// Per entry: the logits, `vocab_size` long.
     logits: Vec<F>,
 }
 
 impl<F: Float> FirstPositionTable<F> {
     /// An empty table for a model of shape `config`.
     pub(crate) fn new(config: Config) -> Self {
-        let vocab = config.vocab_size;
+        let (vocab, entries) = (config.vocab_size, 2 * config.vocab_size);
         FirstPositionTable {
             config,
-            filled: vec![false; vocab],
-            keys_values: vec![F::zero(); vocab * config.n_layer * 2 * config.n_embd],
-            logits: vec![F::zero(); vocab * vocab],
+            filled: vec![false; entries],
+            keys_values: vec![F::zero(); entries * config.n_layer * 2 * config.n_embd],
+            logits: vec![F::zero(); entries * vocab],
         }
     }
 
@@ -40,61 +44,74 @@ impl<F: Float> FirstPositionTable<F> {
         self.filled.fill(false);
     }
 
-    /// If `token` has an entry, writes it as position 0 of the empty `sequence` (which then holds
-    /// one position) and its logits into `logits`, and returns `true`.
+    /// The entry of `token` fed at `position` to a sequence that started with `first` (the token
+    /// at position 0, if it has been fed), if the table has room for it.
+    pub(crate) fn entry(
+        &self,
+        first: Option<usize>,
+        position: usize,
+        token: usize,
+    ) -> Option<usize> {
+        let bos = self.config.vocab_size - 1;
+        match (position, first) {
+            (0, _) => Some(token),
+            (1, Some(first)) if first == bos => Some(self.config.vocab_size + token),
+            _ => None,
+        }
+    }
+
+    /// If `entry` holds its values, writes them as position `position` of `sequence` (which then
+    /// holds one more position) and its logits into `logits`, and returns `true`.
     pub(crate) fn replay(
         &self,
-        token: usize,
+        entry: usize,
         sequence: usize,
+        position: usize,
         cache: &mut KvCache<F>,
         logits: &mut [F],
     ) -> bool {
-        if !self.filled[token] {
+        if !self.filled[entry] {
             return false;
         }
         let embd = self.config.n_embd;
-        for (layer, key_value) in self.entry(token).chunks_exact(2 * embd).enumerate() {
-            let (keys, values) = cache.block_mut(layer, sequence, 0);
+        let row = position * embd..(position + 1) * embd;
+        for (layer, key_value) in self.keys_values(entry).chunks_exact(2 * embd).enumerate() {
+            let (keys, values) = cache.block_mut(layer, sequence, position);
             let (key, value) = key_value.split_at(embd);
-            keys.copy_from_slice(key);
-            values.copy_from_slice(value);
+            keys[row.clone()].copy_from_slice(key);
+            values[row.clone()].copy_from_slice(value);
         }
-        logits.copy_from_slice(self.token_logits(token));
+        let vocab = self.config.vocab_size;
+        logits.copy_from_slice(&self.logits[entry * vocab..(entry + 1) * vocab]);
         cache.advance(sequence);
         true
     }
 
-    /// Stores what feeding `token` to `sequence` at position 0 computed: its cached key and value
-    /// in every block, and `logits`.
+    /// Stores what feeding `sequence` at `position` (its last) computed, as `entry`: its cached
+    /// key and value in every block, and `logits`.
     pub(crate) fn record(
         &mut self,
-        token: usize,
+        entry: usize,
         sequence: usize,
+        position: usize,
         cache: &KvCache<F>,
         logits: &[F],
     ) {
         let (embd, vocab) = (self.config.n_embd, self.config.vocab_size);
-        let span =
-            token * self.config.n_layer * 2 * embd..(token + 1) * self.config.n_layer * 2 * embd;
-        for (layer, key_value) in self.keys_values[span]
-            .chunks_exact_mut(2 * embd)
-            .enumerate()
-        {
+        let row = position * embd..(position + 1) * embd;
+        let size = self.config.n_layer * 2 * embd;
+        let keys_values = &mut self.keys_values[entry * size..(entry + 1) * size];
+        for (layer, key_value) in keys_values.chunks_exact_mut(2 * embd).enumerate() {
             let (key, value) = key_value.split_at_mut(embd);
-            key.copy_from_slice(&cache.keys(layer, sequence)[..embd]);
-            value.copy_from_slice(&cache.values(layer, sequence)[..embd]);
+            key.copy_from_slice(&cache.keys(layer, sequence)[row.clone()]);
+            value.copy_from_slice(&cache.values(layer, sequence)[row.clone()]);
         }
-        self.logits[token * vocab..(token + 1) * vocab].copy_from_slice(logits);
-        self.filled[token] = true;
+        self.logits[entry * vocab..(entry + 1) * vocab].copy_from_slice(logits);
+        self.filled[entry] = true;
     }
 
-    fn entry(&self, token: usize) -> &[F] {
+    fn keys_values(&self, entry: usize) -> &[F] {
         let size = self.config.n_layer * 2 * self.config.n_embd;
-        &self.keys_values[token * size..(token + 1) * size]
-    }
-
-    fn token_logits(&self, token: usize) -> &[F] {
-        let vocab = self.config.vocab_size;
-        &self.logits[token * vocab..(token + 1) * vocab]
+        &self.keys_values[entry * size..(entry + 1) * size]
     }
 }
