@@ -272,18 +272,12 @@ fn exponentials<F: Float>(
     if logits.is_empty() {
         return Err(SampleError::NoLogits);
     }
-    let inverse_temperature = temperature.powf(-1.0);
-    weights.clear();
-    weights.extend(
-        logits
-            .iter()
-            .map(|&logit| Float::to_f64(logit) * inverse_temperature),
-    );
+    scale(logits, temperature.powf(-1.0), weights);
     let max = maximum(weights);
     if is_single::<F>() {
         single.clear();
-        single.extend(weights.iter().map(|&w| (w - max) as f32));
         single.resize(weights.len().next_multiple_of(EXP_LANES), 0.0);
+        shift(weights, max, single);
         exp_in_place_f32(single);
         for (weight, &exponential) in weights.iter_mut().zip(&*single) {
             *weight = f64::from(exponential);
@@ -292,6 +286,37 @@ fn exponentials<F: Float>(
         for weight in weights.iter_mut() {
             *weight = (*weight - max).exp();
         }
+    }
+    Ok(())
+}
+
+/// `scaled[i] = logits[i] * inverse_temperature` in `f64` (Python's `l / temperature`).
+fn scale<F: Float>(logits: &[F], inverse_temperature: f64, scaled: &mut Vec<f64>) {
+    scaled.clear();
+    scaled.extend(
+        logits
+            .iter()
+            .map(|&logit| Float::to_f64(logit) * inverse_temperature),
+    );
+}
+
+/// `shifted[i] = scaled[i] - max`, rounded to `f32` for the vectorised exponential.
+fn shift(scaled: &[f64], max: f64, shifted: &mut [f32]) {
+    for (shifted, &scaled) in shifted.iter_mut().zip(scaled) {
+        *shifted = (scaled - max) as f32;
+    }
+}
+
+/// `weights[i] = exponentials[i]` in `f64`, for the generator.
+///
+/// # Errors
+/// A NaN (from a NaN logit). Otherwise the largest weight is `exp(0) = 1` and none is infinite,
+/// so the total is finite and positive.
+fn widen(exponentials: &[f32], weights: &mut Vec<f64>) -> Result<(), SampleError> {
+    weights.clear();
+    weights.extend(exponentials.iter().map(|&e| f64::from(e)));
+    if weights.iter().fold(false, |nan, w| nan | w.is_nan()) {
+        return Err(SampleError::NotFinite);
     }
     Ok(())
 }
@@ -376,32 +401,76 @@ pub fn draw_token<F: Float>(
     let unfiltered = options.top_k.is_none() && options.top_p.is_none();
     let weights = if is_single::<F>() && unfiltered {
         options.validate()?;
-        exponentials(
-            logits,
-            options.temperature,
-            &mut scratch.weights,
-            &mut scratch.exponentials,
-        )?;
-        // The largest weight is exp(0) = 1, so the total is finite and positive unless a weight is
-        // NaN (an `f32` exponential is never infinite).
-        if scratch
-            .weights
-            .iter()
-            .fold(false, |nan, w| nan | w.is_nan())
-        {
-            return Err(SampleError::NotFinite);
-        }
+        let DrawScratch {
+            weights,
+            exponentials: single,
+            ..
+        } = scratch;
+        exponentials(logits, options.temperature, weights, single)?;
+        let widened = &single[..weights.len()];
+        widen(widened, weights)?;
         &scratch.weights[..]
     } else {
         token_weights(logits, options, scratch)?
     };
+    Ok(draw_with(weights, rng))
+}
+
+/// One `rng.weighted_index(weights)`, kept inside the tokens of positive weight.
+fn draw_with(weights: &[f64], rng: &mut impl Randomness) -> usize {
     let token = rng.weighted_index(weights);
     if weights[token] > 0.0 {
-        return Ok(token);
+        return token;
     }
     // Only reachable when `uniform() * total` rounds up to `total`, where `random.choices` falls back
     // to the last token even if its weight is 0: keep the draw inside the filtered set instead.
-    Ok(weights.iter().rposition(|&w| w > 0.0).unwrap_or(token))
+    weights.iter().rposition(|&w| w > 0.0).unwrap_or(token)
+}
+
+/// The exponentials of a whole decode step of an `f32` model, for draws without top-k or top-p:
+/// every sequence's shifted logits, then one call of the vectorised exponential over all of them.
+///
+/// Per sequence the exponential is one or two vectors, each a chain of dependent operations that
+/// leaves the processor waiting; over a batch, many independent vectors are in flight. The
+/// numbers are those [`draw_token`] computes, so the draws are the same.
+#[derive(Clone, Debug)]
+struct StepExponentials {
+    vocab_size: usize,
+    /// `vocab_size` rounded up to whole vectors of exponentials.
+    stride: usize,
+    /// Per sequence, `stride` values: the shifted logits, then their exponentials.
+    exponentials: Vec<f32>,
+}
+
+impl StepExponentials {
+    fn new(vocab_size: usize, batch: usize) -> Self {
+        let stride = vocab_size.next_multiple_of(EXP_LANES);
+        StepExponentials {
+            vocab_size,
+            stride,
+            exponentials: vec![0.0; batch * stride],
+        }
+    }
+
+    /// The exponentials of every sequence's row of `logits [batch, vocab_size]`, with `scaled` as
+    /// scratch. Rows of idle sequences are computed too: that is cheaper than skipping them.
+    fn compute<F: Float>(&mut self, logits: &[F], inverse_temperature: f64, scaled: &mut Vec<f64>) {
+        for (row, shifted) in logits
+            .chunks_exact(self.vocab_size)
+            .zip(self.exponentials.chunks_exact_mut(self.stride))
+        {
+            scale(row, inverse_temperature, scaled);
+            shift(scaled, maximum(scaled), shifted);
+        }
+        exp_in_place_f32(&mut self.exponentials);
+    }
+
+    /// The weights of `sequence` from the last [`StepExponentials::compute`], as [`widen`] makes
+    /// them.
+    fn weights(&self, sequence: usize, weights: &mut Vec<f64>) -> Result<(), SampleError> {
+        let row = &self.exponentials[sequence * self.stride..][..self.vocab_size];
+        widen(row, weights)
+    }
 }
 
 /// Generates names with a model, up to `batch` at a time through one [`KvCache`].
@@ -452,6 +521,8 @@ pub struct Sampler<F> {
     cache: KvCache<F>,
     decoder: Decoder<F>,
     scratch: DrawScratch,
+    /// The exponentials of a step's draws, for an `f32` model without top-k or top-p.
+    step_exponentials: StepExponentials,
     /// The token each slot is fed at the next decode step; `None` for an idle slot.
     feed: Vec<Option<usize>>,
     /// The name (index into the result) each slot is generating.
@@ -466,6 +537,7 @@ impl<F: Float> Sampler<F> {
             cache: KvCache::new(config, batch),
             decoder: Decoder::new(config, batch),
             scratch: DrawScratch::new(config.vocab_size),
+            step_exponentials: StepExponentials::new(config.vocab_size, batch),
             feed: vec![None; batch],
             slots: vec![None; batch],
         }
@@ -564,8 +636,16 @@ impl<F: Float> Sampler<F> {
 
         // The weights are fixed for the whole call: put them in the decoder's layout once.
         self.decoder.load(params)?;
+        let batched = is_single::<F>() && options.top_k.is_none() && options.top_p.is_none();
+        let inverse_temperature = options.temperature.powf(-1.0);
         while self.slots.iter().any(Option::is_some) {
             self.decoder.step_loaded(&mut self.cache, &self.feed)?;
+            if batched {
+                let logits = self.decoder.all_logits();
+                let scaled = &mut self.scratch.weights;
+                self.step_exponentials
+                    .compute(logits, inverse_temperature, scaled);
+            }
             for (sequence, (slot, feed)) in self.slots.iter_mut().zip(&mut self.feed).enumerate() {
                 let Some(name) = *slot else { continue };
                 // The position just fed: BOS at 0, then the prefix, then drawn tokens.
@@ -574,8 +654,14 @@ impl<F: Float> Sampler<F> {
                     *feed = Some(forced);
                     continue;
                 }
-                let logits = self.decoder.logits(sequence);
-                let token = draw_token(logits, options, &mut self.scratch, rng)?;
+                let token = if batched {
+                    let weights = &mut self.scratch.weights;
+                    self.step_exponentials.weights(sequence, weights)?;
+                    draw_with(weights, rng)
+                } else {
+                    let logits = self.decoder.logits(sequence);
+                    draw_token(logits, options, &mut self.scratch, rng)?
+                };
                 if token != bos {
                     names[name].push(token);
                 }
