@@ -9,7 +9,7 @@ use tape::Float;
 use super::KvCache;
 use super::first_position::FirstPositionTable;
 use super::input_table::{FirstLayer, InputTable};
-use super::vector::{EXP_LANES, Epilogue, Packed, exp_in_place, linear, rmsnorm};
+use super::vector::{EXP_LANES, Epilogue, Packed, copy_row, exp_in_place, linear, rmsnorm};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -405,7 +405,7 @@ impl<F: Float> Decoder<F> {
                 .into_iter()
                 .zip(entry.chunks_exact(embd))
             {
-                buffer[span.clone()].copy_from_slice(values);
+                copy_row(&mut buffer[span.clone()], values);
             }
         }
 
@@ -426,8 +426,8 @@ impl<F: Float> Decoder<F> {
                 let span = row * embd..(row + 1) * embd;
                 let (keys, values) = cache.block_mut(layer, sequence, position);
                 let last = position * embd..(position + 1) * embd;
-                keys[last.clone()].copy_from_slice(&key[span.clone()]);
-                values[last].copy_from_slice(&value[span.clone()]);
+                copy_row(&mut keys[last.clone()], &key[span.clone()]);
+                copy_row(&mut values[last], &value[span.clone()]);
                 attend(
                     config,
                     score_scale,

@@ -4,6 +4,7 @@
 use tape::Float;
 
 use super::KvCache;
+use super::vector::copy_row;
 use crate::Config;
 
 /// What feeding a token leaves behind at position 0, and at position 1 after BOS at position 0:
@@ -78,8 +79,8 @@ impl<F: Float> FirstPositionTable<F> {
         for (layer, key_value) in self.keys_values(entry).chunks_exact(2 * embd).enumerate() {
             let (keys, values) = cache.block_mut(layer, sequence, position);
             let (key, value) = key_value.split_at(embd);
-            keys[row.clone()].copy_from_slice(key);
-            values[row.clone()].copy_from_slice(value);
+            copy_row(&mut keys[row.clone()], key);
+            copy_row(&mut values[row.clone()], value);
         }
         let vocab = self.config.vocab_size;
         logits.copy_from_slice(&self.logits[entry * vocab..(entry + 1) * vocab]);
@@ -103,8 +104,8 @@ impl<F: Float> FirstPositionTable<F> {
         let keys_values = &mut self.keys_values[entry * size..(entry + 1) * size];
         for (layer, key_value) in keys_values.chunks_exact_mut(2 * embd).enumerate() {
             let (key, value) = key_value.split_at_mut(embd);
-            key.copy_from_slice(&cache.keys(layer, sequence)[row.clone()]);
-            value.copy_from_slice(&cache.values(layer, sequence)[row.clone()]);
+            copy_row(key, &cache.keys(layer, sequence)[row.clone()]);
+            copy_row(value, &cache.values(layer, sequence)[row.clone()]);
         }
         self.logits[entry * vocab..(entry + 1) * vocab].copy_from_slice(logits);
         self.filled[entry] = true;

@@ -66,6 +66,19 @@ impl<F: Float> Packed<F> {
     }
 }
 
+/// `destination.copy_from_slice(source)`, as a few vector moves when the rows are 16 wide (the
+/// seed's and Karpathy's `n_embd`): a call to `memcpy` for a length known only at run time costs
+/// more than copying 16 values, and the decode step copies several rows per token.
+#[inline(always)]
+pub(crate) fn copy_row<F: Copy>(destination: &mut [F], source: &[F]) {
+    const WIDTH: usize = 16;
+    if destination.len() == WIDTH && source.len() == WIDTH {
+        destination[..WIDTH].copy_from_slice(&source[..WIDTH]);
+    } else {
+        destination.copy_from_slice(source);
+    }
+}
+
 /// What [`linear`] does with each product `x W^T` before it lands in `out`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Epilogue {
