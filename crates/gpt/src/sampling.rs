@@ -5,6 +5,7 @@ use std::fmt;
 
 use tape::Float;
 
+use crate::inference::vector::{EXP_LANES, exp_in_place_f32, is_single};
 use crate::inference::{DecodeError, Decoder, KvCache};
 use crate::random::Randomness;
 use crate::{Config, Params, Tokenizer, UnknownCharacter};
@@ -183,6 +184,9 @@ pub struct DrawScratch {
     weights: Vec<f64>,
     /// Token ids from most to least probable.
     order: Vec<usize>,
+    /// The shifted logits of an `f32` model, then their exponentials, padded with zeros to whole
+    /// vectors of exponentials.
+    exponentials: Vec<f32>,
 }
 
 impl DrawScratch {
@@ -191,6 +195,7 @@ impl DrawScratch {
         DrawScratch {
             weights: Vec::with_capacity(vocab_size),
             order: Vec::with_capacity(vocab_size),
+            exponentials: Vec::with_capacity(vocab_size.next_multiple_of(EXP_LANES)),
         }
     }
 
@@ -203,10 +208,13 @@ impl DrawScratch {
 /// The weights the next token is drawn with: `softmax(logits / temperature)`, with the tokens that
 /// top-k and top-p filter out set to 0 (the others keep their probability, so the draw renormalises).
 ///
-/// The softmax is computed in `f64` exactly as microgpt.py computes it, so that the weights are the
-/// ones it hands to `random.choices`: each logit is multiplied by `temperature ** -1` (Python's
-/// `l / temperature` on a `Value`), the first maximum is subtracted, the exponentials are summed left
-/// to right, and each is multiplied by `total ** -1`.
+/// For `f64` logits the softmax is computed exactly as microgpt.py computes it, so that the weights
+/// are the ones it hands to `random.choices`: each logit is multiplied by `temperature ** -1`
+/// (Python's `l / temperature` on a `Value`), the first maximum is subtracted, the exponentials are
+/// summed left to right, and each is multiplied by `total ** -1`. For `f32` logits (a precision
+/// microgpt.py does not have) the same steps run, but the exponentials are the decoder's vectorised
+/// `f32` ones (within 2 units in the last place of `f32`, flushed to 0 below `e^-87.3`): the C
+/// library's `f64` `exp`, one call per token, was a fifth of the time to sample a name.
 ///
 /// Top-k keeps the `k` most probable tokens. Top-p then keeps the shortest run of the most probable
 /// remaining tokens whose cumulative probability reaches `p` times the mass kept so far. Equal
@@ -230,26 +238,13 @@ pub fn token_weights<'a, F: Float>(
     scratch: &'a mut DrawScratch,
 ) -> Result<&'a [f64], SampleError> {
     options.validate()?;
-    let DrawScratch { weights, order } = scratch;
-    if logits.is_empty() {
-        return Err(SampleError::NoLogits);
-    }
-    let inverse_temperature = options.temperature.powf(-1.0);
-    weights.clear();
-    weights.extend(
-        logits
-            .iter()
-            .map(|&logit| Float::to_f64(logit) * inverse_temperature),
-    );
-    // Python's `max` keeps the first of equal values, and so does this fold.
-    let max = weights[1..]
-        .iter()
-        .fold(weights[0], |max, &w| if w > max { w } else { max });
-    let mut total = 0.0;
-    for weight in weights.iter_mut() {
-        *weight = (*weight - max).exp();
-        total += *weight;
-    }
+    let DrawScratch {
+        weights,
+        order,
+        exponentials: single,
+    } = scratch;
+    exponentials(logits, options.temperature, weights, single)?;
+    let total = weights.iter().fold(0.0, |sum, &weight| sum + weight);
     if !(total.is_finite() && total > 0.0) {
         return Err(SampleError::NotFinite);
     }
@@ -257,10 +252,100 @@ pub fn token_weights<'a, F: Float>(
     for weight in weights.iter_mut() {
         *weight *= inverse_total;
     }
-    if options.top_k.is_none() && options.top_p.is_none() {
-        return Ok(weights);
+    if options.top_k.is_some() || options.top_p.is_some() {
+        filter(weights, order, options);
     }
+    Ok(weights)
+}
 
+/// `weights[i] = exp(logits[i] * temperature ** -1 - max)`, the softmax before its normalisation,
+/// with `max` the largest scaled logit (see [`token_weights`] for the precision of each dtype).
+///
+/// # Errors
+/// No logits.
+fn exponentials<F: Float>(
+    logits: &[F],
+    temperature: f64,
+    weights: &mut Vec<f64>,
+    single: &mut Vec<f32>,
+) -> Result<(), SampleError> {
+    if logits.is_empty() {
+        return Err(SampleError::NoLogits);
+    }
+    scale(logits, temperature.powf(-1.0), weights);
+    let max = maximum(weights);
+    if is_single::<F>() {
+        single.clear();
+        single.resize(weights.len().next_multiple_of(EXP_LANES), 0.0);
+        shift(weights, max, single);
+        exp_in_place_f32(single);
+        for (weight, &exponential) in weights.iter_mut().zip(&*single) {
+            *weight = f64::from(exponential);
+        }
+    } else {
+        for weight in weights.iter_mut() {
+            *weight = (*weight - max).exp();
+        }
+    }
+    Ok(())
+}
+
+/// `scaled[i] = logits[i] * inverse_temperature` in `f64` (Python's `l / temperature`).
+fn scale<F: Float>(logits: &[F], inverse_temperature: f64, scaled: &mut Vec<f64>) {
+    scaled.clear();
+    scaled.extend(
+        logits
+            .iter()
+            .map(|&logit| Float::to_f64(logit) * inverse_temperature),
+    );
+}
+
+/// `shifted[i] = scaled[i] - max`, rounded to `f32` for the vectorised exponential.
+fn shift(scaled: &[f64], max: f64, shifted: &mut [f32]) {
+    for (shifted, &scaled) in shifted.iter_mut().zip(scaled) {
+        *shifted = (scaled - max) as f32;
+    }
+}
+
+/// `weights[i] = exponentials[i]` in `f64`, for the generator.
+///
+/// # Errors
+/// A NaN (from a NaN logit). Otherwise the largest weight is `exp(0) = 1` and none is infinite,
+/// so the total is finite and positive.
+fn widen(exponentials: &[f32], weights: &mut Vec<f64>) -> Result<(), SampleError> {
+    weights.clear();
+    weights.extend(exponentials.iter().map(|&e| f64::from(e)));
+    if weights.iter().fold(false, |nan, w| nan | w.is_nan()) {
+        return Err(SampleError::NotFinite);
+    }
+    Ok(())
+}
+
+/// The largest of the non-empty `values`, as Python's `max` finds it, but compared in eight
+/// independent lanes so that the comparisons vectorise.
+///
+/// Which of two equal values wins can differ from Python's first-wins rule only for `0.0` against
+/// `-0.0`, and subtracting either from a logit gives the same number. A NaN is skipped as Python
+/// skips it (`>` is false), unless it comes first, in which case both return it.
+fn maximum(values: &[f64]) -> f64 {
+    let first = values[0];
+    let (chunks, rest) = values.as_chunks::<8>();
+    let mut lanes = [first; 8];
+    for chunk in chunks {
+        for (lane, &value) in lanes.iter_mut().zip(chunk) {
+            if value > *lane {
+                *lane = value;
+            }
+        }
+    }
+    lanes
+        .iter()
+        .chain(rest)
+        .fold(first, |max, &value| if value > max { value } else { max })
+}
+
+/// Sets to 0 the probabilities that top-k and then top-p filter out (see [`token_weights`]).
+fn filter(weights: &mut [f64], order: &mut Vec<usize>, options: &SamplingOptions) {
     order.clear();
     order.extend(0..weights.len());
     // A total order (probability descending, then id ascending): deterministic, and the unstable
@@ -283,7 +368,6 @@ pub fn token_weights<'a, F: Float>(
     for &token in &order[keep..] {
         weights[token] = 0.0;
     }
-    Ok(weights)
 }
 
 /// Draws the next token from `logits`: [`token_weights`], then exactly one
@@ -291,6 +375,10 @@ pub fn token_weights<'a, F: Float>(
 ///
 /// With the default options and [`PythonRandom`](crate::PythonRandom), this is microgpt.py's
 /// `random.choices(range(vocab_size), weights=[p.data for p in softmax([l / temperature ...])])`.
+///
+/// For `f32` logits without top-k or top-p, the weights handed to the generator are the
+/// exponentials before their normalisation: the same distribution (the draw divides by their
+/// total), without the two passes over the vocabulary that normalising takes.
 ///
 /// # Errors
 /// As [`token_weights`].
@@ -310,14 +398,79 @@ pub fn draw_token<F: Float>(
     scratch: &mut DrawScratch,
     rng: &mut impl Randomness,
 ) -> Result<usize, SampleError> {
-    let weights = token_weights(logits, options, scratch)?;
+    let unfiltered = options.top_k.is_none() && options.top_p.is_none();
+    let weights = if is_single::<F>() && unfiltered {
+        options.validate()?;
+        let DrawScratch {
+            weights,
+            exponentials: single,
+            ..
+        } = scratch;
+        exponentials(logits, options.temperature, weights, single)?;
+        let widened = &single[..weights.len()];
+        widen(widened, weights)?;
+        &scratch.weights[..]
+    } else {
+        token_weights(logits, options, scratch)?
+    };
+    Ok(draw_with(weights, rng))
+}
+
+/// One `rng.weighted_index(weights)`, kept inside the tokens of positive weight.
+fn draw_with(weights: &[f64], rng: &mut impl Randomness) -> usize {
     let token = rng.weighted_index(weights);
     if weights[token] > 0.0 {
-        return Ok(token);
+        return token;
     }
     // Only reachable when `uniform() * total` rounds up to `total`, where `random.choices` falls back
     // to the last token even if its weight is 0: keep the draw inside the filtered set instead.
-    Ok(weights.iter().rposition(|&w| w > 0.0).unwrap_or(token))
+    weights.iter().rposition(|&w| w > 0.0).unwrap_or(token)
+}
+
+/// The exponentials of a whole decode step of an `f32` model, for draws without top-k or top-p:
+/// every sequence's shifted logits, then one call of the vectorised exponential over all of them.
+///
+/// Per sequence the exponential is one or two vectors, each a chain of dependent operations that
+/// leaves the processor waiting; over a batch, many independent vectors are in flight. The
+/// numbers are those [`draw_token`] computes, so the draws are the same.
+#[derive(Clone, Debug)]
+struct StepExponentials {
+    vocab_size: usize,
+    /// `vocab_size` rounded up to whole vectors of exponentials.
+    stride: usize,
+    /// Per sequence, `stride` values: the shifted logits, then their exponentials.
+    exponentials: Vec<f32>,
+}
+
+impl StepExponentials {
+    fn new(vocab_size: usize, batch: usize) -> Self {
+        let stride = vocab_size.next_multiple_of(EXP_LANES);
+        StepExponentials {
+            vocab_size,
+            stride,
+            exponentials: vec![0.0; batch * stride],
+        }
+    }
+
+    /// The exponentials of every sequence's row of `logits [batch, vocab_size]`, with `scaled` as
+    /// scratch. Rows of idle sequences are computed too: that is cheaper than skipping them.
+    fn compute<F: Float>(&mut self, logits: &[F], inverse_temperature: f64, scaled: &mut Vec<f64>) {
+        for (row, shifted) in logits
+            .chunks_exact(self.vocab_size)
+            .zip(self.exponentials.chunks_exact_mut(self.stride))
+        {
+            scale(row, inverse_temperature, scaled);
+            shift(scaled, maximum(scaled), shifted);
+        }
+        exp_in_place_f32(&mut self.exponentials);
+    }
+
+    /// The weights of `sequence` from the last [`StepExponentials::compute`], as [`widen`] makes
+    /// them.
+    fn weights(&self, sequence: usize, weights: &mut Vec<f64>) -> Result<(), SampleError> {
+        let row = &self.exponentials[sequence * self.stride..][..self.vocab_size];
+        widen(row, weights)
+    }
 }
 
 /// Generates names with a model, up to `batch` at a time through one [`KvCache`].
@@ -368,6 +521,8 @@ pub struct Sampler<F> {
     cache: KvCache<F>,
     decoder: Decoder<F>,
     scratch: DrawScratch,
+    /// The exponentials of a step's draws, for an `f32` model without top-k or top-p.
+    step_exponentials: StepExponentials,
     /// The token each slot is fed at the next decode step; `None` for an idle slot.
     feed: Vec<Option<usize>>,
     /// The name (index into the result) each slot is generating.
@@ -382,6 +537,7 @@ impl<F: Float> Sampler<F> {
             cache: KvCache::new(config, batch),
             decoder: Decoder::new(config, batch),
             scratch: DrawScratch::new(config.vocab_size),
+            step_exponentials: StepExponentials::new(config.vocab_size, batch),
             feed: vec![None; batch],
             slots: vec![None; batch],
         }
@@ -480,8 +636,16 @@ impl<F: Float> Sampler<F> {
 
         // The weights are fixed for the whole call: put them in the decoder's layout once.
         self.decoder.load(params)?;
+        let batched = is_single::<F>() && options.top_k.is_none() && options.top_p.is_none();
+        let inverse_temperature = options.temperature.powf(-1.0);
         while self.slots.iter().any(Option::is_some) {
             self.decoder.step_loaded(&mut self.cache, &self.feed)?;
+            if batched {
+                let logits = self.decoder.all_logits();
+                let scaled = &mut self.scratch.weights;
+                self.step_exponentials
+                    .compute(logits, inverse_temperature, scaled);
+            }
             for (sequence, (slot, feed)) in self.slots.iter_mut().zip(&mut self.feed).enumerate() {
                 let Some(name) = *slot else { continue };
                 // The position just fed: BOS at 0, then the prefix, then drawn tokens.
@@ -490,8 +654,14 @@ impl<F: Float> Sampler<F> {
                     *feed = Some(forced);
                     continue;
                 }
-                let logits = self.decoder.logits(sequence);
-                let token = draw_token(logits, options, &mut self.scratch, rng)?;
+                let token = if batched {
+                    let weights = &mut self.scratch.weights;
+                    self.step_exponentials.weights(sequence, weights)?;
+                    draw_with(weights, rng)
+                } else {
+                    let logits = self.decoder.logits(sequence);
+                    draw_token(logits, options, &mut self.scratch, rng)?
+                };
                 if token != bos {
                     names[name].push(token);
                 }

@@ -740,3 +740,44 @@ fn fewer_names_than_slots_and_f32_models_work() {
     assert_eq!(names.len(), 3);
     assert!(names.iter().all(|name| name.starts_with('z')));
 }
+
+#[test]
+fn an_f32_sampler_draws_what_stepping_and_draw_token_draw() {
+    // The oracle: the public one-token-at-a-time route, a fresh `Decoder::step` per token (which
+    // reloads the weights, so no table survives from one token to the next) and `draw_token`. The
+    // sampler's tables (first block's inputs, the steps at positions 0 and 1) and its batched
+    // exponentials must give the same numbers, so the same generator draws the same names.
+    let (params, _) = default_model(15);
+    let params: Params<f32> = params.cast();
+    let config = *params.config();
+    let bos = config.vocab_size - 1;
+    let options = SamplingOptions::default();
+    let mut sampler = Sampler::new(config, 1);
+    let names = sampler
+        .generate_tokens(
+            &params,
+            200,
+            &[],
+            &options,
+            &mut Xoshiro256PlusPlus::seed_from_u64(5),
+        )
+        .unwrap();
+
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+    let mut scratch = DrawScratch::new(config.vocab_size);
+    for (index, name) in names.iter().enumerate() {
+        let mut cache = KvCache::new(config, 1);
+        let mut decoder = Decoder::new(config, 1);
+        let mut expected = Vec::new();
+        let mut token = bos;
+        for _ in 0..config.block_size {
+            decoder.step(&params, &mut cache, &[Some(token)]).unwrap();
+            token = draw_token(decoder.logits(0), &options, &mut scratch, &mut rng).unwrap();
+            if token == bos {
+                break;
+            }
+            expected.push(token);
+        }
+        assert_eq!(name, &expected, "name {index}");
+    }
+}

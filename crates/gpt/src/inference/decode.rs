@@ -7,7 +7,9 @@ use ndarray::Array2;
 use tape::Float;
 
 use super::KvCache;
-use super::vector::{Epilogue, Packed, exp_in_place, linear, rmsnorm, rmsnorm_in_place};
+use super::first_position::FirstPositionTable;
+use super::input_table::{FirstLayer, InputTable};
+use super::vector::{EXP_LANES, Epilogue, Packed, copy_row, exp_in_place, linear, rmsnorm};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -136,6 +138,15 @@ pub struct Decoder<F> {
     batch: usize,
     /// The weights as the kernels read them, from the last [`Decoder::load`].
     weights: Weights<F>,
+    /// The first block's inputs per (token, position), for the weights of the last load.
+    inputs: InputTable<F>,
+    /// What each token fed at position 0, or at 1 after BOS, leaves behind, for the weights of the
+    /// last load.
+    first_position: FirstPositionTable<F>,
+    /// The token each sequence was fed at position 0, once fed. Only [`Decoder::step_loaded`]
+    /// replays from the table, on the one cache of a sampler; [`Decoder::step`] clears the table
+    /// on every call, so a cache filled elsewhere can never be matched with a stale entry.
+    first_tokens: Vec<Option<usize>>,
     /// The active sequences of the current step, in order: row `r` of the buffers below is
     /// sequence `rows[r]`.
     rows: Vec<usize>,
@@ -153,8 +164,11 @@ pub struct Decoder<F> {
     attended: Vec<F>,
     /// The MLP hidden layer, `[rows, 4 n_embd]`.
     hidden: Vec<F>,
-    /// One row's attention scores, then weights, `[n_head, block_size]`.
+    /// One row's attention scores, then weights, `[n_head, block_size]`, with room to round up to
+    /// whole vectors of exponentials.
     scores: Vec<F>,
+    /// One row's per-lane products, then per-lane weights, `[block_size, n_embd]` (see [`attend`]).
+    lanes: Vec<F>,
     /// The logits of the rows, `[rows, vocab_size]`.
     row_logits: Vec<F>,
     /// The next-token logits of every sequence, `[batch, vocab_size]`.
@@ -213,6 +227,9 @@ impl<F: Float> Decoder<F> {
             config,
             batch,
             weights: Weights::new(config),
+            inputs: InputTable::new(config),
+            first_position: FirstPositionTable::new(config),
+            first_tokens: vec![None; batch],
             rows: Vec::with_capacity(batch),
             positions: Vec::with_capacity(batch),
             residual: vec![F::zero(); batch * embd],
@@ -222,7 +239,11 @@ impl<F: Float> Decoder<F> {
             value: vec![F::zero(); batch * embd],
             attended: vec![F::zero(); batch * embd],
             hidden: vec![F::zero(); batch * 4 * embd],
-            scores: vec![F::zero(); config.n_head * config.block_size],
+            scores: vec![
+                F::zero();
+                (config.n_head * config.block_size).next_multiple_of(EXP_LANES)
+            ],
+            lanes: vec![F::zero(); config.block_size * embd],
             row_logits: vec![F::zero(); batch * config.vocab_size],
             logits: vec![F::zero(); batch * config.vocab_size],
         }
@@ -246,7 +267,9 @@ impl<F: Float> Decoder<F> {
     /// others do.
     ///
     /// Each call copies the weights into the decoder's transposed layout (about as much work as one
-    /// token's forward pass), which a [`Sampler`](crate::Sampler) does once per batch of names.
+    /// token's forward pass) and forgets what it computed once for the previous weights (the first
+    /// block's inputs per token and position, the whole step per token at position 0 and at 1 after
+    /// BOS), which a [`Sampler`](crate::Sampler) does once per batch of names.
     ///
     /// # Errors
     /// Without changing anything: if `params`, `cache` and the decoder were made for different
@@ -284,6 +307,8 @@ impl<F: Float> Decoder<F> {
                 name: name.to_string(),
             });
         }
+        self.inputs.clear();
+        self.first_position.clear();
         let weights = &mut self.weights;
         weights.wte.copy_from_slice(row_major(params.wte()));
         weights.wpe.copy_from_slice(row_major(params.wpe()));
@@ -316,6 +341,9 @@ impl<F: Float> Decoder<F> {
         let score_scale = F::from_f64((head_dim as f64).powf(0.5).powf(-1.0));
         let Decoder {
             weights,
+            inputs,
+            first_position,
+            first_tokens,
             rows,
             positions,
             residual,
@@ -326,6 +354,7 @@ impl<F: Float> Decoder<F> {
             attended,
             hidden,
             scores,
+            lanes,
             row_logits,
             logits,
             ..
@@ -333,11 +362,21 @@ impl<F: Float> Decoder<F> {
 
         rows.clear();
         positions.clear();
+        let vocab = config.vocab_size;
         for (sequence, token) in tokens.iter().enumerate() {
-            if token.is_some() {
-                rows.push(sequence);
-                positions.push(cache.len(sequence));
+            let Some(token) = *token else { continue };
+            let position = cache.len(sequence);
+            if position == 0 {
+                first_tokens[sequence] = Some(token);
             }
+            let sequence_logits = &mut logits[sequence * vocab..(sequence + 1) * vocab];
+            if let Some(entry) = first_position.entry(first_tokens[sequence], position, token)
+                && first_position.replay(entry, sequence, position, cache, sequence_logits)
+            {
+                continue;
+            }
+            rows.push(sequence);
+            positions.push(position);
         }
         let count = rows.len();
         let residual = &mut residual[..count * embd];
@@ -350,34 +389,45 @@ impl<F: Float> Decoder<F> {
         let attended = &mut attended[..count * embd];
         let hidden = &mut hidden[..count * 4 * embd];
 
-        for ((x, &sequence), &position) in
-            residual.chunks_exact_mut(embd).zip(&*rows).zip(&*positions)
-        {
+        let [first_query, first_key, first_value, ..] = &weights.layers[0];
+        let first_layer = FirstLayer {
+            wte: &weights.wte,
+            wpe: &weights.wpe,
+            query: first_query,
+            key: first_key,
+            value: first_value,
+        };
+        for (row, (&sequence, &position)) in rows.iter().zip(&*positions).enumerate() {
             let token = tokens[sequence].unwrap_or_default();
-            let token_row = &weights.wte[token * embd..(token + 1) * embd];
-            let position_row = &weights.wpe[position * embd..(position + 1) * embd];
-            for ((x, &t), &p) in x.iter_mut().zip(token_row).zip(position_row) {
-                *x = t + p;
+            let entry = inputs.entry(&first_layer, token, position);
+            let span = row * embd..(row + 1) * embd;
+            for (buffer, values) in [&mut *residual, &mut *query, &mut *key, &mut *value]
+                .into_iter()
+                .zip(entry.chunks_exact(embd))
+            {
+                copy_row(&mut buffer[span.clone()], values);
             }
-            rmsnorm_in_place(x);
         }
 
         for (layer, [wq, wk, wv, wo, fc1, fc2]) in weights.layers.iter().enumerate() {
-            for (x, normed) in residual
-                .chunks_exact(embd)
-                .zip(normed.chunks_exact_mut(embd))
-            {
-                rmsnorm(x, normed);
+            // The first block's query, key and value came from the table.
+            if layer > 0 {
+                for (x, normed) in residual
+                    .chunks_exact(embd)
+                    .zip(normed.chunks_exact_mut(embd))
+                {
+                    rmsnorm(x, normed);
+                }
+                linear(wq, normed, query, Epilogue::Store);
+                linear(wk, normed, key, Epilogue::Store);
+                linear(wv, normed, value, Epilogue::Store);
             }
-            linear(wq, normed, query, Epilogue::Store);
-            linear(wk, normed, key, Epilogue::Store);
-            linear(wv, normed, value, Epilogue::Store);
             for (row, (&sequence, &position)) in rows.iter().zip(&*positions).enumerate() {
                 let span = row * embd..(row + 1) * embd;
                 let (keys, values) = cache.block_mut(layer, sequence, position);
                 let last = position * embd..(position + 1) * embd;
-                keys[last.clone()].copy_from_slice(&key[span.clone()]);
-                values[last].copy_from_slice(&value[span.clone()]);
+                copy_row(&mut keys[last.clone()], &key[span.clone()]);
+                copy_row(&mut values[last], &value[span.clone()]);
                 attend(
                     config,
                     score_scale,
@@ -385,6 +435,7 @@ impl<F: Float> Decoder<F> {
                     keys,
                     values,
                     scores,
+                    lanes,
                     &mut attended[span],
                 );
             }
@@ -399,12 +450,19 @@ impl<F: Float> Decoder<F> {
             linear(fc2, hidden, residual, Epilogue::Add);
         }
 
-        let vocab = config.vocab_size;
         let row_logits = &mut row_logits[..count * vocab];
         linear(&weights.lm_head, residual, row_logits, Epilogue::Store);
-        for (&sequence, row) in rows.iter().zip(row_logits.chunks_exact(vocab)) {
+        for ((&sequence, &position), row) in rows
+            .iter()
+            .zip(&*positions)
+            .zip(row_logits.chunks_exact(vocab))
+        {
             logits[sequence * vocab..(sequence + 1) * vocab].copy_from_slice(row);
             cache.advance(sequence);
+            let token = tokens[sequence].unwrap_or_default();
+            if let Some(entry) = first_position.entry(first_tokens[sequence], position, token) {
+                first_position.record(entry, sequence, position, cache, row);
+            }
         }
     }
 
@@ -458,6 +516,10 @@ impl<F: Float> Decoder<F> {
 /// One row's attention over its cached positions `0..=position`: for each head, the scores
 /// `q_h . K_h[t] / sqrt(head_dim)`, their softmax, and `sum_t w[t] V_h[t]` into `out`, every sum
 /// left to right as in microgpt.py.
+///
+/// The head widths of the seed's and Karpathy's models get their own copies of the loops, in which
+/// `head_dim` is a constant the compiler unrolls by.
+#[allow(clippy::too_many_arguments)]
 fn attend<F: Float>(
     config: Config,
     score_scale: F,
@@ -465,23 +527,69 @@ fn attend<F: Float>(
     keys: &[F],
     values: &[F],
     scores: &mut Vec<F>,
+    lanes: &mut [F],
     out: &mut [F],
 ) {
-    let embd = config.n_embd;
-    let head_dim = config.head_dim();
+    let (n_head, head_dim) = (config.n_head, config.head_dim());
+    let mut attend = |head_dim| {
+        attend_heads(
+            n_head,
+            head_dim,
+            score_scale,
+            query,
+            keys,
+            values,
+            scores,
+            lanes,
+            out,
+        )
+    };
+    match head_dim {
+        4 => attend(4),
+        8 => attend(8),
+        _ => attend(head_dim),
+    }
+}
+
+/// [`attend`] for `n_head` heads of `head_dim` lanes, inlined so that a constant `head_dim` is
+/// known inside.
+///
+/// The multiplications and the weighted sum of values run over all `n_embd` lanes of a position at
+/// once (which vectorises), rather than head by head over `head_dim` lanes (which does not): first
+/// the products `q[j] K[t][j]`, summed per head; then each position's weight spread over its
+/// head's lanes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attend_heads<F: Float>(
+    n_head: usize,
+    head_dim: usize,
+    score_scale: F,
+    query: &[F],
+    keys: &[F],
+    values: &[F],
+    scores: &mut Vec<F>,
+    lanes: &mut [F],
+    out: &mut [F],
+) {
+    let embd = n_head * head_dim;
     let positions = keys.len() / embd;
-    // scores[h * positions + t]: each head's scores contiguous, all heads' exponentials in one loop.
-    let used = config.n_head * positions;
-    for (head, scores) in scores[..used].chunks_exact_mut(positions).enumerate() {
-        let query = &query[head * head_dim..(head + 1) * head_dim];
-        for (score, key) in scores.iter_mut().zip(keys.chunks_exact(embd)) {
-            let key = &key[head * head_dim..(head + 1) * head_dim];
-            let dot = query
-                .iter()
-                .zip(key)
-                .fold(F::zero(), |sum, (&q, &k)| sum + q * k);
-            *score = dot * score_scale;
+    let lanes = &mut lanes[..keys.len()];
+    for (products, key) in lanes.chunks_exact_mut(embd).zip(keys.chunks_exact(embd)) {
+        for ((product, &q), &k) in products.iter_mut().zip(query).zip(key) {
+            *product = q * k;
         }
+    }
+    // scores[h * positions + t]: each head's scores contiguous, all heads' exponentials in one loop.
+    let used = n_head * positions;
+    for (position, products) in lanes.chunks_exact(embd).enumerate() {
+        for (head, products) in products.chunks_exact(head_dim).enumerate() {
+            let dot = products
+                .iter()
+                .fold(F::zero(), |sum, &product| sum + product);
+            scores[head * positions + position] = dot * score_scale;
+        }
+    }
+    for scores in scores[..used].chunks_exact_mut(positions) {
         // Python's `max` keeps the first of equal values; for a maximum that makes no difference.
         let max = scores[1..]
             .iter()
@@ -490,7 +598,7 @@ fn attend<F: Float>(
             *score -= max;
         }
     }
-    exp_in_place(scores, 0..used);
+    exp_in_place(scores, used);
     for scores in scores[..used].chunks_exact_mut(positions) {
         let total = scores.iter().fold(F::zero(), |sum, &e| sum + e);
         // microgpt.py's `e / total` is `e * total ** -1`.
@@ -499,17 +607,15 @@ fn attend<F: Float>(
             *weight *= inverse_total;
         }
     }
+    for (position, weights) in lanes.chunks_exact_mut(embd).enumerate() {
+        for (head, weights) in weights.chunks_exact_mut(head_dim).enumerate() {
+            weights.fill(scores[head * positions + position]);
+        }
+    }
     out.fill(F::zero());
-    for (position, value) in values.chunks_exact(embd).enumerate() {
-        for (head, (out, value)) in out
-            .chunks_exact_mut(head_dim)
-            .zip(value.chunks_exact(head_dim))
-            .enumerate()
-        {
-            let weight = scores[head * positions + position];
-            for (out, &value) in out.iter_mut().zip(value) {
-                *out += weight * value;
-            }
+    for (weights, value) in lanes.chunks_exact(embd).zip(values.chunks_exact(embd)) {
+        for ((out, &weight), &value) in out.iter_mut().zip(weights).zip(value) {
+            *out += weight * value;
         }
     }
 }

@@ -6,8 +6,10 @@
 //! and its [`KvCache`] exist.
 
 mod decode;
+mod first_position;
+mod input_table;
 mod kv_cache;
-mod vector;
+pub(crate) mod vector;
 
 pub use decode::{DecodeError, Decoder};
 pub use kv_cache::KvCache;

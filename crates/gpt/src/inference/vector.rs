@@ -66,6 +66,19 @@ impl<F: Float> Packed<F> {
     }
 }
 
+/// `destination.copy_from_slice(source)`, as a few vector moves when the rows are 16 wide (the
+/// seed's and Karpathy's `n_embd`): a call to `memcpy` for a length known only at run time costs
+/// more than copying 16 values, and the decode step copies several rows per token.
+#[inline(always)]
+pub(crate) fn copy_row<F: Copy>(destination: &mut [F], source: &[F]) {
+    const WIDTH: usize = 16;
+    if destination.len() == WIDTH && source.len() == WIDTH {
+        destination[..WIDTH].copy_from_slice(&source[..WIDTH]);
+    } else {
+        destination.copy_from_slice(source);
+    }
+}
+
 /// What [`linear`] does with each product `x W^T` before it lands in `out`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Epilogue {
@@ -80,11 +93,15 @@ pub(crate) enum Epilogue {
 /// `out[r] = x[r] W^T` for every row `r` of the row-major `x [rows, inputs]` and
 /// `out [rows, outputs]`, then the epilogue. Each output is `sum(w[o][i] * x[r][i])` over `i` left
 /// to right, starting from zero, as microgpt.py's `linear` sums.
+///
+/// Four rows go through a tile together: each output's sum is a chain of dependent additions, and
+/// four independent chains per tile keep the vector adder busy where two left it waiting on the
+/// previous addition.
 pub(crate) fn linear<F: Float>(weights: &Packed<F>, x: &[F], out: &mut [F], epilogue: Epilogue) {
     if is_single::<F>() {
-        linear_tiled::<F, 16, 2>(weights, x, out, epilogue);
+        linear_tiled::<F, 16, 4>(weights, x, out, epilogue);
     } else {
-        linear_tiled::<F, 8, 2>(weights, x, out, epilogue);
+        linear_tiled::<F, 8, 4>(weights, x, out, epilogue);
     }
 }
 
@@ -191,15 +208,23 @@ fn rms_scale<F: Float>(x: &[F]) -> F {
     }
 }
 
-/// `x[i] = exp(x[i])` for the elements `range` of `x`: [`exp_in_place_f32`] in `f32`, `F::exp` (the C
-/// library's) in `f64`.
+/// How many `f32` exponentials [`exp_in_place_f32`] computes per vector: one AVX-512 register.
+pub(crate) const EXP_LANES: usize = 16;
+
+/// `x[i] = exp(x[i])` for `i < count`: [`exp_in_place_f32`] in `f32`, `F::exp` (the C library's) in
+/// `f64`.
+///
+/// In `f32` the elements after `count` up to the next multiple of [`EXP_LANES`] (as far as `x`
+/// reaches) are exponentiated too: a whole vector costs less than a scalar tail, so a buffer with
+/// that much room takes no scalar path.
 // A `Vec`, not a slice: a sized type is what `Any` can downcast to its `f32` version.
 #[allow(clippy::ptr_arg)]
-pub(crate) fn exp_in_place<F: Float>(x: &mut Vec<F>, range: std::ops::Range<usize>) {
+pub(crate) fn exp_in_place<F: Float>(x: &mut Vec<F>, count: usize) {
     if let Some(single) = (x as &mut dyn Any).downcast_mut::<Vec<f32>>() {
-        exp_in_place_f32(&mut single[range]);
+        let padded = count.next_multiple_of(EXP_LANES).min(single.len());
+        exp_in_place_f32(&mut single[..padded]);
     } else {
-        for x in &mut x[range] {
+        for x in &mut x[..count] {
             *x = x.exp();
         }
     }
@@ -213,6 +238,20 @@ pub(crate) fn exp_in_place<F: Float>(x: &mut Vec<F>, range: std::ops::Range<usiz
 /// exact) and `|r| <= ln2 / 2`, `exp(r) = 1 + r + r^2 P(r)` with its degree-5 minimax `P`, and `2^k`
 /// written straight into the exponent bits.
 pub(crate) fn exp_in_place_f32(x: &mut [f32]) {
+    let (vectors, rest) = x.as_chunks_mut::<EXP_LANES>();
+    for vector in vectors {
+        for x in vector {
+            *x = exp_f32(*x);
+        }
+    }
+    for x in rest {
+        *x = exp_f32(*x);
+    }
+}
+
+/// One lane of [`exp_in_place_f32`].
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     const LN2_HIGH: f32 = 0.693_359_4; // 355 / 512: k * LN2_HIGH is exact
     const LN2_LOW: f32 = -2.121_944_4e-4;
@@ -226,19 +265,17 @@ pub(crate) fn exp_in_place_f32(x: &mut [f32]) {
         0.166_666_65,
         0.5,
     ];
-    for x in x.iter_mut() {
-        let clamped = x.clamp(-87.5, 88.0);
-        let shifted = clamped * LOG2_E + ROUND;
-        let k = shifted - ROUND;
-        // The bits of `shifted` are those of ROUND plus k: rebias k for the exponent field.
-        let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23;
-        let r = (clamped - k * LN2_HIGH) - k * LN2_LOW;
-        let polynomial = P[1..].iter().fold(P[0], |p, &c| p * r + c);
-        let exp_r = 1.0 + r + r * r * polynomial;
-        let value = exp_r * f32::from_bits(exponent);
-        // Below ln(f32::MIN_POSITIVE) the result would be subnormal: flush it to zero.
-        *x = if *x < -87.336_55 { 0.0 } else { value };
-    }
+    let clamped = x.clamp(-87.5, 88.0);
+    let shifted = clamped * LOG2_E + ROUND;
+    let k = shifted - ROUND;
+    // The bits of `shifted` are those of ROUND plus k: rebias k for the exponent field.
+    let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23;
+    let r = (clamped - k * LN2_HIGH) - k * LN2_LOW;
+    let polynomial = P[1..].iter().fold(P[0], |p, &c| p * r + c);
+    let exp_r = 1.0 + r + r * r * polynomial;
+    let value = exp_r * f32::from_bits(exponent);
+    // Below ln(f32::MIN_POSITIVE) the result would be subnormal: flush it to zero.
+    if x < -87.336_55 { 0.0 } else { value }
 }
 
 #[cfg(test)]
