@@ -121,13 +121,11 @@ fn product_block<F: Float, const ROWS: usize>(
 /// summed (the weight gradient of a linear layer). Row `i` of `out` gains `a[r, i] b[r]` for each
 /// `r` in turn.
 ///
-/// Narrow rows of `out` are updated in place, one outer product after another: consecutive rows
-/// are independent, so their updates overlap. Rows of at least [`GROUP`] columns are built a group
-/// of columns at a time in registers instead (see [`add_outer_products_grouped`]): updated in place
-/// they would be read and written once per row of `b`, from L2 once `out` outgrows L1.
-///
-/// Blocking several rows of `out` together is slower here: their weights sit side by side in a
-/// row of `a`, and the compiler then vectorises across them, with gathers and scatters.
+/// Updated in place, one outer product after another, each row of `out` would be read and written
+/// once per row of `b` (from L2, once `out` outgrows L1). So rows of at least [`GROUP`] columns are
+/// built a group of columns at a time in registers (see [`add_outer_products_grouped`]), and
+/// narrower ones several rows at a time (see [`add_outer_products_spaced`]); what is left (the
+/// last columns short of a tile, the last rows short of a block) is updated in place.
 pub(crate) fn add_transposed_product<F: Float>(
     a: &[F],
     a_stride: usize,
@@ -142,10 +140,68 @@ pub(crate) fn add_transposed_product<F: Float>(
     let grouped = width / GROUP * GROUP;
     if grouped > 0 {
         add_outer_products_grouped(a, a_stride, a_columns, b, width, grouped, out);
+        if grouped < width {
+            add_outer_products_in_place(a, a_stride, a_columns, b, width, grouped, out);
+        }
+        return;
     }
-    if grouped < width {
-        add_outer_products_in_place(a, a_stride, a_columns, b, width, grouped, out);
+    let tiled = width / TILE * TILE;
+    let done = if tiled == 0 {
+        0
+    } else if std::mem::size_of::<F>() <= 4 {
+        add_outer_products_spaced::<F, 8>(a, a_stride, a_columns, b, width, tiled, out)
+    } else {
+        add_outer_products_spaced::<F, 4>(a, a_stride, a_columns, b, width, tiled, out)
+    };
+    if tiled < width {
+        add_outer_products_in_place(a, a_stride, done, b, width, tiled, out);
     }
+    let (a, out) = (&a[done..], &mut out[done * width..]);
+    add_outer_products_in_place(a, a_stride, a_columns - done, b, width, 0, out);
+}
+
+/// Columns `0..tiled` (a multiple of [`TILE`]) of the first `ROWS * (a_columns / ROWS)` rows of
+/// [`add_transposed_product`]; returns that number of rows. Rows `i, i + spacing, ..` of `out`
+/// (`ROWS` of them, `spacing = a_columns / ROWS` apart) are built together, one tile at a time in
+/// local arrays, each its own chain of adds, and stored once. Their weights are `spacing` apart in
+/// a row of `a`: side by side, the compiler would vectorise across them instead, with gathers and
+/// scatters (10x slower). Each sum starts from `out` and adds the rows of `b` in order, as the
+/// in-place update does, so the results are the same to the last bit.
+fn add_outer_products_spaced<F: Float, const ROWS: usize>(
+    a: &[F],
+    a_stride: usize,
+    a_columns: usize,
+    b: &[F],
+    width: usize,
+    tiled: usize,
+    out: &mut [F],
+) -> usize {
+    let spacing = a_columns / ROWS;
+    for first in 0..spacing {
+        let out_rows: [usize; ROWS] = std::array::from_fn(|j| first + j * spacing);
+        for start in (0..tiled).step_by(TILE) {
+            let mut sums: [[F; TILE]; ROWS] = std::array::from_fn(|j| {
+                out[out_rows[j] * width + start..][..TILE]
+                    .try_into()
+                    .expect("a tile is TILE long")
+            });
+            for (a_row, b_row) in a.chunks(a_stride).zip(b.chunks_exact(width)) {
+                let b_tile: &[F; TILE] = b_row[start..start + TILE]
+                    .try_into()
+                    .expect("a tile is TILE long");
+                for (sum, &row) in sums.iter_mut().zip(&out_rows) {
+                    let weight = a_row[row];
+                    for (sum, &x) in sum.iter_mut().zip(b_tile) {
+                        *sum += weight * x;
+                    }
+                }
+            }
+            for (sum, &row) in sums.iter().zip(&out_rows) {
+                out[row * width + start..][..TILE].copy_from_slice(sum);
+            }
+        }
+    }
+    ROWS * spacing
 }
 
 /// Columns `first..width` of [`add_transposed_product`], updated in place by one outer product
