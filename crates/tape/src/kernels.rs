@@ -44,10 +44,10 @@ pub(crate) fn add_product<F: Float>(
     while row < rows {
         let count = (rows - row).min(block_rows::<F>());
         let (a, out) = (&a[row * a_stride..], &mut out[row * width..]);
-        if count > 4 {
-            product_block::<F, 8>(a, a_stride, count, inner, m, m_stride, out, width);
-        } else {
-            product_block::<F, 4>(a, a_stride, count, inner, m, m_stride, out, width);
+        match count {
+            1 => product_block::<F, 1>(a, a_stride, count, inner, m, m_stride, out, width),
+            2..=4 => product_block::<F, 4>(a, a_stride, count, inner, m, m_stride, out, width),
+            _ => product_block::<F, 8>(a, a_stride, count, inner, m, m_stride, out, width),
         }
         row += count;
     }
@@ -61,7 +61,8 @@ fn block_rows<F>() -> usize {
     if std::mem::size_of::<F>() <= 4 { 8 } else { 4 }
 }
 
-/// The first `count` rows of [`add_product`], for `count <= ROWS`, built together.
+/// The first `count` rows of [`add_product`], for `count <= ROWS`, built together. (A single row
+/// runs alone: repeated four times it costs more instructions than it saves waiting.)
 ///
 /// Each tile of [`TILE`] columns is summed over the inner index in `ROWS` local arrays (the
 /// registers), which all read the same tile of `m`, and added to `out` once. A block of fewer rows
@@ -99,9 +100,7 @@ fn product_block<F: Float, const ROWS: usize>(
                 }
             }
             for (sum, out_row) in sums.into_iter().zip(out.chunks_exact_mut(width)) {
-                for (out, sum) in out_row[start..start + valid].iter_mut().zip(sum) {
-                    *out += sum;
-                }
+                add_tile(&mut out_row[start..start + valid], sum);
             }
         } else {
             for (a_row, out_row) in a_rows.iter().zip(out.chunks_exact_mut(width)) {
@@ -112,6 +111,20 @@ fn product_block<F: Float, const ROWS: usize>(
                     }
                 }
             }
+        }
+    }
+}
+
+/// `out += sum[..out.len()]`, as a whole-tile vector add when `out` is a whole tile (the compiler
+/// turns a loop of unknown length over `sum` into one scalar add per element).
+fn add_tile<F: Float>(out: &mut [F], sum: [F; TILE]) {
+    if let Ok(out) = <&mut [F; TILE]>::try_from(&mut *out) {
+        for (out, sum) in out.iter_mut().zip(sum) {
+            *out += sum;
+        }
+    } else {
+        for (out, sum) in out.iter_mut().zip(sum) {
+            *out += sum;
         }
     }
 }
