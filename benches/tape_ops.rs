@@ -19,6 +19,13 @@
 //! across iterations with `Graph::truncate`, `scalar::layers::linear`, `sum`, `backward`), side by
 //! side, so the ratio of the two medians is the tape's speed-up on this shape.
 //!
+//! Group `linear_forward_backward`: `loss = sum(x W^T)` and its gradients for `x` of shape
+//! `[rows, in]` and `W` of shape `[out, in]`, in `f32` and `f64`, at the shapes of microgpt's
+//! layers (named `rows x in x out`): 8 rows is a document of batch 1, 64 a chunk of documents;
+//! 16-wide is Karpathy's configuration (the stacked query, key and value projections are 16 x 48),
+//! 128-wide the d128 workload. It times the product kernels (forward, input and weight gradients)
+//! with the per-op costs above on top.
+//!
 //! Run with `cargo bench -p microgpt-rs --bench tape_ops` (add `-- --quick` for a fast check);
 //! without `-p` cargo looks only in the workspace's default member, the CLI, and finds no bench.
 
@@ -27,7 +34,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::{Array1, Array2};
-use tape::{Gradients, Tape, TapeError, Var};
+use tape::{Float, Gradients, Tape, TapeError, Var};
 
 const WIDTH: usize = 16;
 
@@ -139,5 +146,77 @@ fn matvec_tape_vs_scalar(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tape_ops, matvec_tape_vs_scalar);
+/// A warm tape holding `x` `[rows, in]` and `W` `[out, in]` as parameters.
+struct LinearFixture<F: Float> {
+    tape: Tape<F>,
+    gradients: Gradients<F>,
+    x: Var,
+    w: Var,
+}
+
+impl<F: Float> LinearFixture<F> {
+    fn new((rows, inner, outputs): (usize, usize, usize)) -> Self {
+        let mut tape = Tape::new();
+        let matrix = |rows: usize, columns: usize, step: f64| {
+            Array2::from_shape_fn((rows, columns), |(i, j)| {
+                F::from_f64(((i * columns + j) as f64 * step).sin())
+            })
+            .into_dyn()
+        };
+        let x = tape.parameter(matrix(rows, inner, 0.37));
+        let w = tape.parameter(matrix(outputs, inner, 0.11));
+        LinearFixture {
+            tape,
+            gradients: Gradients::new(),
+            x,
+            w,
+        }
+    }
+
+    fn step(&mut self) -> F {
+        self.tape.clear();
+        let output = self
+            .tape
+            .linear(black_box(self.x), black_box(self.w))
+            .expect("valid shapes");
+        let loss = self.tape.sum(output).expect("any shape sums");
+        self.tape
+            .backward_into(loss, &mut self.gradients)
+            .expect("a scalar loss");
+        self.tape.scalar(loss)
+    }
+}
+
+fn linear_forward_backward(c: &mut Criterion) {
+    let shapes = [
+        (8, 16, 48),
+        (8, 16, 64),
+        (8, 64, 16),
+        (8, 128, 384),
+        (8, 512, 128),
+        (64, 128, 512),
+    ];
+    let mut group = c.benchmark_group("linear_forward_backward");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for shape in shapes {
+        let (rows, inner, outputs) = shape;
+        let mut fixture = LinearFixture::<f32>::new(shape);
+        let name = format!("f32_{rows}x{inner}x{outputs}");
+        group.bench_function(name, |bencher| bencher.iter(|| fixture.step()));
+        let mut fixture = LinearFixture::<f64>::new(shape);
+        let name = format!("f64_{rows}x{inner}x{outputs}");
+        group.bench_function(name, |bencher| bencher.iter(|| fixture.step()));
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    tape_ops,
+    matvec_tape_vs_scalar,
+    linear_forward_backward
+);
 criterion_main!(benches);
