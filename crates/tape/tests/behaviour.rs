@@ -1,7 +1,7 @@
 //! The tape's contract beyond single ops: reuse, repeated backward, clearing, no-grad mode, errors.
 //! Expected values are worked out by hand in the comments.
 
-use ndarray::{ArrayD, arr0, arr1, arr2};
+use ndarray::{Array2, ArrayD, arr0, arr1, arr2, s};
 use tape::{Tape, TapeError};
 
 fn vector(values: &[f64]) -> ArrayD<f64> {
@@ -253,4 +253,33 @@ fn forward_values_match_independent_formulas() {
     let logits = tape.constant(vector(&[0.0, 3f64.ln()]));
     let loss = tape.softmax_cross_entropy(logits, &[1]).unwrap();
     assert!((tape.scalar(loss) + 0.75f64.ln()).abs() < 1e-15);
+}
+
+/// `linear` transposes either the weights or the input and the result, whichever is cheaper for
+/// the shapes; both sum in the same order, so a row's outputs do not depend on how many rows came
+/// with it.
+#[test]
+fn linear_gives_a_row_the_same_bits_whatever_the_number_of_rows() {
+    let (rows, inner, outputs) = (20, 64, 128);
+    let weights = Array2::from_shape_fn((outputs, inner), |(o, i)| {
+        ((o * 31 + i * 7) as f32 * 0.37).sin()
+    });
+    let inputs = Array2::from_shape_fn((rows, inner), |(r, i)| {
+        ((r * 13 + i * 5) as f32 * 0.11).cos()
+    });
+    let mut tape = Tape::new();
+    let w = tape.parameter(weights.into_dyn());
+    // At these shapes 20 rows transpose the weights, and 16 or fewer the input (see linear_forward).
+    let all = tape.constant(inputs.clone().into_dyn());
+    let all = tape.linear(all, w).unwrap();
+    for count in [1, 7, 16] {
+        let first = tape.constant(inputs.slice(s![..count, ..]).to_owned().into_dyn());
+        let first = tape.linear(first, w).unwrap();
+        let expected = &tape.value(all).as_slice().unwrap()[..count * outputs];
+        assert_eq!(
+            tape.value(first).as_slice().unwrap(),
+            expected,
+            "{count} rows"
+        );
+    }
 }

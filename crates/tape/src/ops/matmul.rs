@@ -79,8 +79,7 @@ impl<F: Float> Tape<F> {
 }
 
 /// The forward pass of [`Tape::linear`] and [`Tape::linear_stacked`]: checks the shapes, then
-/// computes every output row as a sum of rows of `[W_1; W_2; ..]^T` (see [`kernels`]), after writing
-/// that transpose into the saved buffer with its rows padded to whole tiles.
+/// computes the product with the row-update kernels (see [`kernels`]) one of two ways.
 fn linear_forward<F: Float>(
     name: &'static str,
     tape: &Recorded<'_, F>,
@@ -108,12 +107,47 @@ fn linear_forward<F: Float>(
     if weights.is_empty() {
         return Err(TapeError::shape(name, "needs at least one weight"));
     }
-    size_output(node, input, input_matrix.nrows(), outputs);
+    let rows = input_matrix.nrows();
+    size_output(node, input, rows, outputs);
+    // The row-update kernel needs one operand transposed: either the weights, `x [W_1; ..]^T`, or
+    // the input and the result, `(W x^T)^T`. Both sum every output element over the inner index in
+    // order, so they agree to the bit, and the cheaper one is taken: the count of elements to
+    // transpose plus the count of tile updates (each a few vector instructions), since a product
+    // whose result rows are narrower than a tile leaves vector lanes idle. Transposing the input
+    // wins for large weights and few rows (n_embd 64 or more, one document).
+    // The saved buffer is scratch for either way (backward does not read it), sized for both so
+    // that its need grows with the number of rows only, and resized only to grow: once the longest
+    // input has been seen, no shorter one reallocates or reshapes it.
+    let transposed_weights = inner * kernels::padded(outputs);
+    let transposed_input = inner * kernels::padded(rows) + outputs * rows;
+    let scratch = transposed_weights.max(transposed_input);
+    if node.saved.len() < scratch {
+        resize(&mut node.saved, &[scratch]);
+    }
+    let tiles = |width: usize| width.div_ceil(kernels::TILE);
+    let cost_by_weights = inner * outputs + rows * inner * tiles(outputs);
+    let cost_by_input = rows * (inner + outputs) + outputs * inner * tiles(rows);
+    if cost_by_input < cost_by_weights {
+        forward_by_transposed_input(tape, node, input, weights, rows, inner, outputs);
+    } else {
+        forward_by_transposed_weights(tape, node, input, weights, inner, outputs);
+    }
+    Ok(())
+}
+
+/// `y = x [W_1; ..]^T` with the weights' transpose at the start of the saved buffer, its rows
+/// padded to whole tiles. Only the valid columns are written back; the padding holds stale numbers whose products
+/// land in output columns the kernel never writes.
+fn forward_by_transposed_weights<F: Float>(
+    tape: &Recorded<'_, F>,
+    node: &mut Node<F>,
+    input: &ArrayD<F>,
+    weights: &[Var],
+    inner: usize,
+    outputs: usize,
+) {
     let stride = kernels::padded(outputs);
-    resize(&mut node.saved, &[inner, stride]);
-    // Only the valid columns are written; the padding holds stale numbers whose products land in
-    // output columns the kernel never writes back.
-    let transposed = slice_mut(&mut node.saved);
+    let transposed = &mut slice_mut(&mut node.saved)[..inner * stride];
     let mut offset = 0;
     for &w in weights {
         let weight = slice(tape.value(w));
@@ -122,16 +156,41 @@ fn linear_forward<F: Float>(
     }
     let out = slice_mut(&mut node.value);
     out.fill(F::zero());
-    kernels::add_product(
-        slice(input),
-        inner,
-        inner,
-        slice(&node.saved),
-        stride,
-        out,
+    let transposed = &slice(&node.saved)[..inner * stride];
+    kernels::add_product(slice(input), inner, inner, transposed, stride, out, outputs);
+}
+
+/// `y = (W x^T)^T`, one weight at a time: `x^T` (rows padded to whole tiles, as above) and `y^T`
+/// live in the saved buffer, and `y^T` is transposed into the output at the end.
+fn forward_by_transposed_input<F: Float>(
+    tape: &Recorded<'_, F>,
+    node: &mut Node<F>,
+    input: &ArrayD<F>,
+    weights: &[Var],
+    rows: usize,
+    inner: usize,
+    outputs: usize,
+) {
+    let stride = kernels::padded(rows);
+    let scratch = &mut slice_mut(&mut node.saved)[..inner * stride + outputs * rows];
+    let (input_transposed, output_transposed) = scratch.split_at_mut(inner * stride);
+    kernels::transpose_into(slice(input), inner, input_transposed, stride, 0);
+    output_transposed.fill(F::zero());
+    let mut offset = 0;
+    for &w in weights {
+        let weight = slice(tape.value(w));
+        let weight_rows = weight.len() / inner;
+        let block = &mut output_transposed[offset * rows..(offset + weight_rows) * rows];
+        kernels::add_product(weight, inner, inner, input_transposed, stride, block, rows);
+        offset += weight_rows;
+    }
+    kernels::transpose_into(
+        output_transposed,
+        rows,
+        slice_mut(&mut node.value),
         outputs,
+        0,
     );
-    Ok(())
 }
 
 /// Sizes the output `[rows, columns]`, or `[columns]` when the left input is a vector.
