@@ -123,44 +123,67 @@ impl<F: Float> Adam<F> {
     ) where
         F: 'a,
     {
-        let AdamSettings {
-            beta1, beta2, eps, ..
-        } = self.settings;
-        // Powers through C's pow, as Python's `beta ** (step + 1)`, so the corrections match
-        // Python's bit for bit.
-        let exponent = (self.state.step + 1) as f64;
-        // The bias corrections are the same for every weight, so each moment is multiplied by their
-        // reciprocal: one division per weight instead of three (divisions and square roots are what
-        // bound this loop). Each product may differ from Python's quotient in the last bit, far
-        // below the 1e-9 to which training must match it.
-        let inverse_first_correction = F::one() / F::from_f64(1.0 - beta1.powf(exponent));
-        let inverse_second_correction = F::one() / F::from_f64(1.0 - beta2.powf(exponent));
-        let (beta1, beta2, eps, lr) = (
-            F::from_f64(beta1),
-            F::from_f64(beta2),
-            F::from_f64(eps),
-            F::from_f64(learning_rate),
-        );
-        let (keep1, keep2) = (F::one() - beta1, F::one() - beta2);
-        for ((weights, gradient), (m, v)) in tensors
-            .into_iter()
-            .zip(self.state.m.iter_mut().zip(self.state.v.iter_mut()))
-        {
+        let rule = UpdateRule::new(&self.settings, self.state.step, learning_rate);
+        let moments = self.state.m.iter_mut().zip(self.state.v.iter_mut());
+        for ((weights, gradient), (m, v)) in tensors.into_iter().zip(moments) {
             let m = m.as_slice_mut().expect("moments are contiguous");
             let v = v.as_slice_mut().expect("moments are contiguous");
-            // Plain loops over equal-length slices: the compiler vectorises them, the division and
-            // square root included (both are exactly rounded, so lanes change nothing).
-            let len = weights.len();
-            let (gradient, m, v) = (&gradient[..len], &mut m[..len], &mut v[..len]);
-            for i in 0..len {
-                let g = gradient[i];
-                m[i] = beta1 * m[i] + keep1 * g;
-                v[i] = beta2 * v[i] + keep2 * (g * g);
-                let m_hat = m[i] * inverse_first_correction;
-                let v_hat = v[i] * inverse_second_correction;
-                weights[i] -= lr * m_hat / (v_hat.sqrt() + eps);
-            }
+            rule.apply(weights, gradient, m, v);
         }
         self.state.step += 1;
+    }
+}
+
+/// Everything an update needs besides the tensors: the settings and the step's constants in the
+/// weights' precision.
+#[derive(Clone, Copy)]
+struct UpdateRule<F> {
+    beta1: F,
+    beta2: F,
+    keep1: F,
+    keep2: F,
+    inverse_first_correction: F,
+    inverse_second_correction: F,
+    eps: F,
+    lr: F,
+}
+
+impl<F: Float> UpdateRule<F> {
+    fn new(settings: &AdamSettings, step: usize, learning_rate: f64) -> Self {
+        // Powers through C's pow, as Python's `beta ** (step + 1)`, so the corrections match
+        // Python's bit for bit.
+        let exponent = (step + 1) as f64;
+        // The bias corrections are the same for every weight, so each moment is multiplied by
+        // their reciprocal: one division per weight instead of three (divisions and square roots
+        // are what bound this loop). Each product may differ from Python's quotient in the last
+        // bit, far below the 1e-9 to which training must match it.
+        let inverse = |beta: f64| F::one() / F::from_f64(1.0 - beta.powf(exponent));
+        let (beta1, beta2) = (F::from_f64(settings.beta1), F::from_f64(settings.beta2));
+        UpdateRule {
+            beta1,
+            beta2,
+            keep1: F::one() - beta1,
+            keep2: F::one() - beta2,
+            inverse_first_correction: inverse(settings.beta1),
+            inverse_second_correction: inverse(settings.beta2),
+            eps: F::from_f64(settings.eps),
+            lr: F::from_f64(learning_rate),
+        }
+    }
+
+    /// Updates one tensor and its moments.
+    fn apply(&self, weights: &mut [F], gradient: &[F], m: &mut [F], v: &mut [F]) {
+        // Plain loops over equal-length slices: the compiler vectorises them, the division and
+        // square root included (both are exactly rounded, so lanes change nothing).
+        let len = weights.len();
+        let (gradient, m, v) = (&gradient[..len], &mut m[..len], &mut v[..len]);
+        for i in 0..len {
+            let g = gradient[i];
+            m[i] = self.beta1 * m[i] + self.keep1 * g;
+            v[i] = self.beta2 * v[i] + self.keep2 * (g * g);
+            let m_hat = m[i] * self.inverse_first_correction;
+            let v_hat = v[i] * self.inverse_second_correction;
+            weights[i] -= self.lr * m_hat / (v_hat.sqrt() + self.eps);
+        }
     }
 }
