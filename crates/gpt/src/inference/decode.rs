@@ -9,7 +9,7 @@ use tape::Float;
 use super::KvCache;
 use super::first_position::FirstPositionTable;
 use super::input_table::{FirstLayer, InputTable};
-use super::vector::{EXP_LANES, Epilogue, Packed, copy_row, exp_in_place, linear, rmsnorm};
+use super::vector::{EXP_LANES, Epilogue, Packed, copy_row, exp_in_place, linear, rmsnorm_rows};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -412,12 +412,7 @@ impl<F: Float> Decoder<F> {
         for (layer, [wq, wk, wv, wo, fc1, fc2]) in weights.layers.iter().enumerate() {
             // The first block's query, key and value came from the table.
             if layer > 0 {
-                for (x, normed) in residual
-                    .chunks_exact(embd)
-                    .zip(normed.chunks_exact_mut(embd))
-                {
-                    rmsnorm(x, normed);
-                }
+                rmsnorm_rows(residual, normed, embd);
                 linear(wq, normed, query, Epilogue::Store);
                 linear(wk, normed, key, Epilogue::Store);
                 linear(wv, normed, value, Epilogue::Store);
@@ -440,12 +435,7 @@ impl<F: Float> Decoder<F> {
                 );
             }
             linear(wo, attended, residual, Epilogue::Add);
-            for (x, normed) in residual
-                .chunks_exact(embd)
-                .zip(normed.chunks_exact_mut(embd))
-            {
-                rmsnorm(x, normed);
-            }
+            rmsnorm_rows(residual, normed, embd);
             linear(fc1, normed, hidden, Epilogue::Relu);
             linear(fc2, hidden, residual, Epilogue::Add);
         }

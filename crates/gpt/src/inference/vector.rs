@@ -189,6 +189,13 @@ pub(crate) fn rmsnorm<F: Float>(x: &[F], out: &mut [F]) {
     }
 }
 
+/// [`rmsnorm`] of each row of the row-major `x`, rows of `width`, into the rows of `out`.
+pub(crate) fn rmsnorm_rows<F: Float>(x: &[F], out: &mut [F], width: usize) {
+    for (x, out) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        rmsnorm(x, out);
+    }
+}
+
 /// [`rmsnorm`] in place.
 pub(crate) fn rmsnorm_in_place<F: Float>(x: &mut [F]) {
     let scale = rms_scale(x);
