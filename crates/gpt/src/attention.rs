@@ -10,11 +10,10 @@ use tape::{CustomOp, Float, InputGrads, Inputs, TapeError, resize};
 /// `out[t, head] = sum_{s <= t} softmax_s(q[t, head] . k[s, head] / sqrt(head_dim)) v[s, head]`,
 /// with `s` running over the earlier positions of `t`'s own document only.
 ///
-/// Inputs: `qkv` of shape `[rows, 3 n_embd]` holding each row's query, key and value side by side
+/// Input: `qkv` of shape `[rows, 3 n_embd]` holding each row's query, key and value side by side
 /// (as [`Tape::linear_stacked`](tape::Tape::linear_stacked) makes them), each split into `n_head`
-/// heads; and `lengths`, a vector with each document's number of rows, in order, summing to `rows`
-/// (a float vector because custom ops take tape values; its entries are small whole numbers). The
-/// output is `[rows, n_embd]`.
+/// heads. Integer operands ([`Tape::custom_with_indices`](tape::Tape::custom_with_indices)): each
+/// document's number of rows, in order, summing to `rows`. The output is `[rows, n_embd]`.
 ///
 /// Laying a chunk's documents end to end makes every projection around the attention one matrix
 /// product over all their rows; the lengths keep each document from seeing its neighbours.
@@ -36,9 +35,9 @@ impl CausalSelfAttention {
     /// Checks the inputs' shapes; returns `(rows, width)`.
     fn check<F: Float>(&self, inputs: &Inputs<'_, F>) -> Result<(usize, usize), TapeError> {
         let fail = |detail: String| Err(TapeError::shape("causal_self_attention", detail));
-        if inputs.len() != 2 {
+        if inputs.len() != 1 {
             return fail(format!(
-                "takes a qkv matrix and the documents' lengths, got {} inputs",
+                "takes one qkv matrix (and the documents' lengths as integer operands), got {} inputs",
                 inputs.len()
             ));
         }
@@ -51,24 +50,14 @@ impl CausalSelfAttention {
             ));
         }
         let rows = qkv.shape()[0];
-        let lengths = inputs.get(1);
-        let whole =
-            |&length: &F| Float::to_f64(length) >= 1.0 && Float::to_f64(length).fract() == 0.0;
-        if lengths.ndim() != 1
-            || !lengths.iter().all(whole)
-            || lengths_of(lengths).sum::<usize>() != rows
-        {
+        let lengths = inputs.indices();
+        if lengths.contains(&0) || lengths.iter().sum::<usize>() != rows {
             return fail(format!(
-                "lengths {lengths} must be positive whole numbers summing to the {rows} rows"
+                "document lengths {lengths:?} must be positive and sum to the {rows} rows"
             ));
         }
         Ok((rows, qkv.shape()[1] / 3))
     }
-}
-
-/// The documents' lengths, as counts.
-fn lengths_of<F: Float>(lengths: &ArrayD<F>) -> impl Iterator<Item = usize> + '_ {
-    lengths.iter().map(|&length| Float::to_f64(length) as usize)
 }
 
 /// The saved weights of one head over a document of `n` rows: the lower triangle of `[n, n]`.
@@ -183,10 +172,10 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
         saved: &mut ArrayD<F>,
     ) -> Result<(), TapeError> {
         let (rows, width) = self.check(inputs)?;
-        let lengths = inputs.get(1);
+        let lengths = inputs.indices();
         let head_dim = width / self.n_head;
         let scale = Self::scale::<F>(head_dim);
-        let triangles: usize = lengths_of(lengths).map(triangle).sum();
+        let triangles: usize = lengths.iter().map(|&n| triangle(n)).sum();
         resize(output, &[rows, width]);
         resize(saved, &[self.n_head * triangles]);
         let mut qkv = contiguous(inputs.get(0));
@@ -196,7 +185,7 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
         let mut weights = saved
             .as_slice_mut()
             .expect("resized buffers are contiguous");
-        for n in lengths_of(lengths) {
+        for &n in lengths {
             let document;
             (document, qkv) = qkv.split_at(n * 3 * width);
             let document_out;
@@ -237,7 +226,7 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
             .get_mut(0)
             .as_slice_mut()
             .expect("gradients are contiguous");
-        for n in lengths_of(inputs.get(1)) {
+        for &n in inputs.indices() {
             let (document, document_out, document_grad, document_grad_qkv);
             (document, qkv) = qkv.split_at(n * 3 * width);
             (document_out, out) = out.split_at(n * width);
@@ -407,7 +396,7 @@ fn contiguous<F: Float>(array: &ArrayD<F>) -> &[F] {
 
 #[cfg(test)]
 mod tests {
-    use ndarray::{ArrayD, IxDyn, arr1, s};
+    use ndarray::{ArrayD, IxDyn, s};
     use proptest::collection::vec;
     use proptest::prelude::*;
     use tape::{Tape, Tolerance, check_gradients};
@@ -419,18 +408,14 @@ mod tests {
             .prop_map(move |data| ArrayD::from_shape_vec(IxDyn(&[rows, columns]), data).unwrap())
     }
 
-    /// Document lengths as the op takes them.
-    fn lengths_value(lengths: &[usize]) -> ArrayD<f64> {
-        arr1(&lengths.iter().map(|&n| n as f64).collect::<Vec<_>>()).into_dyn()
-    }
-
     /// The attention of `qkv`'s rows split into documents of `lengths` rows.
     fn attend(n_head: usize, qkv: &ArrayD<f64>, lengths: &[usize]) -> ArrayD<f64> {
         let mut tape = Tape::<f64>::new();
         let attention = tape.register(CausalSelfAttention { n_head });
         let qkv = tape.constant(qkv.clone());
-        let lengths = tape.constant(lengths_value(lengths));
-        let out = tape.custom(attention, &[qkv, lengths]).unwrap();
+        let out = tape
+            .custom_with_indices(attention, &[qkv], lengths)
+            .unwrap();
         tape.value(out).clone()
     }
 
@@ -448,8 +433,7 @@ mod tests {
         ) {
             let result = check_gradients(&[qkv], Tolerance::default(), |tape, inputs| {
                 let attention = tape.register(CausalSelfAttention { n_head });
-                let lengths = tape.constant(lengths_value(&lengths));
-                let out = tape.custom(attention, &[inputs[0], lengths])?;
+                let out = tape.custom_with_indices(attention, &[inputs[0]], &lengths)?;
                 let weights = tape.constant(weights.clone());
                 tape.dot(out, weights)
             });
@@ -499,11 +483,11 @@ mod tests {
         let mut tape = Tape::<f64>::new();
         let attention = tape.register(CausalSelfAttention { n_head: 1 });
         let qkv = tape.constant(ArrayD::zeros(IxDyn(&[3, 3])));
-        let lengths = tape.constant(lengths_value(&[1, 1]));
-        let error = tape.custom(attention, &[qkv, lengths]).unwrap_err();
-        assert!(
-            error.to_string().contains("summing to the 3 rows"),
-            "{error}"
-        );
+        for lengths in [&[1, 1][..], &[3, 0], &[]] {
+            let error = tape
+                .custom_with_indices(attention, &[qkv], lengths)
+                .unwrap_err();
+            assert!(error.to_string().contains("sum to the 3 rows"), "{error}");
+        }
     }
 }

@@ -29,27 +29,16 @@ pub const CHUNK: usize = 8;
 /// A chunk's documents laid end to end: for each row (a predicted position of a document), the
 /// token it reads, its position in its document and the token it predicts. Buffers kept across
 /// steps.
-struct Rows<F> {
+#[derive(Default)]
+struct Rows {
     inputs: Vec<usize>,
     positions: Vec<usize>,
     targets: Vec<usize>,
     /// Each document's number of rows, `min(block_size, len - 1)`.
     lengths: Vec<usize>,
-    /// The same lengths as tape values, for the attention op (custom ops take values only).
-    lengths_as_values: Vec<F>,
 }
 
-impl<F: Float> Rows<F> {
-    fn new() -> Self {
-        Rows {
-            inputs: Vec::new(),
-            positions: Vec::new(),
-            targets: Vec::new(),
-            lengths: Vec::new(),
-            lengths_as_values: Vec::new(),
-        }
-    }
-
+impl Rows {
     /// Lays `documents` end to end, each truncated to its first `block_size` predictions as
     /// microgpt.py does.
     fn fill<T: AsRef<[usize]>>(
@@ -61,7 +50,6 @@ impl<F: Float> Rows<F> {
         self.positions.clear();
         self.targets.clear();
         self.lengths.clear();
-        self.lengths_as_values.clear();
         for tokens in documents {
             let tokens = tokens.as_ref();
             if tokens.len() < 2 {
@@ -76,7 +64,6 @@ impl<F: Float> Rows<F> {
             self.positions.extend(0..n);
             self.targets.extend_from_slice(&tokens[1..=n]);
             self.lengths.push(n);
-            self.lengths_as_values.push(F::from_f64(n as f64));
         }
         Ok(())
     }
@@ -86,7 +73,7 @@ impl<F: Float> Rows<F> {
 struct Worker<F: Float> {
     tape: Tape<F>,
     graph: Graph,
-    rows: Rows<F>,
+    rows: Rows,
     gradients: Gradients<F>,
 }
 
@@ -105,7 +92,7 @@ impl<F: Float> Worker<F> {
         Worker {
             tape,
             graph,
-            rows: Rows::new(),
+            rows: Rows::default(),
             gradients: Gradients::new(),
         }
     }
@@ -351,7 +338,7 @@ impl<F: Float> Model<F> {
 
 impl Graph {
     /// Records the mean of the losses of the documents laid out in `rows`.
-    fn record<F: Float>(&self, tape: &mut Tape<F>, rows: &Rows<F>) -> Result<Var, TapeError> {
+    fn record<F: Float>(&self, tape: &mut Tape<F>, rows: &Rows) -> Result<Var, TapeError> {
         let epsilon = F::from_f64(RMS_EPSILON);
         let Graph {
             weights,
@@ -360,7 +347,6 @@ impl Graph {
         } = self;
         let token_embeddings = tape.gather(weights[WTE], &rows.inputs)?;
         let position_embeddings = tape.gather(weights[WPE], &rows.positions)?;
-        let lengths = tape.constant_from_slice(&[rows.lengths.len()], &rows.lengths_as_values)?;
         let sum = tape.add(token_embeddings, position_embeddings)?;
         let mut x = tape.rms_norm(sum, epsilon)?;
         for layer in 0..config.n_layer {
@@ -373,7 +359,7 @@ impl Graph {
                 weight(LayerWeight::Value),
             ];
             let qkv = tape.linear_stacked(normed, &projections)?;
-            let attended = tape.custom(*attention, &[qkv, lengths])?;
+            let attended = tape.custom_with_indices(*attention, &[qkv], &rows.lengths)?;
             let projected = tape.linear(attended, weight(LayerWeight::Output))?;
             x = tape.add(projected, residual)?;
 

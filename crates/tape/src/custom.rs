@@ -49,10 +49,12 @@ pub trait CustomOp<F: Float>: Send + Sync {
     );
 }
 
-/// The input values of a custom op, in the order they were passed to [`Tape::custom`].
+/// The input values of a custom op, in the order they were passed to [`Tape::custom`], and its
+/// integer operands ([`Tape::custom_with_indices`]).
 pub struct Inputs<'a, F: Float> {
     tape: Recorded<'a, F>,
     vars: &'a [Var],
+    indices: &'a [usize],
 }
 
 impl<'a, F: Float> Inputs<'a, F> {
@@ -72,6 +74,12 @@ impl<'a, F: Float> Inputs<'a, F> {
     /// If `index >= self.len()`.
     pub fn get(&self, index: usize) -> &'a ArrayD<F> {
         self.tape.value(self.vars[index])
+    }
+
+    /// The integer operands the op was recorded with (empty for [`Tape::custom`]): counts, lengths
+    /// or positions that parameterise the op and receive no gradient.
+    pub fn indices(&self) -> &'a [usize] {
+        self.indices
     }
 }
 
@@ -94,16 +102,31 @@ impl<F: Float> InputGrads<'_, '_, F> {
 impl<F: Float> Tape<F> {
     /// Records the registered custom op `op` on `inputs`.
     pub fn custom(&mut self, op: CustomOpId, inputs: &[Var]) -> Result<Var, TapeError> {
+        self.custom_with_indices(op, inputs, &[])
+    }
+
+    /// Records the registered custom op `op` on `inputs`, with integer operands `indices` that its
+    /// forward and backward read through [`Inputs::indices`] (the lengths of the documents an
+    /// attention op must keep apart, say).
+    pub fn custom_with_indices(
+        &mut self,
+        op: CustomOpId,
+        inputs: &[Var],
+        indices: &[usize],
+    ) -> Result<Var, TapeError> {
         self.check(inputs)?;
-        let range = self.push_operands(inputs);
+        let inputs = self.push_operands(inputs);
+        let indices = self.push_indices(indices);
         let record = Op::Custom {
             op,
-            inputs: range.clone(),
+            inputs: inputs.clone(),
+            indices: indices.clone(),
         };
         self.record(record, |tape, node| {
             let inputs = Inputs {
                 tape: *tape,
-                vars: &tape.operands[range],
+                vars: &tape.operands[inputs],
+                indices: &tape.indices[indices],
             };
             tape.custom_ops[op.0].forward(&inputs, &mut node.value, &mut node.saved)
         })
@@ -114,15 +137,21 @@ pub(crate) fn custom_backward<F: Float>(
     context: &mut Backward<'_, F>,
     op: CustomOpId,
     inputs: Range<usize>,
+    indices: Range<usize>,
 ) {
     let tape = context.tape.recorded();
     let vars = &tape.operands[inputs];
+    let indices = &tape.indices[indices];
     let mut grads = InputGrads {
         sink: &mut context.sink,
         vars,
     };
     tape.custom_ops[op.0].backward(
-        &Inputs { tape, vars },
+        &Inputs {
+            tape,
+            vars,
+            indices,
+        },
         &context.node.value,
         &context.node.saved,
         context.grad,

@@ -95,3 +95,64 @@ fn custom_op_shape_errors_come_back_from_forward() {
         "mul_add: shape mismatch: [2] and [1] differ"
     );
 }
+
+/// `out[j] = x[indices[j]]`: an op whose integer operands choose what it reads, to check that the
+/// operands reach both forward and backward as they were recorded.
+struct Pick;
+
+impl CustomOp<f64> for Pick {
+    fn name(&self) -> &'static str {
+        "pick"
+    }
+
+    fn forward(
+        &self,
+        inputs: &Inputs<'_, f64>,
+        output: &mut ArrayD<f64>,
+        _saved: &mut ArrayD<f64>,
+    ) -> Result<(), TapeError> {
+        let (x, indices) = (inputs.get(0), inputs.indices());
+        if let Some(&index) = indices.iter().find(|&&index| index >= x.len()) {
+            let detail = format!("index {index} is outside an input of {}", x.len());
+            return Err(TapeError::shape(self.name(), detail));
+        }
+        resize(output, &[indices.len()]);
+        for (out, &index) in output.iter_mut().zip(indices) {
+            *out = x[[index]];
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &self,
+        inputs: &Inputs<'_, f64>,
+        _output: &ArrayD<f64>,
+        _saved: &ArrayD<f64>,
+        output_grad: &ArrayD<f64>,
+        grads: &mut InputGrads<'_, '_, f64>,
+    ) {
+        let grad = grads.get_mut(0);
+        for (&g, &index) in output_grad.iter().zip(inputs.indices()) {
+            grad[[index]] += g;
+        }
+    }
+}
+
+#[test]
+fn integer_operands_reach_forward_and_backward() {
+    let mut tape = Tape::new();
+    let op = tape.register(Pick);
+    let x = tape.parameter(arr1(&[10.0, 20.0, 30.0]).into_dyn());
+    let picked = tape.custom_with_indices(op, &[x], &[2, 0, 2]).unwrap();
+    assert_eq!(tape.value(picked), &arr1(&[30.0, 10.0, 30.0]).into_dyn());
+    let weights = tape.constant(arr1(&[1.0, 2.0, 4.0]).into_dyn());
+    let loss = tape.dot(picked, weights).unwrap();
+    // x[0] is picked once with weight 2, x[2] twice with weights 1 and 4, x[1] never.
+    let gradients = tape.backward(loss).unwrap();
+    assert_eq!(gradients.parameter(x), &arr1(&[2.0, 0.0, 5.0]).into_dyn());
+    let error = tape.custom_with_indices(op, &[x], &[3]).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "pick: shape mismatch: index 3 is outside an input of 3"
+    );
+}

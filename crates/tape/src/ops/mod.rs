@@ -68,6 +68,7 @@ pub(crate) enum Op<F> {
     Custom {
         op: CustomOpId,
         inputs: Range<usize>,
+        indices: Range<usize>,
     },
 }
 
@@ -151,7 +152,11 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         } => {
             cross_entropy::cross_entropy_backward(context, logits, targets.clone(), lengths.clone())
         }
-        Op::Custom { op, ref inputs } => custom::custom_backward(context, op, inputs.clone()),
+        Op::Custom {
+            op,
+            ref inputs,
+            ref indices,
+        } => custom::custom_backward(context, op, inputs.clone(), indices.clone()),
     }
 }
 
