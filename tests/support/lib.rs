@@ -3,9 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gpt::Params;
-use scalar::{NamedTensor, ScalarGpt};
-
 /// The names dataset, looked up in `data/names.txt` and then `../shared/data/names.txt`.
 ///
 /// Returns `None` when neither exists, so that tests needing the real data can skip with a message
@@ -63,30 +60,8 @@ pub fn scratch_directory(name: &str) -> PathBuf {
 }
 
 /// The scalar engine's model with the same configuration and weights as `params`: the oracle of the
-/// parity tests and the baseline of the benchmarks.
-pub fn scalar_model(params: &Params<f64>) -> ScalarGpt {
-    let config = params.config();
-    let config = scalar::Config {
-        n_layer: config.n_layer,
-        n_embd: config.n_embd,
-        n_head: config.n_head,
-        block_size: config.block_size,
-        vocab_size: config.vocab_size,
-    };
-    ScalarGpt::new(config, &named_tensors(params)).expect("the same configuration and shapes")
-}
-
-/// `params` as the scalar engine's named tensors.
-pub fn named_tensors(params: &Params<f64>) -> Vec<NamedTensor> {
-    params
-        .iter()
-        .map(|(name, tensor)| NamedTensor {
-            name: name.to_string(),
-            shape: [tensor.nrows(), tensor.ncols()],
-            data: tensor.iter().copied().collect(),
-        })
-        .collect()
-}
+/// parity tests and the baseline of the benchmarks (the one `microgpt bench` uses).
+pub use cli::scalar_model;
 
 /// 50 names of 3 to 15 characters, the mix of lengths names.txt has: the benchmarks' documents.
 pub const NAMES: [&str; 50] = [

@@ -339,7 +339,9 @@ fn scalar_step(
     model.adam_step(step, steps, lr);
 }
 
-fn scalar_model(params: &Params<f64>) -> ScalarGpt {
+/// The scalar engine's model with the same configuration and weights as `params`: the baseline the
+/// tape is timed against (and the oracle of the workspace's parity tests).
+pub fn scalar_model(params: &Params<f64>) -> ScalarGpt {
     let config = params.config();
     let weights: Vec<NamedTensor> = params
         .iter()

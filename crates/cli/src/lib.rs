@@ -24,6 +24,7 @@ use clap::Parser;
 use gpt::CheckpointError;
 
 use crate::args::{Cli, Command};
+pub use crate::bench::scalar_model;
 use crate::error::CliError;
 
 /// Parses `arguments` (the program name first), runs the command and returns the exit status:
