@@ -315,6 +315,11 @@ fn shift(scaled: &[f64], max: f64, shifted: &mut [f32]) {
 fn widen(exponentials: &[f32], weights: &mut Vec<f64>) -> Result<(), SampleError> {
     weights.clear();
     weights.extend(exponentials.iter().map(|&e| f64::from(e)));
+    reject_nan(weights)
+}
+
+/// [`SampleError::NotFinite`] if a weight is NaN (the NaN of a NaN logit: see [`widen`]).
+fn reject_nan(weights: &[f64]) -> Result<(), SampleError> {
     if weights.iter().fold(false, |nan, w| nan | w.is_nan()) {
         return Err(SampleError::NotFinite);
     }
@@ -407,8 +412,7 @@ pub fn draw_token<F: Float>(
             ..
         } = scratch;
         exponentials(logits, options.temperature, weights, single)?;
-        let widened = &single[..weights.len()];
-        widen(widened, weights)?;
+        reject_nan(weights)?;
         &scratch.weights[..]
     } else {
         token_weights(logits, options, scratch)?

@@ -338,6 +338,21 @@ fn bad_options_are_errors() {
         token_weights(&[0.0, f64::INFINITY], &options, &mut scratch),
         Err(SampleError::NotFinite)
     );
+    // f32 models draw from unnormalised exponentials without filters: the same refusals.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
+    for bad in [f32::NAN, f32::INFINITY] {
+        assert_eq!(
+            draw_token(&[bad, 0.0], &options, &mut scratch, &mut rng),
+            Err(SampleError::NotFinite),
+            "logit {bad}"
+        );
+    }
+    // A logit of -inf is a token ruled out, not an error.
+    let ruled_out = [f32::NEG_INFINITY, 0.0];
+    assert_eq!(
+        draw_token(&ruled_out, &options, &mut scratch, &mut rng),
+        Ok(1)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
