@@ -47,8 +47,12 @@ fn check_model_parity(config: Config, seed: u64) {
         let expected = scalar_model.loss(tokens);
         assert_relative(loss, expected, 1e-12, &format!("loss at step {step}"));
         for (index, gradient) in scalar_model.gradients().iter().enumerate() {
-            for (element, (&actual, &expected)) in
-                model.gradient(index).iter().zip(&gradient.data).enumerate()
+            for (element, (&actual, &expected)) in model
+                .gradient(index)
+                .as_slice()
+                .iter()
+                .zip(&gradient.data)
+                .enumerate()
             {
                 let error = (actual - expected).abs();
                 assert!(
@@ -130,7 +134,7 @@ fn batches_match_the_mean_of_the_scalar_model_documents() {
             &format!("loss of {count} documents"),
         );
         for (index, expected) in expected_gradients.iter().enumerate() {
-            for (&actual, &expected) in model.gradient(index).iter().zip(expected) {
+            for (&actual, &expected) in model.gradient(index).as_slice().iter().zip(expected) {
                 assert!(
                     (actual - expected).abs() <= 1e-10,
                     "{count} documents, tensor {index}: tape {actual:e}, scalar {expected:e}"
@@ -172,10 +176,10 @@ fn small_expressions_agree_with_the_scalar_engine() {
     let gradients = tape.backward(tape_loss).unwrap();
 
     assert_relative(tape.scalar(tape_loss), graph.data(loss), 1e-14, "loss");
-    for (&actual, &node) in gradients.parameter(xv).iter().zip(&xs) {
+    for (&actual, &node) in gradients.parameter(xv).as_slice().iter().zip(&xs) {
         assert_relative(actual, graph.grad(node), 1e-12, "d loss / d x");
     }
-    for (&actual, &node) in gradients.parameter(wv).iter().zip(&ws) {
+    for (&actual, &node) in gradients.parameter(wv).as_slice().iter().zip(&ws) {
         assert_relative(actual, graph.grad(node), 1e-12, "d loss / d w");
     }
 }

@@ -4,8 +4,7 @@
 //! position; fused, the attention of a whole chunk of documents is one node whose backward is
 //! written out below.
 
-use ndarray::ArrayD;
-use tape::{CustomOp, Float, InputGrads, Inputs, TapeError, resize};
+use tape::{CustomOp, Float, InputGrads, Inputs, TapeError, Tensor};
 
 /// `out[t, head] = sum_{s <= t} softmax_s(q[t, head] . k[s, head] / sqrt(head_dim)) v[s, head]`,
 /// with `s` running over the earlier positions of `t`'s own document only.
@@ -168,23 +167,17 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
     fn forward(
         &self,
         inputs: &Inputs<'_, F>,
-        output: &mut ArrayD<F>,
-        saved: &mut ArrayD<F>,
+        output: &mut Tensor<F>,
+        saved: &mut Tensor<F>,
     ) -> Result<(), TapeError> {
         let (rows, width) = self.check(inputs)?;
         let lengths = inputs.indices();
         let head_dim = width / self.n_head;
         let scale = Self::scale::<F>(head_dim);
         let triangles: usize = lengths.iter().map(|&n| triangle(n)).sum();
-        resize(output, &[rows, width]);
-        resize(saved, &[self.n_head * triangles]);
-        let mut qkv = contiguous(inputs.get(0));
-        let mut out = output
-            .as_slice_mut()
-            .expect("resized buffers are contiguous");
-        let mut weights = saved
-            .as_slice_mut()
-            .expect("resized buffers are contiguous");
+        let mut out = output.resize(&[rows, width]);
+        let mut weights = saved.resize(&[self.n_head * triangles]);
+        let mut qkv = inputs.get(0).as_slice();
         for &n in lengths {
             let document;
             (document, qkv) = qkv.split_at(n * 3 * width);
@@ -208,24 +201,21 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
     fn backward(
         &self,
         inputs: &Inputs<'_, F>,
-        output: &ArrayD<F>,
-        saved: &ArrayD<F>,
-        output_grad: &ArrayD<F>,
+        output: &Tensor<F>,
+        saved: &Tensor<F>,
+        output_grad: &Tensor<F>,
         grads: &mut InputGrads<'_, '_, F>,
     ) {
         let width = output.shape()[1];
         let head_dim = width / self.n_head;
         let scale = Self::scale::<F>(head_dim);
         let (mut qkv, mut weights, mut out, mut grad) = (
-            contiguous(inputs.get(0)),
-            contiguous(saved),
-            contiguous(output),
-            contiguous(output_grad),
+            inputs.get(0).as_slice(),
+            saved.as_slice(),
+            output.as_slice(),
+            output_grad.as_slice(),
         );
-        let mut grad_qkv = grads
-            .get_mut(0)
-            .as_slice_mut()
-            .expect("gradients are contiguous");
+        let mut grad_qkv = grads.get_mut(0).as_mut_slice();
         for &n in inputs.indices() {
             let (document, document_out, document_grad, document_grad_qkv);
             (document, qkv) = qkv.split_at(n * 3 * width);
@@ -390,10 +380,6 @@ impl<F: Float> Query<'_, F> {
     }
 }
 
-fn contiguous<F: Float>(array: &ArrayD<F>) -> &[F] {
-    array.as_slice().expect("tape values are contiguous")
-}
-
 #[cfg(test)]
 mod tests {
     use ndarray::{ArrayD, IxDyn, s};
@@ -416,7 +402,7 @@ mod tests {
         let out = tape
             .custom_with_indices(attention, &[qkv], lengths)
             .unwrap();
-        tape.value(out).clone()
+        tape.value(out).to_array()
     }
 
     proptest! {

@@ -1,8 +1,7 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
-use ndarray::ArrayD;
 use rayon::prelude::*;
-use tape::{CustomOpId, Float, Gradients, Tape, TapeError, Var};
+use tape::{CustomOpId, Float, Gradients, Tape, TapeError, Tensor, Var};
 
 use crate::attention::CausalSelfAttention;
 use crate::params::{LM_HEAD, WPE, WTE, layer_index};
@@ -78,7 +77,7 @@ struct Worker<F: Float> {
 }
 
 impl<F: Float> Worker<F> {
-    fn new(config: Config, weights: impl Iterator<Item = ArrayD<F>>) -> Self {
+    fn new(config: Config, weights: impl Iterator<Item = Tensor<F>>) -> Self {
         let mut tape = Tape::new();
         let weights = weights.map(|tensor| tape.parameter(tensor)).collect();
         let attention = tape.register(CausalSelfAttention {
@@ -128,7 +127,7 @@ pub struct Model<F: Float> {
     workers: Vec<Worker<F>>,
     /// The gradients of the last batch when it took more than one chunk (the sum of the chunks'
     /// gradients, each chunk's loss scaled by its share of the batch); buffers kept across steps.
-    chunked_gradients: Vec<ArrayD<F>>,
+    chunked_gradients: Vec<Tensor<F>>,
     /// The chunks' losses of the last batch, in chunk order (a buffer kept across steps).
     chunk_losses: Vec<Result<F, TapeError>>,
     /// Whether `chunked_gradients` holds the last batch's gradients.
@@ -145,7 +144,7 @@ impl<F: Float> Model<F> {
         let weights = params
             .tensors()
             .iter()
-            .map(|tensor| tensor.clone().into_dyn());
+            .map(|tensor| Tensor::from(tensor.clone()));
         Model {
             names,
             workers: vec![Worker::new(config, weights)],
@@ -172,7 +171,7 @@ impl<F: Float> Model<F> {
                 let matrix = main
                     .tape
                     .value(var)
-                    .clone()
+                    .to_array()
                     .into_dimensionality()
                     .expect("weights are matrices");
                 (name.clone(), matrix)
@@ -250,12 +249,12 @@ impl<F: Float> Model<F> {
             .par_iter_mut()
             .enumerate()
             .for_each(|(index, sum)| {
-                let sum = sum.as_slice_mut().expect("gradients are contiguous");
+                let sum = sum.as_mut_slice();
                 let first = main.gradients.parameter(main.graph.weights[index]);
-                sum.copy_from_slice(contiguous(first));
+                sum.copy_from_slice(first.as_slice());
                 for worker in others {
                     let gradient = worker.gradients.parameter(worker.graph.weights[index]);
-                    for (sum, &x) in sum.iter_mut().zip(contiguous(gradient)) {
+                    for (sum, &x) in sum.iter_mut().zip(gradient.as_slice()) {
                         *sum += x;
                     }
                 }
@@ -269,7 +268,8 @@ impl<F: Float> Model<F> {
         let stale = others.len().min(count - 1);
         others[..stale].par_iter_mut().for_each(|worker| {
             for ((_, target), source) in worker.tape.parameters_mut().zip(main.tape.parameters()) {
-                target.assign(main.tape.value(source));
+                let source = main.tape.value(source).as_slice();
+                target.as_mut_slice().copy_from_slice(source);
             }
         });
         while self.workers.len() < count {
@@ -287,7 +287,7 @@ impl<F: Float> Model<F> {
     ///
     /// # Panics
     /// If no loss has been computed yet or `index` is out of range.
-    pub fn gradient(&self, index: usize) -> &ArrayD<F> {
+    pub fn gradient(&self, index: usize) -> &Tensor<F> {
         assert!(self.has_loss, "gradient() before any loss was computed");
         if self.chunked {
             return &self.chunked_gradients[index];
@@ -312,10 +312,7 @@ impl<F: Float> Model<F> {
                     Some(sums) => &sums[index],
                     None => gradients.parameter(var),
                 };
-                (
-                    value.as_slice_mut().expect("weights are contiguous"),
-                    gradient.as_slice().expect("gradients are contiguous"),
-                )
+                (value.as_mut_slice(), gradient.as_slice())
             });
         adam.update(learning_rate, pairs);
     }
@@ -373,8 +370,4 @@ impl Graph {
         let logits = tape.linear(x, weights[LM_HEAD])?;
         tape.segmented_cross_entropy(logits, &rows.targets, &rows.lengths)
     }
-}
-
-fn contiguous<F: Float>(array: &ArrayD<F>) -> &[F] {
-    array.as_slice().expect("gradients are contiguous")
 }

@@ -1,7 +1,7 @@
 //! A two-layer perceptron learns XOR: parameters, a training loop on a reused tape, cross-entropy,
 //! and a plain gradient-descent update. Run it with `cargo run -p tape --example 01_xor_mlp`.
 
-use ndarray::{ArrayD, arr2};
+use ndarray::arr2;
 use tape::{Gradients, Tape, TapeError};
 
 fn main() -> Result<(), TapeError> {
@@ -41,8 +41,10 @@ fn main() -> Result<(), TapeError> {
             println!("step {step:3}: loss {:.4}", tape.scalar(loss));
         }
         for parameter in [hidden, output] {
-            let update: ArrayD<f64> = gradients.parameter(parameter) * 0.5;
-            *tape.parameter_mut(parameter) -= &update;
+            let gradient = gradients.parameter(parameter).view();
+            tape.parameter_mut(parameter)
+                .view_mut()
+                .scaled_add(-0.5, &gradient);
         }
     }
 
@@ -58,7 +60,7 @@ fn main() -> Result<(), TapeError> {
         let logits = tape.linear(h, output)?;
         tape.softmax(logits)
     })?;
-    for (input, p) in inputs.iter().zip(tape.value(probabilities).rows()) {
+    for (input, p) in inputs.iter().zip(tape.value(probabilities).view().rows()) {
         println!("{:?} -> p(1) = {:.3}", &input[..2], p[1]);
     }
     Ok(())

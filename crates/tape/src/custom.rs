@@ -6,12 +6,10 @@
 
 use std::ops::Range;
 
-use ndarray::ArrayD;
-
 use crate::gradients::GradSink;
 use crate::ops::{Backward, Op};
 use crate::tape::Recorded;
-use crate::{Float, Tape, TapeError, Var};
+use crate::{Float, Tape, TapeError, Tensor, Var};
 
 /// The id of a registered custom op, valid on the tape that returned it for its whole life.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -19,7 +17,7 @@ pub struct CustomOpId(pub(crate) usize);
 
 /// An op with a user-written backward pass.
 ///
-/// `forward` sizes `output` with [`resize`](crate::resize) and fills it; it may also keep whatever
+/// `forward` sizes `output` with [`Tensor::resize`] and fills it; it may also keep whatever
 /// its backward needs in `saved` (which it owns in the same way). `backward` adds the gradient of the
 /// loss with respect to each input into `grads` (add, do not overwrite: an input may feed other ops).
 /// Check a new op with [`check_gradients`](crate::check_gradients).
@@ -34,17 +32,17 @@ pub trait CustomOp<F: Float>: Send + Sync {
     fn forward(
         &self,
         inputs: &Inputs<'_, F>,
-        output: &mut ArrayD<F>,
-        saved: &mut ArrayD<F>,
+        output: &mut Tensor<F>,
+        saved: &mut Tensor<F>,
     ) -> Result<(), TapeError>;
 
     /// Adds `d loss / d input` for every input into `grads`, given `output_grad = d loss / d output`.
     fn backward(
         &self,
         inputs: &Inputs<'_, F>,
-        output: &ArrayD<F>,
-        saved: &ArrayD<F>,
-        output_grad: &ArrayD<F>,
+        output: &Tensor<F>,
+        saved: &Tensor<F>,
+        output_grad: &Tensor<F>,
         grads: &mut InputGrads<'_, '_, F>,
     );
 }
@@ -72,7 +70,7 @@ impl<'a, F: Float> Inputs<'a, F> {
     ///
     /// # Panics
     /// If `index >= self.len()`.
-    pub fn get(&self, index: usize) -> &'a ArrayD<F> {
+    pub fn get(&self, index: usize) -> &'a Tensor<F> {
         self.tape.value(self.vars[index])
     }
 
@@ -94,7 +92,7 @@ impl<F: Float> InputGrads<'_, '_, F> {
     ///
     /// # Panics
     /// If `index` is out of range.
-    pub fn get_mut(&mut self, index: usize) -> &mut ArrayD<F> {
+    pub fn get_mut(&mut self, index: usize) -> &mut Tensor<F> {
         self.sink.of(self.vars[index])
     }
 }

@@ -1,10 +1,8 @@
 //! The backward pass and the container it fills.
 
-use ndarray::ArrayD;
-
 use crate::ops::{self, Backward, Op};
-use crate::tape::{Slot, resize};
-use crate::{Float, Tape, TapeError, Var};
+use crate::tape::Slot;
+use crate::{Float, Tape, TapeError, Tensor, Var};
 
 /// The gradients of one backward pass, keyed by [`Var`].
 ///
@@ -13,8 +11,8 @@ use crate::{Float, Tape, TapeError, Var};
 /// [`Tape::backward_into`] keeps its buffers: no allocation once warm.
 #[derive(Default)]
 pub struct Gradients<F: Float> {
-    parameters: Vec<ArrayD<F>>,
-    nodes: Vec<ArrayD<F>>,
+    parameters: Vec<Tensor<F>>,
+    nodes: Vec<Tensor<F>>,
     /// Whether any gradient reached node `i`; unreached nodes are skipped by the walk.
     reached: Vec<bool>,
     /// How many nodes this pass covered, and the loss it started from (whose step they belong to).
@@ -36,7 +34,7 @@ impl<F: Float> Gradients<F> {
 
     /// The gradient of the loss with respect to `var`: zeros if the loss does not depend on it, and
     /// `None` if `var` was not on the tape when the loss was (a later step, or recorded after it).
-    pub fn get(&self, var: Var) -> Option<&ArrayD<F>> {
+    pub fn get(&self, var: Var) -> Option<&Tensor<F>> {
         match var.slot() {
             Slot::Parameter(index) => self.parameters.get(index),
             Slot::Node(index) => {
@@ -50,7 +48,7 @@ impl<F: Float> Gradients<F> {
     ///
     /// # Panics
     /// If `var` is not a parameter known to this pass.
-    pub fn parameter(&self, var: Var) -> &ArrayD<F> {
+    pub fn parameter(&self, var: Var) -> &Tensor<F> {
         assert!(var.is_parameter(), "{var:?} is not a parameter");
         self.get(var)
             .expect("the parameter existed when backward ran")
@@ -59,14 +57,14 @@ impl<F: Float> Gradients<F> {
 
 /// Mutable access to the gradients of the nodes below the one being propagated, and of parameters.
 pub(crate) struct GradSink<'a, F: Float> {
-    parameters: &'a mut [ArrayD<F>],
-    nodes: &'a mut [ArrayD<F>],
+    parameters: &'a mut [Tensor<F>],
+    nodes: &'a mut [Tensor<F>],
     reached: &'a mut [bool],
 }
 
 impl<F: Float> GradSink<'_, F> {
     /// The gradient accumulator of an input (always recorded before the node that uses it).
-    pub(crate) fn of(&mut self, var: Var) -> &mut ArrayD<F> {
+    pub(crate) fn of(&mut self, var: Var) -> &mut Tensor<F> {
         match var.slot() {
             Slot::Parameter(index) => &mut self.parameters[index],
             Slot::Node(index) => {
@@ -98,29 +96,29 @@ impl<F: Float> Tape<F> {
         }
         gradients
             .parameters
-            .resize_with(self.parameters.len(), crate::tape::empty_array);
+            .resize_with(self.parameters.len(), Tensor::empty);
         for (gradient, value) in gradients.parameters.iter_mut().zip(&self.parameters) {
             zero_like(gradient, value);
         }
         let Slot::Node(loss_index) = loss.slot() else {
             // A parameter used directly as the loss: d loss / d loss = 1, nothing else to walk.
-            gradients.parameters[loss_index_of(loss)].fill(F::one());
+            gradients.parameters[loss_index_of(loss)]
+                .as_mut_slice()
+                .fill(F::one());
             gradients.covered = 0;
             gradients.loss = Some(loss);
             return Ok(());
         };
         let covered = loss_index + 1;
         if gradients.nodes.len() < covered {
-            gradients
-                .nodes
-                .resize_with(covered, crate::tape::empty_array);
+            gradients.nodes.resize_with(covered, Tensor::empty);
         }
         gradients.reached.clear();
         gradients.reached.resize(covered, false);
         for (gradient, node) in gradients.nodes.iter_mut().zip(&self.nodes[..covered]) {
             zero_like(gradient, &node.value);
         }
-        gradients.nodes[loss_index].fill(F::one());
+        gradients.nodes[loss_index].as_mut_slice().fill(F::one());
         gradients.reached[loss_index] = true;
         gradients.covered = covered;
         gradients.loss = Some(loss);
@@ -153,10 +151,6 @@ fn loss_index_of(var: Var) -> usize {
     }
 }
 
-fn zero_like<F: Float>(gradient: &mut ArrayD<F>, value: &ArrayD<F>) {
-    resize(gradient, value.shape());
-    gradient
-        .as_slice_mut()
-        .expect("resized buffers are contiguous")
-        .fill(F::zero());
+fn zero_like<F: Float>(gradient: &mut Tensor<F>, value: &Tensor<F>) {
+    gradient.resize(value.shape()).fill(F::zero());
 }

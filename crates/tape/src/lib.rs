@@ -1,4 +1,4 @@
-//! Reverse-mode automatic differentiation on a tape of ndarray vectors and matrices.
+//! Reverse-mode automatic differentiation on a tape of vectors and matrices.
 //!
 //! A [`Tape`] records every op as it runs, in an arena that hands out small `Copy` handles
 //! ([`Var`]). [`Tape::backward`] walks the recording once, newest first, and returns the gradients in
@@ -27,8 +27,7 @@
 //!     let gradients = tape.backward(loss)?;
 //!     let gradient = gradients.parameter(w);
 //!     println!("loss {:.6}, d loss / d W = {gradient}", tape.scalar(loss));
-//!     let step = gradient * 0.05;
-//!     *tape.parameter_mut(w) -= &step;
+//!     tape.parameter_mut(w).view_mut().scaled_add(-0.05, &gradient.view());
 //! }
 //! assert!(losses[49] < 1e-6 * losses[0], "the fit converges: {losses:?}");
 //! # Ok::<(), tape::TapeError>(())
@@ -47,10 +46,12 @@ mod gradients;
 mod kernels;
 mod ops;
 mod tape;
+mod tensor;
 
 pub use check::{GradientCheckError, GradientReport, Tolerance, check_gradients};
 pub use custom::{CustomOp, CustomOpId, InputGrads, Inputs};
 pub use error::TapeError;
 pub use float::Float;
 pub use gradients::Gradients;
-pub use tape::{Tape, Var, resize};
+pub use tape::{Tape, Var};
+pub use tensor::{MAX_AXES, Tensor};

@@ -1,10 +1,11 @@
 //! The tape: an arena of recorded values, handed out as small `Copy` ids.
 
-use ndarray::{Array0, Array1, Array2, Array3, ArrayD, IxDyn};
+use ndarray::{Array, Dimension};
 
 use crate::custom::{CustomOp, CustomOpId};
 use crate::ops::Op;
-use crate::{Float, TapeError};
+use crate::tensor::MAX_AXES;
+use crate::{Float, TapeError, Tensor};
 
 /// A handle to a value on a [`Tape`]: a parameter, a constant or the result of an op.
 ///
@@ -48,73 +49,30 @@ impl Var {
 
 /// One recorded value: what it is, how it was made, and what its op kept for the backward pass.
 pub(crate) struct Node<F> {
-    pub(crate) value: ArrayD<F>,
+    pub(crate) value: Tensor<F>,
     /// Forward results the op's backward needs (softmax probabilities, inverse norms, ...).
-    pub(crate) saved: ArrayD<F>,
+    pub(crate) saved: Tensor<F>,
     pub(crate) op: Op<F>,
 }
 
 impl<F: Float> Node<F> {
     fn empty() -> Self {
         Node {
-            value: empty_array(),
-            saved: empty_array(),
+            value: Tensor::empty(),
+            saved: Tensor::empty(),
             op: Op::Leaf,
         }
     }
 }
 
-/// A zero-length array; creating one allocates nothing.
-pub(crate) fn empty_array<F: Float>() -> ArrayD<F> {
-    Array1::from_vec(Vec::new()).into_dyn()
-}
-
-/// The ops view values as row-major slices and matrices: make sure a value given to us is one.
-fn standard_layout<F: Float>(value: ArrayD<F>) -> ArrayD<F> {
-    if value.is_standard_layout() {
-        value
-    } else {
-        value.as_standard_layout().into_owned()
-    }
-}
-
-/// Gives `array` the shape `shape`, reusing its buffer: no allocation when the buffer is big enough.
-///
-/// The contents are unspecified afterwards (zero for newly grown elements); callers overwrite them.
-/// Custom ops use it to size their output and saved buffers.
-///
-/// A document's length changes most shapes every step, so this runs often: the buffer keeps its
-/// old elements instead of being zeroed, and the array is rebuilt through the fixed-rank
-/// constructors, which compute strides and check contiguity in a few instructions where the
-/// dynamic-rank one loops over a run-time shape (a third of this function's cost before).
-pub fn resize<F: Float>(array: &mut ArrayD<F>, shape: &[usize]) {
-    if array.shape() == shape {
-        return;
-    }
-    let (mut data, _) = std::mem::replace(array, empty_array()).into_raw_vec_and_offset();
-    data.resize(shape.iter().product(), F::zero());
-    let fits = "the buffer was sized to the shape";
-    *array = match *shape {
-        [] => Array0::from_shape_vec((), data).expect(fits).into_dyn(),
-        [_] => Array1::from_vec(data).into_dyn(),
-        [rows, columns] => Array2::from_shape_vec((rows, columns), data)
-            .expect(fits)
-            .into_dyn(),
-        [a, b, c] => Array3::from_shape_vec((a, b, c), data)
-            .expect(fits)
-            .into_dyn(),
-        _ => ArrayD::from_shape_vec(IxDyn(shape), data).expect(fits),
-    };
-}
-
-/// A reverse-mode automatic-differentiation tape over ndarray arrays.
+/// A reverse-mode automatic-differentiation tape over vectors and matrices.
 ///
 /// Parameters ([`Tape::parameter`]) persist; everything recorded after them (constants and op results)
 /// belongs to the current step and is dropped by [`Tape::clear`], whose buffers the next step reuses,
 /// so a warm tape records without allocating. Ops are methods (`tape.add(a, b)`, `tape.linear(x, w)`,
 /// ...) that check shapes, compute the value at once and return a [`Var`].
 pub struct Tape<F: Float> {
-    pub(crate) parameters: Vec<ArrayD<F>>,
+    pub(crate) parameters: Vec<Tensor<F>>,
     /// Nodes of the current step are `nodes[..len]`; the rest are spare buffers of earlier steps.
     pub(crate) nodes: Vec<Node<F>>,
     pub(crate) len: usize,
@@ -130,7 +88,7 @@ pub struct Tape<F: Float> {
 /// What an op being recorded may read: the parameters, the values recorded before it in this step
 /// and their operand lists. (The node being written is borrowed separately.)
 pub(crate) struct Recorded<'a, F: Float> {
-    parameters: &'a [ArrayD<F>],
+    parameters: &'a [Tensor<F>],
     nodes: &'a [Node<F>],
     step: u32,
     recording: bool,
@@ -149,7 +107,7 @@ impl<F: Float> Copy for Recorded<'_, F> {}
 
 impl<'a, F: Float> Recorded<'a, F> {
     /// The value of `var`, or [`TapeError::StaleVar`] if it is not (or no longer) on the tape.
-    pub(crate) fn try_value(&self, var: Var) -> Result<&'a ArrayD<F>, TapeError> {
+    pub(crate) fn try_value(&self, var: Var) -> Result<&'a Tensor<F>, TapeError> {
         match var.slot() {
             Slot::Parameter(index) => self.parameters.get(index),
             Slot::Node(index) if var.step == self.step => self.nodes.get(index).map(|n| &n.value),
@@ -162,7 +120,7 @@ impl<'a, F: Float> Recorded<'a, F> {
     ///
     /// # Panics
     /// If `var` is stale.
-    pub(crate) fn value(&self, var: Var) -> &'a ArrayD<F> {
+    pub(crate) fn value(&self, var: Var) -> &'a Tensor<F> {
         self.try_value(var)
             .unwrap_or_else(|error| panic!("{error}"))
     }
@@ -194,20 +152,27 @@ impl<F: Float> Tape<F> {
         }
     }
 
-    /// Adds a parameter: a value that survives [`Tape::clear`] and receives a gradient.
-    pub fn parameter(&mut self, value: ArrayD<F>) -> Var {
-        self.parameters.push(standard_layout(value));
+    /// Adds a parameter: a value that survives [`Tape::clear`] and receives a gradient. It may be
+    /// an ndarray array of any dimension or a [`Tensor`].
+    ///
+    /// # Panics
+    /// If `value` has more than [`MAX_AXES`] axes.
+    pub fn parameter(&mut self, value: impl Into<Tensor<F>>) -> Var {
+        self.parameters.push(value.into());
         Var {
             index: (self.parameters.len() - 1) as u32,
             step: PARAMETER,
         }
     }
 
-    /// Records a constant of the current step: a leaf that receives a gradient but is not a parameter.
-    pub fn constant(&mut self, value: ArrayD<F>) -> Var {
-        let value = standard_layout(value);
+    /// Records a constant of the current step (a leaf that receives a gradient but is not a
+    /// parameter), copied into a buffer of an earlier step.
+    ///
+    /// # Panics
+    /// If `value` has more than [`MAX_AXES`] axes.
+    pub fn constant<D: Dimension>(&mut self, value: Array<F, D>) -> Var {
         self.record(Op::Leaf, |_, node| {
-            node.value = value;
+            node.value.assign(&value.view().into_dyn());
             Ok(())
         })
         .expect("recording a constant cannot fail")
@@ -216,17 +181,15 @@ impl<F: Float> Tape<F> {
     /// Records a constant copied from `data` with shape `shape`, reusing a buffer of an earlier step.
     pub fn constant_from_slice(&mut self, shape: &[usize], data: &[F]) -> Result<Var, TapeError> {
         self.record(Op::Leaf, |_, node| {
-            if shape.iter().product::<usize>() != data.len() {
-                return Err(TapeError::shape(
-                    "constant",
-                    format!("{} values do not fill shape {shape:?}", data.len()),
-                ));
+            if shape.len() > MAX_AXES {
+                let detail = format!("shape {shape:?} has more than {MAX_AXES} axes");
+                return Err(TapeError::shape("constant", detail));
             }
-            resize(&mut node.value, shape);
-            let target = node
-                .value
-                .as_slice_mut()
-                .expect("fresh buffers are contiguous");
+            if shape.iter().product::<usize>() != data.len() {
+                let detail = format!("{} values do not fill shape {shape:?}", data.len());
+                return Err(TapeError::shape("constant", detail));
+            }
+            let target = node.value.resize(shape);
             target.copy_from_slice(data);
             Ok(())
         })
@@ -260,13 +223,13 @@ impl<F: Float> Tape<F> {
     /// # Panics
     /// If `var` is stale (recorded before the last [`Tape::clear`]); [`Tape::try_value`] returns an
     /// error instead.
-    pub fn value(&self, var: Var) -> &ArrayD<F> {
+    pub fn value(&self, var: Var) -> &Tensor<F> {
         self.try_value(var)
             .unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// The value of `var`, or [`TapeError::StaleVar`].
-    pub fn try_value(&self, var: Var) -> Result<&ArrayD<F>, TapeError> {
+    pub fn try_value(&self, var: Var) -> Result<&Tensor<F>, TapeError> {
         self.recorded().try_value(var)
     }
 
@@ -282,14 +245,14 @@ impl<F: Float> Tape<F> {
             "scalar() of a value with shape {:?}",
             value.shape()
         );
-        value.iter().copied().next().expect("one element")
+        value.as_slice()[0]
     }
 
     /// Mutable access to a parameter's value, for optimizers.
     ///
     /// # Panics
     /// If `var` is not a parameter of this tape.
-    pub fn parameter_mut(&mut self, var: Var) -> &mut ArrayD<F> {
+    pub fn parameter_mut(&mut self, var: Var) -> &mut Tensor<F> {
         match var.slot() {
             Slot::Parameter(index) => &mut self.parameters[index],
             Slot::Node(_) => panic!("{var:?} is not a parameter"),
@@ -306,7 +269,7 @@ impl<F: Float> Tape<F> {
 
     /// Every parameter with mutable access to its value, in the order they were added (for
     /// optimizers, which pair each with its gradient).
-    pub fn parameters_mut(&mut self) -> impl ExactSizeIterator<Item = (Var, &mut ArrayD<F>)> + '_ {
+    pub fn parameters_mut(&mut self) -> impl ExactSizeIterator<Item = (Var, &mut Tensor<F>)> + '_ {
         self.parameters
             .iter_mut()
             .enumerate()

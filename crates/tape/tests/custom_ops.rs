@@ -1,8 +1,8 @@
 //! The extension point: a user-written op with its own backward, checked by the public checker;
 //! and proof that the checker rejects a wrong backward.
 
-use ndarray::{ArrayD, arr1};
-use tape::{CustomOp, InputGrads, Inputs, Tape, TapeError, Tolerance, check_gradients, resize};
+use ndarray::arr1;
+use tape::{CustomOp, InputGrads, Inputs, Tape, TapeError, Tensor, Tolerance, check_gradients};
 
 /// `a * b + a` elementwise, with a backward that is right or, for the checker's sake, off by 1%.
 struct MulAdd {
@@ -17,8 +17,8 @@ impl CustomOp<f64> for MulAdd {
     fn forward(
         &self,
         inputs: &Inputs<'_, f64>,
-        output: &mut ArrayD<f64>,
-        _saved: &mut ArrayD<f64>,
+        output: &mut Tensor<f64>,
+        _saved: &mut Tensor<f64>,
     ) -> Result<(), TapeError> {
         let (a, b) = (inputs.get(0), inputs.get(1));
         if a.shape() != b.shape() {
@@ -27,23 +27,32 @@ impl CustomOp<f64> for MulAdd {
                 format!("{:?} and {:?} differ", a.shape(), b.shape()),
             ));
         }
-        resize(output, a.shape());
-        output.assign(&(a * b + a));
+        let out = output.resize(a.shape());
+        for ((out, &a), &b) in out.iter_mut().zip(a.as_slice()).zip(b.as_slice()) {
+            *out = a * b + a;
+        }
         Ok(())
     }
 
     fn backward(
         &self,
         inputs: &Inputs<'_, f64>,
-        _output: &ArrayD<f64>,
-        _saved: &ArrayD<f64>,
-        output_grad: &ArrayD<f64>,
+        _output: &Tensor<f64>,
+        _saved: &Tensor<f64>,
+        output_grad: &Tensor<f64>,
         grads: &mut InputGrads<'_, '_, f64>,
     ) {
-        let (a, b) = (inputs.get(0), inputs.get(1));
+        let (a, b) = (inputs.get(0).as_slice(), inputs.get(1).as_slice());
+        let grad = output_grad.as_slice();
         // d/da = b + 1, d/db = a
-        *grads.get_mut(0) += &(output_grad * &(b + 1.0 + self.wrong_by));
-        *grads.get_mut(1) += &(output_grad * a);
+        let grad_a = grads.get_mut(0).as_mut_slice();
+        for ((sum, &g), &b) in grad_a.iter_mut().zip(grad).zip(b) {
+            *sum += g * (b + 1.0 + self.wrong_by);
+        }
+        let grad_b = grads.get_mut(1).as_mut_slice();
+        for ((sum, &g), &a) in grad_b.iter_mut().zip(grad).zip(a) {
+            *sum += g * a;
+        }
     }
 }
 
@@ -108,17 +117,17 @@ impl CustomOp<f64> for Pick {
     fn forward(
         &self,
         inputs: &Inputs<'_, f64>,
-        output: &mut ArrayD<f64>,
-        _saved: &mut ArrayD<f64>,
+        output: &mut Tensor<f64>,
+        _saved: &mut Tensor<f64>,
     ) -> Result<(), TapeError> {
         let (x, indices) = (inputs.get(0), inputs.indices());
         if let Some(&index) = indices.iter().find(|&&index| index >= x.len()) {
             let detail = format!("index {index} is outside an input of {}", x.len());
             return Err(TapeError::shape(self.name(), detail));
         }
-        resize(output, &[indices.len()]);
-        for (out, &index) in output.iter_mut().zip(indices) {
-            *out = x[[index]];
+        let out = output.resize(&[indices.len()]);
+        for (out, &index) in out.iter_mut().zip(indices) {
+            *out = x.as_slice()[index];
         }
         Ok(())
     }
@@ -126,14 +135,14 @@ impl CustomOp<f64> for Pick {
     fn backward(
         &self,
         inputs: &Inputs<'_, f64>,
-        _output: &ArrayD<f64>,
-        _saved: &ArrayD<f64>,
-        output_grad: &ArrayD<f64>,
+        _output: &Tensor<f64>,
+        _saved: &Tensor<f64>,
+        output_grad: &Tensor<f64>,
         grads: &mut InputGrads<'_, '_, f64>,
     ) {
-        let grad = grads.get_mut(0);
-        for (&g, &index) in output_grad.iter().zip(inputs.indices()) {
-            grad[[index]] += g;
+        let grad = grads.get_mut(0).as_mut_slice();
+        for (&g, &index) in output_grad.as_slice().iter().zip(inputs.indices()) {
+            grad[index] += g;
         }
     }
 }

@@ -5,8 +5,7 @@
 use std::ops::Range;
 
 use super::{Backward, Op, shape_of};
-use crate::tape::resize;
-use crate::{Float, Tape, TapeError, Var};
+use crate::{Float, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
     /// The mean negative log-likelihood of `targets` under `softmax(logits)`: `logits` is a vector
@@ -56,13 +55,10 @@ impl<F: Float> Tape<F> {
             // buffer (the backward pass needs the probabilities), and their sum gives the loss.
             let recording = tape.is_recording();
             if recording {
-                resize(&mut node.saved, scores.shape());
+                node.saved.resize(scores.shape());
             }
-            let scores = scores.as_slice().expect("tape values are contiguous");
-            let saved = node
-                .saved
-                .as_slice_mut()
-                .expect("resized buffers are contiguous");
+            let scores = scores.as_slice();
+            let saved = node.saved.as_mut_slice();
             let mut rows = scores.chunks_exact(classes).zip(targets);
             let mut saved_rows = saved.chunks_exact_mut(classes);
             let mut sum_of_means = F::zero();
@@ -74,9 +70,7 @@ impl<F: Float> Tape<F> {
                 }
                 sum_of_means += total / F::from_f64(length as f64);
             }
-            resize(&mut node.value, &[]);
-            node.value
-                .fill(sum_of_means / F::from_f64(lengths.len() as f64));
+            node.value.resize(&[])[0] = sum_of_means / F::from_f64(lengths.len() as f64);
             Ok(())
         })
     }
@@ -85,7 +79,7 @@ impl<F: Float> Tape<F> {
 /// Checks that `scores` has one target per row, each a valid class, and that the segments' lengths
 /// are positive and cover the rows exactly; returns the number of classes.
 fn check_shapes<F: Float>(
-    scores: &ndarray::ArrayD<F>,
+    scores: &Tensor<F>,
     targets: &[usize],
     lengths: &[usize],
 ) -> Result<usize, TapeError> {
@@ -149,16 +143,10 @@ pub(super) fn cross_entropy_backward<F: Float>(
 ) {
     let targets = &context.tape.indices[targets];
     let lengths = &context.tape.indices[lengths];
-    let probabilities = context
-        .node
-        .saved
-        .as_slice()
-        .expect("saved buffers are contiguous");
+    let probabilities = context.node.saved.as_slice();
     let classes = probabilities.len() / targets.len().max(1);
-    let per_segment = context.grad.iter().copied().next().unwrap_or_else(F::zero)
-        / F::from_f64(lengths.len() as f64);
-    let gradient = context.sink.of(logits);
-    let gradient = gradient.as_slice_mut().expect("gradients are contiguous");
+    let per_segment = context.grad.as_slice()[0] / F::from_f64(lengths.len() as f64);
+    let gradient = context.sink.of(logits).as_mut_slice();
     let mut rows = gradient
         .chunks_exact_mut(classes)
         .zip(probabilities.chunks_exact(classes))

@@ -1,9 +1,6 @@
 //! Elementwise arithmetic: add, sub, mul (all on equal shapes) and scale by a constant.
 
-use ndarray::Zip;
-
 use super::{Backward, Op, shape_of};
-use crate::tape::resize;
 use crate::{Float, Tape, TapeError, Var};
 
 impl<F: Float> Tape<F> {
@@ -41,13 +38,8 @@ impl<F: Float> Tape<F> {
                 let detail = format!("{} and {} differ", shape_of(x), shape_of(y));
                 return Err(TapeError::shape(name, detail));
             }
-            resize(&mut node.value, x.shape());
-            let out = node
-                .value
-                .as_slice_mut()
-                .expect("resized buffers are contiguous");
-            let (x, y) = (contiguous(x), contiguous(y));
-            for ((out, &x), &y) in out.iter_mut().zip(x).zip(y) {
+            let out = node.value.resize(x.shape());
+            for ((out, &x), &y) in out.iter_mut().zip(x.as_slice()).zip(y.as_slice()) {
                 *out = combine(x, y);
             }
             Ok(())
@@ -63,22 +55,13 @@ impl<F: Float> Tape<F> {
     ) -> Result<Var, TapeError> {
         self.record(op, |tape, node| {
             let x = tape.try_value(a)?;
-            resize(&mut node.value, x.shape());
-            let out = node
-                .value
-                .as_slice_mut()
-                .expect("resized buffers are contiguous");
-            for (out, &x) in out.iter_mut().zip(contiguous(x)) {
+            let out = node.value.resize(x.shape());
+            for (out, &x) in out.iter_mut().zip(x.as_slice()) {
                 *out = function(x);
             }
             Ok(())
         })
     }
-}
-
-/// The row-major elements of a tape value (values and gradients are kept contiguous).
-pub(super) fn contiguous<F: Float>(array: &ndarray::ArrayD<F>) -> &[F] {
-    array.as_slice().expect("tape values are contiguous")
 }
 
 /// d(a + b) = da + db.
@@ -96,10 +79,10 @@ pub(super) fn sub_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: V
 /// d(a * b) = b da + a db.
 pub(super) fn mul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
     for (target, other) in [(a, b), (b, a)] {
-        let other = context.tape.value(other);
-        Zip::from(context.sink.of(target))
-            .and(context.grad)
-            .and(other)
-            .for_each(|sum, &grad, &other| *sum += grad * other);
+        let other = context.tape.value(other).as_slice();
+        let target = context.sink.of(target).as_mut_slice();
+        for ((sum, &grad), &other) in target.iter_mut().zip(context.grad.as_slice()).zip(other) {
+            *sum += grad * other;
+        }
     }
 }

@@ -2,26 +2,18 @@
 
 use std::ops::Range;
 
-use ndarray::{Axis, Ix2, Zip};
-
 use super::{Backward, Op, shape_of};
-use crate::tape::resize;
-use crate::{Float, Tape, TapeError, Var};
+use crate::{Float, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
     /// Row `row` of the matrix `table`, as a vector of shape `[columns]`.
     pub fn row(&mut self, table: Var, row: usize) -> Result<Var, TapeError> {
         self.record(Op::Row { table, row }, |tape, node| {
             let matrix = tape.try_value(table)?;
-            let matrix = matrix.view().into_dimensionality::<Ix2>().map_err(|_| {
-                TapeError::shape(
-                    "row",
-                    format!("table must be a matrix, got {}", shape_of(matrix)),
-                )
-            })?;
-            check_row("row", row, matrix.nrows())?;
-            resize(&mut node.value, &[matrix.ncols()]);
-            node.value.assign(&matrix.row(row));
+            let (rows, columns) = table_shape("row", matrix)?;
+            check_row("row", row, rows)?;
+            let elements = &matrix.as_slice()[row * columns..][..columns];
+            node.value.resize(&[columns]).copy_from_slice(elements);
             Ok(())
         })
     }
@@ -37,30 +29,30 @@ impl<F: Float> Tape<F> {
             },
             |tape, node| {
                 let matrix = tape.try_value(table)?;
-                let matrix = matrix.view().into_dimensionality::<Ix2>().map_err(|_| {
-                    let detail = format!("table must be a matrix, got {}", shape_of(matrix));
-                    TapeError::shape("gather", detail)
-                })?;
+                let (table_rows, columns) = table_shape("gather", matrix)?;
                 let rows = &tape.indices[range];
-                if let Some(&bad) = rows.iter().find(|&&row| row >= matrix.nrows()) {
-                    check_row("gather", bad, matrix.nrows())?;
+                if let Some(&bad) = rows.iter().find(|&&row| row >= table_rows) {
+                    check_row("gather", bad, table_rows)?;
                 }
-                let columns = matrix.ncols();
-                resize(&mut node.value, &[rows.len(), columns]);
-                let table = tape
-                    .value(table)
-                    .as_slice()
-                    .expect("tape values are contiguous");
-                let out = node
-                    .value
-                    .as_slice_mut()
-                    .expect("resized buffers are contiguous");
+                let table = matrix.as_slice();
+                let out = node.value.resize(&[rows.len(), columns]);
                 for (out, &row) in out.chunks_exact_mut(columns.max(1)).zip(rows) {
                     out.copy_from_slice(&table[row * columns..][..columns]);
                 }
                 Ok(())
             },
         )
+    }
+}
+
+/// The rows and columns of a lookup table, which must be a matrix.
+fn table_shape<F: Float>(op: &'static str, table: &Tensor<F>) -> Result<(usize, usize), TapeError> {
+    match *table.shape() {
+        [rows, columns] => Ok((rows, columns)),
+        _ => {
+            let detail = format!("table must be a matrix, got {}", shape_of(table));
+            Err(TapeError::shape(op, detail))
+        }
     }
 }
 
@@ -78,11 +70,12 @@ fn check_row(op: &'static str, row: usize, len: usize) -> Result<(), TapeError> 
 
 /// The gradient of a looked-up row is added back into that row of the table.
 pub(super) fn row_backward<F: Float>(context: &mut Backward<'_, F>, table: Var, row: usize) {
-    let grad = context.grad;
-    let mut target = context.sink.of(table).index_axis_mut(Axis(0), row);
-    Zip::from(&mut target)
-        .and(grad)
-        .for_each(|sum, &grad| *sum += grad);
+    let grad = context.grad.as_slice();
+    let columns = grad.len();
+    let target = &mut context.sink.of(table).as_mut_slice()[row * columns..][..columns];
+    for (sum, &grad) in target.iter_mut().zip(grad) {
+        *sum += grad;
+    }
 }
 
 /// Each output row's gradient goes to the table row it came from (repeated rows add up).
@@ -92,10 +85,9 @@ pub(super) fn gather_backward<F: Float>(
     rows: Range<usize>,
 ) {
     let rows = &context.tape.indices[rows];
-    let grad = context.grad.as_slice().expect("gradients are contiguous");
+    let grad = context.grad.as_slice();
     let columns = grad.len() / rows.len().max(1);
-    let table_grad = context.sink.of(table);
-    let table_grad = table_grad.as_slice_mut().expect("gradients are contiguous");
+    let table_grad = context.sink.of(table).as_mut_slice();
     if columns == 0 {
         return;
     }

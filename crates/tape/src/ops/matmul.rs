@@ -3,12 +3,10 @@
 //! `a` is a vector). Vectors are treated as one-row matrices, so all four share the loops of
 //! [`kernels`](crate::kernels), writing into the node's reused buffer.
 
-use ndarray::{ArrayD, ArrayView2, Ix2};
-
 use super::{Backward, Op, shape_of};
 use crate::kernels;
-use crate::tape::{Node, Recorded, resize};
-use crate::{Float, Tape, TapeError, Var};
+use crate::tape::{Node, Recorded};
+use crate::{Float, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
     /// `x W^T`: for a weight `w` of shape `[out, in]` and `x` of shape `[in]` (giving `[out]`) or
@@ -47,9 +45,9 @@ impl<F: Float> Tape<F> {
     pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
         self.record(Op::MatMul(a, b), |tape, node| {
             let (left, right) = (tape.try_value(a)?, tape.try_value(b)?);
-            let right_matrix = require_matrix("matmul", "b", right)?;
-            let left_matrix = as_matrix("matmul", "a", left)?;
-            if left_matrix.ncols() != right_matrix.nrows() {
+            let (inner, columns) = require_matrix("matmul", "b", right)?;
+            let (rows, left_columns) = as_matrix("matmul", "a", left)?;
+            if left_columns != inner {
                 let detail = format!(
                     "a is {} but b is {}; a's last axis must equal b's rows",
                     shape_of(left),
@@ -57,12 +55,10 @@ impl<F: Float> Tape<F> {
                 );
                 return Err(TapeError::shape("matmul", detail));
             }
-            size_output(node, left, left_matrix.nrows(), right_matrix.ncols());
-            let out = slice_mut(&mut node.value);
+            let out = size_output(node, left, rows, columns);
             out.fill(F::zero());
-            let (inner, columns) = (right_matrix.nrows(), right_matrix.ncols());
-            let a = slice(left);
-            kernels::add_product(a, inner, inner, slice(right), columns, out, columns);
+            let (a, b) = (left.as_slice(), right.as_slice());
+            kernels::add_product(a, inner, inner, b, columns, out, columns);
             Ok(())
         })
     }
@@ -88,13 +84,12 @@ fn linear_forward<F: Float>(
     weights: &[Var],
 ) -> Result<(), TapeError> {
     let input = tape.try_value(x)?;
-    let input_matrix = as_matrix(name, "x", input)?;
-    let inner = input_matrix.ncols();
+    let (rows, inner) = as_matrix(name, "x", input)?;
     let mut outputs = 0;
     for &w in weights {
         let weight = tape.try_value(w)?;
-        let weight_matrix = require_matrix(name, "W", weight)?;
-        if weight_matrix.ncols() != inner {
+        let (weight_rows, weight_columns) = require_matrix(name, "W", weight)?;
+        if weight_columns != inner {
             let detail = format!(
                 "x is {} but W is {}; x's last axis must equal W's columns",
                 shape_of(input),
@@ -102,12 +97,11 @@ fn linear_forward<F: Float>(
             );
             return Err(TapeError::shape(name, detail));
         }
-        outputs += weight_matrix.nrows();
+        outputs += weight_rows;
     }
     if weights.is_empty() {
         return Err(TapeError::shape(name, "needs at least one weight"));
     }
-    let rows = input_matrix.nrows();
     size_output(node, input, rows, outputs);
     // The row-update kernel needs one operand transposed: either the weights, `x [W_1; ..]^T`, or
     // the input and the result, `(W x^T)^T`. Both sum every output element over the inner index in
@@ -122,7 +116,7 @@ fn linear_forward<F: Float>(
     let transposed_input = inner * kernels::padded(rows) + outputs * rows;
     let scratch = transposed_weights.max(transposed_input);
     if node.saved.len() < scratch {
-        resize(&mut node.saved, &[scratch]);
+        node.saved.resize(&[scratch]);
     }
     let tiles = |width: usize| width.div_ceil(kernels::TILE);
     let cost_by_weights = inner * outputs + rows * inner * tiles(outputs);
@@ -141,23 +135,31 @@ fn linear_forward<F: Float>(
 fn forward_by_transposed_weights<F: Float>(
     tape: &Recorded<'_, F>,
     node: &mut Node<F>,
-    input: &ArrayD<F>,
+    input: &Tensor<F>,
     weights: &[Var],
     inner: usize,
     outputs: usize,
 ) {
     let stride = kernels::padded(outputs);
-    let transposed = &mut slice_mut(&mut node.saved)[..inner * stride];
+    let transposed = &mut node.saved.as_mut_slice()[..inner * stride];
     let mut offset = 0;
     for &w in weights {
-        let weight = slice(tape.value(w));
+        let weight = tape.value(w).as_slice();
         kernels::transpose_into(weight, inner, transposed, stride, offset);
         offset += weight.len() / inner.max(1);
     }
-    let out = slice_mut(&mut node.value);
+    let out = node.value.as_mut_slice();
     out.fill(F::zero());
-    let transposed = &slice(&node.saved)[..inner * stride];
-    kernels::add_product(slice(input), inner, inner, transposed, stride, out, outputs);
+    let transposed = &node.saved.as_slice()[..inner * stride];
+    kernels::add_product(
+        input.as_slice(),
+        inner,
+        inner,
+        transposed,
+        stride,
+        out,
+        outputs,
+    );
 }
 
 /// `y = (W x^T)^T`, one weight at a time: `x^T` (rows padded to whole tiles, as above) and `y^T`
@@ -165,40 +167,40 @@ fn forward_by_transposed_weights<F: Float>(
 fn forward_by_transposed_input<F: Float>(
     tape: &Recorded<'_, F>,
     node: &mut Node<F>,
-    input: &ArrayD<F>,
+    input: &Tensor<F>,
     weights: &[Var],
     rows: usize,
     inner: usize,
     outputs: usize,
 ) {
     let stride = kernels::padded(rows);
-    let scratch = &mut slice_mut(&mut node.saved)[..inner * stride + outputs * rows];
+    let scratch = &mut node.saved.as_mut_slice()[..inner * stride + outputs * rows];
     let (input_transposed, output_transposed) = scratch.split_at_mut(inner * stride);
-    kernels::transpose_into(slice(input), inner, input_transposed, stride, 0);
+    kernels::transpose_into(input.as_slice(), inner, input_transposed, stride, 0);
     output_transposed.fill(F::zero());
     let mut offset = 0;
     for &w in weights {
-        let weight = slice(tape.value(w));
+        let weight = tape.value(w).as_slice();
         let weight_rows = weight.len() / inner;
         let block = &mut output_transposed[offset * rows..(offset + weight_rows) * rows];
         kernels::add_product(weight, inner, inner, input_transposed, stride, block, rows);
         offset += weight_rows;
     }
-    kernels::transpose_into(
-        output_transposed,
-        rows,
-        slice_mut(&mut node.value),
-        outputs,
-        0,
-    );
+    let out = node.value.as_mut_slice();
+    kernels::transpose_into(output_transposed, rows, out, outputs, 0);
 }
 
 /// Sizes the output `[rows, columns]`, or `[columns]` when the left input is a vector.
-fn size_output<F: Float>(node: &mut Node<F>, left: &ArrayD<F>, rows: usize, columns: usize) {
+fn size_output<'a, F: Float>(
+    node: &'a mut Node<F>,
+    left: &Tensor<F>,
+    rows: usize,
+    columns: usize,
+) -> &'a mut [F] {
     if left.ndim() == 1 {
-        resize(&mut node.value, &[columns]);
+        node.value.resize(&[columns])
     } else {
-        resize(&mut node.value, &[rows, columns]);
+        node.value.resize(&[rows, columns])
     }
 }
 
@@ -206,18 +208,18 @@ fn size_output<F: Float>(node: &mut Node<F>, left: &ArrayD<F>, rows: usize, colu
 /// dX += sum_i dY_i W_i and dW_i += dY_i^T X.
 pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, weights: &[Var]) {
     let input = context.value(x);
-    let inner = last_axis(input);
-    let grad = slice(context.grad);
-    let total = last_axis(context.grad);
+    let inner = input.row_len();
+    let grad = context.grad.as_slice();
+    let total = context.grad.row_len();
     let mut offset = 0;
     for &w in weights {
         let weight = context.value(w);
         let outputs = weight.shape()[0];
         let dy = &grad[offset..];
-        let dx = slice_mut(context.sink.of(x));
-        kernels::add_product(dy, total, outputs, slice(weight), inner, dx, inner);
-        let dw = slice_mut(context.sink.of(w));
-        kernels::add_transposed_product(dy, total, outputs, slice(input), inner, dw);
+        let dx = context.sink.of(x).as_mut_slice();
+        kernels::add_product(dy, total, outputs, weight.as_slice(), inner, dx, inner);
+        let dw = context.sink.of(w).as_mut_slice();
+        kernels::add_transposed_product(dy, total, outputs, input.as_slice(), inner, dw);
         offset += outputs;
     }
 }
@@ -225,66 +227,44 @@ pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w
 /// C = A B: dA += dC B^T, dB += A^T dC.
 pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
     let (left, right) = (context.value(a), context.value(b));
-    let grad = slice(context.grad);
+    let grad = context.grad.as_slice();
     let (inner, columns) = (right.shape()[0], right.shape()[1]);
-    kernels::add_a_times_b_transposed(grad, slice(right), columns, slice_mut(context.sink.of(a)));
-    let db = slice_mut(context.sink.of(b));
-    kernels::add_transposed_product(slice(left), inner, inner, grad, columns, db);
+    let da = context.sink.of(a).as_mut_slice();
+    kernels::add_a_times_b_transposed(grad, right.as_slice(), columns, da);
+    let db = context.sink.of(b).as_mut_slice();
+    kernels::add_transposed_product(left.as_slice(), inner, inner, grad, columns, db);
 }
 
-fn last_axis<F>(array: &ArrayD<F>) -> usize {
-    array.shape().last().copied().unwrap_or(1)
-}
-
-/// The row-major elements of a tape value (values, parameters and gradients are kept contiguous).
-fn slice<F: Float>(array: &ArrayD<F>) -> &[F] {
-    array
-        .as_slice()
-        .expect("tape values are contiguous; keep parameters in standard layout")
-}
-
-fn slice_mut<F: Float>(array: &mut ArrayD<F>) -> &mut [F] {
-    array
-        .as_slice_mut()
-        .expect("tape values are contiguous; keep parameters in standard layout")
-}
-
-fn require_matrix<'a, F: Float>(
+/// The `(rows, columns)` of a matrix.
+fn require_matrix<F: Float>(
     op: &'static str,
     name: &str,
-    array: &'a ArrayD<F>,
-) -> Result<ArrayView2<'a, F>, TapeError> {
-    array.view().into_dimensionality::<Ix2>().map_err(|_| {
-        TapeError::shape(
-            op,
-            format!("{name} must be a matrix, got {}", shape_of(array)),
-        )
-    })
-}
-
-fn as_matrix<'a, F: Float>(
-    op: &'static str,
-    name: &str,
-    array: &'a ArrayD<F>,
-) -> Result<ArrayView2<'a, F>, TapeError> {
-    match array.ndim() {
-        1 | 2 => Ok(matrix(array)),
-        _ => Err(TapeError::shape(
-            op,
-            format!(
-                "{name} must be a vector or a matrix, got {}",
-                shape_of(array)
-            ),
-        )),
+    value: &Tensor<F>,
+) -> Result<(usize, usize), TapeError> {
+    match *value.shape() {
+        [rows, columns] => Ok((rows, columns)),
+        _ => {
+            let detail = format!("{name} must be a matrix, got {}", shape_of(value));
+            Err(TapeError::shape(op, detail))
+        }
     }
 }
 
-/// A vector or matrix seen as a matrix (a vector is one row).
-fn matrix<F: Float>(array: &ArrayD<F>) -> ArrayView2<'_, F> {
-    let columns = last_axis(array);
-    let rows = array.len().checked_div(columns).unwrap_or(0);
-    array
-        .view()
-        .into_shape_with_order((rows, columns))
-        .expect("tape values are contiguous vectors or matrices")
+/// The `(rows, columns)` of a vector (one row) or a matrix.
+fn as_matrix<F: Float>(
+    op: &'static str,
+    name: &str,
+    value: &Tensor<F>,
+) -> Result<(usize, usize), TapeError> {
+    match *value.shape() {
+        [columns] => Ok((1, columns)),
+        [rows, columns] => Ok((rows, columns)),
+        _ => {
+            let detail = format!(
+                "{name} must be a vector or a matrix, got {}",
+                shape_of(value)
+            );
+            Err(TapeError::shape(op, detail))
+        }
+    }
 }

@@ -12,12 +12,10 @@ mod shape;
 
 use std::ops::Range;
 
-use ndarray::ArrayD;
-
 use crate::custom::{self, CustomOpId};
 use crate::gradients::GradSink;
 use crate::tape::Node;
-use crate::{Float, Tape, Var};
+use crate::{Float, Tape, Tensor, Var};
 
 /// How a node was computed: the op and its operands (ranges point into the tape's operand lists).
 pub(crate) enum Op<F> {
@@ -77,24 +75,20 @@ pub(crate) enum Op<F> {
 pub(crate) struct Backward<'a, F: Float> {
     pub(crate) tape: &'a Tape<F>,
     pub(crate) node: &'a Node<F>,
-    pub(crate) grad: &'a ArrayD<F>,
+    pub(crate) grad: &'a Tensor<F>,
     pub(crate) sink: GradSink<'a, F>,
 }
 
 impl<'a, F: Float> Backward<'a, F> {
     /// The value of an input (borrowed from the tape, not from `self`, so `sink` stays usable).
-    pub(crate) fn value(&self, var: Var) -> &'a ArrayD<F> {
+    pub(crate) fn value(&self, var: Var) -> &'a Tensor<F> {
         self.tape.value(var)
     }
 
     /// Adds `scale * grad` (the output's gradient) into the gradient of `var`.
     pub(crate) fn accumulate_scaled(&mut self, var: Var, scale: F) {
-        let grad = elementwise::contiguous(self.grad);
-        let target = self
-            .sink
-            .of(var)
-            .as_slice_mut()
-            .expect("gradients are contiguous");
+        let grad = self.grad.as_slice();
+        let target = self.sink.of(var).as_mut_slice();
         for (sum, &grad) in target.iter_mut().zip(grad) {
             *sum += scale * grad;
         }
@@ -102,16 +96,9 @@ impl<'a, F: Float> Backward<'a, F> {
 
     /// Adds `grad * factor(input, output)` elementwise into the gradient of `var`.
     pub(crate) fn accumulate_with(&mut self, var: Var, factor: impl Fn(F, F) -> F) {
-        let input = elementwise::contiguous(self.tape.value(var));
-        let (grad, output) = (
-            elementwise::contiguous(self.grad),
-            elementwise::contiguous(&self.node.value),
-        );
-        let target = self
-            .sink
-            .of(var)
-            .as_slice_mut()
-            .expect("gradients are contiguous");
+        let input = self.tape.value(var).as_slice();
+        let (grad, output) = (self.grad.as_slice(), self.node.value.as_slice());
+        let target = self.sink.of(var).as_mut_slice();
         for (((sum, &grad), &input), &output) in target.iter_mut().zip(grad).zip(input).zip(output)
         {
             *sum += grad * factor(input, output);
@@ -161,6 +148,6 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
 }
 
 /// Formats a shape for error messages: `[3, 4]`.
-pub(crate) fn shape_of<F>(array: &ArrayD<F>) -> String {
+pub(crate) fn shape_of<F: Float>(array: &Tensor<F>) -> String {
     format!("{:?}", array.shape())
 }

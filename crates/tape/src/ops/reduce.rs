@@ -1,10 +1,7 @@
 //! Reductions to a scalar (a 0-dimensional value): dot, sum, mean.
 
-use ndarray::Zip;
-
 use super::{Backward, Op, shape_of};
-use crate::tape::resize;
-use crate::{Float, Tape, TapeError, Var};
+use crate::{Float, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
     /// `sum(a * b)`: the dot product of two vectors (or of two equal-shaped arrays, elementwise).
@@ -16,7 +13,9 @@ impl<F: Float> Tape<F> {
                 return Err(TapeError::shape("dot", detail));
             }
             let mut sum = F::zero();
-            Zip::from(x).and(y).for_each(|&x, &y| sum += x * y);
+            for (&x, &y) in x.as_slice().iter().zip(y.as_slice()) {
+                sum += x * y;
+            }
             write_scalar(node, sum);
             Ok(())
         })
@@ -25,7 +24,7 @@ impl<F: Float> Tape<F> {
     /// The sum of all elements of `a`.
     pub fn sum(&mut self, a: Var) -> Result<Var, TapeError> {
         self.record(Op::Sum(a), |tape, node| {
-            let sum = tape.try_value(a)?.sum();
+            let sum = total(tape.try_value(a)?);
             write_scalar(node, sum);
             Ok(())
         })
@@ -41,40 +40,56 @@ impl<F: Float> Tape<F> {
                     "the mean of an empty array is undefined",
                 ));
             }
-            let mean = input.sum() / F::from_f64(input.len() as f64);
+            let mean = total(input) / F::from_f64(input.len() as f64);
             write_scalar(node, mean);
             Ok(())
         })
     }
 }
 
+/// The sum of the elements in row-major order.
+fn total<F: Float>(value: &Tensor<F>) -> F {
+    value.as_slice().iter().fold(F::zero(), |sum, &x| sum + x)
+}
+
 fn write_scalar<F: Float>(node: &mut crate::tape::Node<F>, value: F) {
-    resize(&mut node.value, &[]);
-    node.value.fill(value);
+    node.value.resize(&[])[0] = value;
 }
 
 /// The single element of a scalar's gradient.
 fn upstream<F: Float>(context: &Backward<'_, F>) -> F {
-    context.grad.iter().copied().next().unwrap_or_else(F::zero)
+    context.grad.as_slice()[0]
 }
 
 /// d(a . b) = b da + a db.
 pub(super) fn dot_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
     let grad = upstream(context);
     for (target, other) in [(a, b), (b, a)] {
-        let other = context.tape.value(other);
-        context.sink.of(target).scaled_add(grad, other);
+        let other = context.tape.value(other).as_slice();
+        for (sum, &other) in context.sink.of(target).as_mut_slice().iter_mut().zip(other) {
+            *sum += grad * other;
+        }
     }
 }
 
 /// Every element contributed once to the sum.
 pub(super) fn sum_backward<F: Float>(context: &mut Backward<'_, F>, a: Var) {
     let grad = upstream(context);
-    context.sink.of(a).mapv_inplace(|sum| sum + grad);
+    context
+        .sink
+        .of(a)
+        .as_mut_slice()
+        .iter_mut()
+        .for_each(|sum| *sum += grad);
 }
 
 /// Every element contributed `1 / len` to the mean.
 pub(super) fn mean_backward<F: Float>(context: &mut Backward<'_, F>, a: Var) {
     let share = upstream(context) / F::from_f64(context.tape.value(a).len() as f64);
-    context.sink.of(a).mapv_inplace(|sum| sum + share);
+    context
+        .sink
+        .of(a)
+        .as_mut_slice()
+        .iter_mut()
+        .for_each(|sum| *sum += share);
 }

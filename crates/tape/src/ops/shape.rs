@@ -3,10 +3,7 @@
 
 use std::ops::Range;
 
-use ndarray::{Axis, Slice, Zip};
-
 use super::{Backward, Op, shape_of};
-use crate::tape::resize;
 use crate::{Float, Tape, TapeError, Var};
 
 impl<F: Float> Tape<F> {
@@ -16,20 +13,23 @@ impl<F: Float> Tape<F> {
         let start = range.start;
         self.record(Op::Slice { input: a, start }, |tape, node| {
             let input = tape.try_value(a)?;
-            let Some(last) = input.ndim().checked_sub(1) else {
-                return Err(TapeError::shape("slice", "a scalar has no axis to slice"));
+            let Some(last) = input.ndim().checked_sub(1).filter(|&last| last < 2) else {
+                let detail = format!("needs a vector or a matrix, got {}", shape_of(input));
+                return Err(TapeError::shape("slice", detail));
             };
             let len = input.shape()[last];
             if range.start > range.end || range.end > len {
                 let detail = format!("range {range:?} does not fit in {}", shape_of(input));
                 return Err(TapeError::shape("slice", detail));
             }
-            let part = input.slice_axis(Axis(last), Slice::from(range.clone()));
             let mut shape = [0; 2];
             shape[..input.ndim()].copy_from_slice(input.shape());
             shape[last] = range.len();
-            resize(&mut node.value, &shape[..input.ndim()]);
-            node.value.assign(&part);
+            let out = node.value.resize(&shape[..input.ndim()]);
+            let rows = input.as_slice().chunks_exact(len.max(1));
+            for (out, row) in out.chunks_exact_mut(range.len().max(1)).zip(rows) {
+                out.copy_from_slice(&row[range.clone()]);
+            }
             Ok(())
         })
     }
@@ -71,14 +71,15 @@ impl<F: Float> Tape<F> {
                 let mut shape = [0; 2];
                 shape[..first.ndim()].copy_from_slice(first.shape());
                 shape[last] = total;
-                resize(&mut node.value, &shape[..first.ndim()]);
+                let out = node.value.resize(&shape[..first.ndim()]);
                 let mut offset = 0;
                 for &part in parts {
                     let value = tape.value(part);
-                    let width = value.shape()[last];
-                    node.value
-                        .slice_axis_mut(Axis(last), Slice::from(offset..offset + width))
-                        .assign(value);
+                    let width = value.row_len();
+                    let rows = value.as_slice().chunks_exact(width.max(1));
+                    for (out, row) in out.chunks_exact_mut(total.max(1)).zip(rows) {
+                        out[offset..offset + width].copy_from_slice(row);
+                    }
                     offset += width;
                 }
                 Ok(())
@@ -90,26 +91,35 @@ impl<F: Float> Tape<F> {
 /// The slice's gradient lands in the sliced columns of the input's gradient.
 pub(super) fn slice_backward<F: Float>(context: &mut Backward<'_, F>, input: Var, start: usize) {
     let grad = context.grad;
-    let last = grad.ndim() - 1;
-    let width = grad.shape()[last];
+    let width = grad.row_len();
     let target = context.sink.of(input);
-    let mut target = target.slice_axis_mut(Axis(last), Slice::from(start..start + width));
-    Zip::from(&mut target)
-        .and(grad)
-        .for_each(|sum, &grad| *sum += grad);
+    let input_width = target.row_len();
+    let rows = grad.as_slice().chunks_exact(width.max(1));
+    for (sums, row) in target
+        .as_mut_slice()
+        .chunks_exact_mut(input_width.max(1))
+        .zip(rows)
+    {
+        for (sum, &grad) in sums[start..start + width].iter_mut().zip(row) {
+            *sum += grad;
+        }
+    }
 }
 
 /// Each part gets the columns of the gradient it filled.
 pub(super) fn concat_backward<F: Float>(context: &mut Backward<'_, F>, parts: Range<usize>) {
     let grad = context.grad;
-    let last = grad.ndim() - 1;
+    let total = grad.row_len();
     let mut offset = 0;
     for &part in &context.tape.operands[parts] {
-        let width = context.tape.value(part).shape()[last];
-        let piece = grad.slice_axis(Axis(last), Slice::from(offset..offset + width));
-        Zip::from(context.sink.of(part))
-            .and(&piece)
-            .for_each(|sum, &grad| *sum += grad);
+        let width = context.tape.value(part).row_len();
+        let rows = grad.as_slice().chunks_exact(total.max(1));
+        let target = context.sink.of(part).as_mut_slice();
+        for (sums, row) in target.chunks_exact_mut(width.max(1)).zip(rows) {
+            for (sum, &grad) in sums.iter_mut().zip(&row[offset..offset + width]) {
+                *sum += grad;
+            }
+        }
         offset += width;
     }
 }
