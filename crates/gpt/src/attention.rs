@@ -175,20 +175,39 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
         let head_dim = width / self.n_head;
         let scale = Self::scale::<F>(head_dim);
         let triangles: usize = lengths.iter().map(|&n| triangle(n)).sum();
-        let mut out = output.resize(&[rows, width]);
-        let mut weights = saved.resize(&[self.n_head * triangles]);
-        let mut qkv = inputs.get(0).as_slice();
+        let out = output.resize(&[rows, width]);
+        let weights = saved.resize(&[self.n_head * triangles]);
+        let qkv = inputs.get(0).as_slice();
+        // Every document's and head's scores first, then the exponentials of all of them in one call
+        // (whole vectors of them in f32), then the weighted sums of the values.
+        let (mut rest_qkv, mut rest_weights) = (qkv, &mut *weights);
         for &n in lengths {
             let document;
-            (document, qkv) = qkv.split_at(n * 3 * width);
-            let document_out;
-            (document_out, out) = std::mem::take(&mut out).split_at_mut(n * width);
+            (document, rest_qkv) = rest_qkv.split_at(n * 3 * width);
             for start in (0..width).step_by(head_dim) {
                 let head_weights;
-                (head_weights, weights) = std::mem::take(&mut weights).split_at_mut(triangle(n));
-                with_head!(width, head_dim, start, |head| head_forward(
+                (head_weights, rest_weights) =
+                    std::mem::take(&mut rest_weights).split_at_mut(triangle(n));
+                with_head!(width, head_dim, start, |head| head_scores(
                     head,
                     scale,
+                    document,
+                    head_weights
+                ));
+            }
+        }
+        F::exp_in_place(weights);
+        let (mut rest_qkv, mut rest_out, mut rest_weights) = (qkv, out, weights);
+        for &n in lengths {
+            let (document, document_out);
+            (document, rest_qkv) = rest_qkv.split_at(n * 3 * width);
+            (document_out, rest_out) = std::mem::take(&mut rest_out).split_at_mut(n * width);
+            for start in (0..width).step_by(head_dim) {
+                let head_weights;
+                (head_weights, rest_weights) =
+                    std::mem::take(&mut rest_weights).split_at_mut(triangle(n));
+                with_head!(width, head_dim, start, |head| head_mix(
+                    head,
                     document,
                     document_out,
                     head_weights
@@ -243,21 +262,17 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
     }
 }
 
-/// One head's attention within one document: `qkv` is its `[n, 3 width]` rows, `out` its
-/// `[n, width]` output rows and `weights` the head's lower triangle, filled here.
-fn head_forward<F: Float, const D: usize>(
+/// One head's scores within one document (`qkv` is its `[n, 3 width]` rows) into the head's lower
+/// triangle `weights`: row `t` gets `q[t] . k[s] / sqrt(head_dim)` for `s <= t`, less the row's
+/// maximum (softmax's shift, which keeps the exponentials finite).
+fn head_scores<F: Float, const D: usize>(
     head: Head<D>,
     scale: F,
     qkv: &[F],
-    out: &mut [F],
     mut weights: &mut [F],
 ) {
     let stride = 3 * head.width;
-    for (t, (row, out_row)) in qkv
-        .chunks_exact(stride)
-        .zip(out.chunks_exact_mut(head.width))
-        .enumerate()
-    {
+    for (t, row) in qkv.chunks_exact(stride).enumerate() {
         let row_weights;
         (row_weights, weights) = std::mem::take(&mut weights).split_at_mut(t + 1);
         let query = head.query(row);
@@ -266,11 +281,26 @@ fn head_forward<F: Float, const D: usize>(
             *weight = dot(query, head.key(key_row)) * scale;
             max = max.max(*weight);
         }
-        let mut total = F::zero();
-        for weight in row_weights.iter_mut() {
-            *weight = (*weight - max).exp();
-            total += *weight;
-        }
+        row_weights.iter_mut().for_each(|weight| *weight -= max);
+    }
+}
+
+/// One head's outputs within one document: `weights` holds the exponentials of its shifted scores,
+/// which become the softmax weights here (what backward reads), and row `t` of `out` gets
+/// `sum_s w[t, s] v[s]`.
+fn head_mix<F: Float, const D: usize>(
+    head: Head<D>,
+    qkv: &[F],
+    out: &mut [F],
+    mut weights: &mut [F],
+) {
+    let stride = 3 * head.width;
+    for (t, out_row) in out.chunks_exact_mut(head.width).enumerate() {
+        let row_weights;
+        (row_weights, weights) = std::mem::take(&mut weights).split_at_mut(t + 1);
+        let total = row_weights
+            .iter()
+            .fold(F::zero(), |sum, &weight| sum + weight);
         let inverse = total.recip();
         row_weights.iter_mut().for_each(|weight| *weight *= inverse);
         let out_head = head.output_mut(out_row);

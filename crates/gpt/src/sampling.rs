@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use tape::Float;
+use tape::{EXP_LANES, Float};
 
-use crate::inference::vector::{EXP_LANES, exp_in_place_f32, is_single};
+use crate::inference::vector::is_single;
 use crate::inference::{DecodeError, Decoder, KvCache};
 use crate::random::Randomness;
 use crate::{Config, Params, Tokenizer, UnknownCharacter};
@@ -278,7 +278,7 @@ fn exponentials<F: Float>(
         single.clear();
         single.resize(weights.len().next_multiple_of(EXP_LANES), 0.0);
         shift(weights, max, single);
-        exp_in_place_f32(single);
+        f32::exp_in_place(single);
         for (weight, &exponential) in weights.iter_mut().zip(&*single) {
             *weight = f64::from(exponential);
         }
@@ -466,7 +466,7 @@ impl StepExponentials {
             scale(row, inverse_temperature, scaled);
             shift(scaled, maximum(scaled), shifted);
         }
-        exp_in_place_f32(&mut self.exponentials);
+        f32::exp_in_place(&mut self.exponentials);
     }
 
     /// The weights of `sequence` from the last [`StepExponentials::compute`], as [`widen`] makes

@@ -41,6 +41,7 @@
 mod check;
 mod custom;
 mod error;
+mod exp;
 mod float;
 mod gradients;
 mod kernels;
@@ -51,6 +52,7 @@ mod tensor;
 pub use check::{GradientCheckError, GradientReport, Tolerance, check_gradients};
 pub use custom::{CustomOp, CustomOpId, InputGrads, Inputs};
 pub use error::TapeError;
+pub use exp::EXP_LANES;
 pub use float::Float;
 pub use gradients::Gradients;
 pub use tape::{Tape, Var};

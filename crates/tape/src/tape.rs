@@ -91,7 +91,6 @@ pub(crate) struct Recorded<'a, F: Float> {
     parameters: &'a [Tensor<F>],
     nodes: &'a [Node<F>],
     step: u32,
-    recording: bool,
     pub(crate) indices: &'a [usize],
     pub(crate) operands: &'a [Var],
     pub(crate) custom_ops: &'a [Box<dyn CustomOp<F>>],
@@ -123,11 +122,6 @@ impl<'a, F: Float> Recorded<'a, F> {
     pub(crate) fn value(&self, var: Var) -> &'a Tensor<F> {
         self.try_value(var)
             .unwrap_or_else(|error| panic!("{error}"))
-    }
-
-    /// Whether ops record what backward needs (false inside [`Tape::without_grad`]).
-    pub(crate) fn is_recording(&self) -> bool {
-        self.recording
     }
 }
 
@@ -317,7 +311,6 @@ impl<F: Float> Tape<F> {
             parameters: &self.parameters,
             nodes: before,
             step: self.step,
-            recording: self.recording,
             indices: &self.indices,
             operands: &self.operands,
             custom_ops: &self.custom_ops,
@@ -338,7 +331,6 @@ impl<F: Float> Tape<F> {
             parameters: &self.parameters,
             nodes: &self.nodes[..self.len],
             step: self.step,
-            recording: self.recording,
             indices: &self.indices,
             operands: &self.operands,
             custom_ops: &self.custom_ops,

@@ -4,12 +4,12 @@
 use std::fmt;
 
 use ndarray::Array2;
-use tape::Float;
+use tape::{EXP_LANES, Float};
 
 use super::KvCache;
 use super::first_position::FirstPositionTable;
 use super::input_table::{FirstLayer, InputTable};
-use super::vector::{EXP_LANES, Epilogue, Packed, copy_row, exp_in_place, linear, rmsnorm_rows};
+use super::vector::{Epilogue, Packed, copy_row, linear, rmsnorm_rows};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -516,7 +516,7 @@ fn attend<F: Float>(
     query: &[F],
     keys: &[F],
     values: &[F],
-    scores: &mut Vec<F>,
+    scores: &mut [F],
     lanes: &mut [F],
     out: &mut [F],
 ) {
@@ -557,7 +557,7 @@ fn attend_heads<F: Float>(
     query: &[F],
     keys: &[F],
     values: &[F],
-    scores: &mut Vec<F>,
+    scores: &mut [F],
     lanes: &mut [F],
     out: &mut [F],
 ) {
@@ -588,7 +588,10 @@ fn attend_heads<F: Float>(
             *score -= max;
         }
     }
-    exp_in_place(scores, used);
+    // To the end of the last whole vector of f32 exponentials (the buffer has the room): cheaper
+    // than a scalar tail.
+    let padded = used.next_multiple_of(EXP_LANES).min(scores.len());
+    F::exp_in_place(&mut scores[..padded]);
     for scores in scores[..used].chunks_exact_mut(positions) {
         let total = scores.iter().fold(F::zero(), |sum, &e| sum + e);
         // microgpt.py's `e / total` is `e * total ** -1`.

@@ -9,10 +9,10 @@
 //!
 //! In `f32` (a precision microgpt.py does not have) two shortcuts apply: rmsnorm's `(ms + 1e-5) **
 //! -0.5` is `1 / sqrt(ms + 1e-5)` rather than a call to `powf`, and attention's exponentials use a
-//! polynomial ([`exp_in_place_f32`]) that the compiler vectorises, within 2 units in the last place of
+//! polynomial ([`Float::exp_in_place`]) that the compiler vectorises, within 2 units in the last place of
 //! the correctly rounded value.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 
 use tape::Float;
 
@@ -215,76 +215,6 @@ fn rms_scale<F: Float>(x: &[F]) -> F {
     }
 }
 
-/// How many `f32` exponentials [`exp_in_place_f32`] computes per vector: one AVX-512 register.
-pub(crate) const EXP_LANES: usize = 16;
-
-/// `x[i] = exp(x[i])` for `i < count`: [`exp_in_place_f32`] in `f32`, `F::exp` (the C library's) in
-/// `f64`.
-///
-/// In `f32` the elements after `count` up to the next multiple of [`EXP_LANES`] (as far as `x`
-/// reaches) are exponentiated too: a whole vector costs less than a scalar tail, so a buffer with
-/// that much room takes no scalar path.
-// A `Vec`, not a slice: a sized type is what `Any` can downcast to its `f32` version.
-#[allow(clippy::ptr_arg)]
-pub(crate) fn exp_in_place<F: Float>(x: &mut Vec<F>, count: usize) {
-    if let Some(single) = (x as &mut dyn Any).downcast_mut::<Vec<f32>>() {
-        let padded = count.next_multiple_of(EXP_LANES).min(single.len());
-        exp_in_place_f32(&mut single[..padded]);
-    } else {
-        for x in &mut x[..count] {
-            *x = x.exp();
-        }
-    }
-}
-
-/// `exp(x)` for every element `x <= 88`, within 2 units in the last place where the result is at
-/// least `f32::MIN_POSITIVE` (below, it is flushed to zero), without branches so that the loop
-/// vectorises.
-///
-/// Cephes' `expf`: `x = k ln2 + r` with `k = round(x / ln2)` (`ln2` split in two so that `k ln2` is
-/// exact) and `|r| <= ln2 / 2`, `exp(r) = 1 + r + r^2 P(r)` with its degree-5 minimax `P`, and `2^k`
-/// written straight into the exponent bits.
-pub(crate) fn exp_in_place_f32(x: &mut [f32]) {
-    let (vectors, rest) = x.as_chunks_mut::<EXP_LANES>();
-    for vector in vectors {
-        for x in vector {
-            *x = exp_f32(*x);
-        }
-    }
-    for x in rest {
-        *x = exp_f32(*x);
-    }
-}
-
-/// One lane of [`exp_in_place_f32`].
-#[inline(always)]
-fn exp_f32(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HIGH: f32 = 0.693_359_4; // 355 / 512: k * LN2_HIGH is exact
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    // 1.5 * 2^23: adding it rounds to an integer, which then sits in the low bits.
-    const ROUND: f32 = 12_582_912.0;
-    const P: [f32; 6] = [
-        1.987_569_2e-4,
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        0.166_666_65,
-        0.5,
-    ];
-    let clamped = x.clamp(-87.5, 88.0);
-    let shifted = clamped * LOG2_E + ROUND;
-    let k = shifted - ROUND;
-    // The bits of `shifted` are those of ROUND plus k: rebias k for the exponent field.
-    let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23;
-    let r = (clamped - k * LN2_HIGH) - k * LN2_LOW;
-    let polynomial = P[1..].iter().fold(P[0], |p, &c| p * r + c);
-    let exp_r = 1.0 + r + r * r * polynomial;
-    let value = exp_r * f32::from_bits(exponent);
-    // Below ln(f32::MIN_POSITIVE) the result would be subnormal: flush it to zero.
-    if x < -87.336_55 { 0.0 } else { value }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,39 +255,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn f32_exp_is_within_two_ulps() {
-        let mut worst = 0.0f64;
-        let mut x: Vec<f32> = (0..200_000).map(|i| -100.0 + i as f32 * 0.000_94).collect();
-        x.extend([
-            0.0,
-            -0.0,
-            -1e-30,
-            -87.3,
-            -87.0,
-            80.0,
-            -1000.0,
-            f32::NEG_INFINITY,
-        ]);
-        let mut y = x.clone();
-        exp_in_place_f32(&mut y);
-        for (&x, &y) in x.iter().zip(&y) {
-            let exact = f64::from(x).exp();
-            if exact < f64::from(f32::MIN_POSITIVE) {
-                assert!(
-                    y == 0.0 || (f64::from(y) - exact).abs() < 1e-38,
-                    "exp({x}) = {y}"
-                );
-                continue;
-            }
-            let ulp = f64::from(f32::EPSILON) * f64::from((exact as f32).abs()) / 2.0;
-            let error = (f64::from(y) - exact).abs() / ulp;
-            assert!(error <= 2.0, "exp({x}) = {y}, not {exact}: {error} ulps");
-            worst = worst.max(error);
-        }
-        assert!(worst <= 2.0, "worst error {worst} ulps");
     }
 
     #[test]

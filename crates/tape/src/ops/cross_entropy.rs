@@ -51,22 +51,32 @@ impl<F: Float> Tape<F> {
             let scores = tape.try_value(logits)?;
             let (targets, lengths) = (&tape.indices[targets], &tape.indices[lengths]);
             let classes = check_shapes(scores, targets, lengths)?;
-            // One exponential per logit: the unnormalised probabilities go straight into the saved
-            // buffer (the backward pass needs the probabilities), and their sum gives the loss.
-            let recording = tape.is_recording();
-            if recording {
-                node.saved.resize(scores.shape());
-            }
+            // The probabilities go to the saved buffer (backward needs them), with the exponentials
+            // of the whole matrix computed in one call, and the unnormalised sums give the loss.
+            let probabilities = node.saved.resize(scores.shape());
             let scores = scores.as_slice();
-            let saved = node.saved.as_mut_slice();
-            let mut rows = scores.chunks_exact(classes).zip(targets);
-            let mut saved_rows = saved.chunks_exact_mut(classes);
+            for (shifted, row) in probabilities
+                .chunks_exact_mut(classes)
+                .zip(scores.chunks_exact(classes))
+            {
+                let max = maximum(row);
+                for (shifted, &x) in shifted.iter_mut().zip(row) {
+                    *shifted = x - max;
+                }
+            }
+            F::exp_in_place(probabilities);
+            let mut rows = probabilities
+                .chunks_exact_mut(classes)
+                .zip(scores.chunks_exact(classes))
+                .zip(targets);
             let mut sum_of_means = F::zero();
             for &length in lengths {
                 let mut total = F::zero();
-                for (row, &target) in rows.by_ref().take(length) {
-                    let probabilities = if recording { saved_rows.next() } else { None };
-                    total += negative_log_likelihood(row, target, probabilities);
+                for ((probabilities, row), &target) in rows.by_ref().take(length) {
+                    let sum = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
+                    probabilities.iter_mut().for_each(|p| *p /= sum);
+                    // -log softmax(row)[target], through log-sum-exp.
+                    total += sum.ln() + maximum(row) - row[target];
                 }
                 sum_of_means += total / F::from_f64(length as f64);
             }
@@ -112,26 +122,8 @@ fn check_shapes<F: Float>(
     }
 }
 
-/// `-log softmax(row)[target]`; writes `softmax(row)` into `probabilities` when given.
-fn negative_log_likelihood<F: Float>(
-    row: &[F],
-    target: usize,
-    probabilities: Option<&mut [F]>,
-) -> F {
-    let max = row.iter().fold(F::neg_infinity(), |max, &x| max.max(x));
-    let sum = match probabilities {
-        Some(probabilities) => {
-            let mut sum = F::zero();
-            for (p, &x) in probabilities.iter_mut().zip(row) {
-                *p = (x - max).exp();
-                sum += *p;
-            }
-            probabilities.iter_mut().for_each(|p| *p /= sum);
-            sum
-        }
-        None => row.iter().fold(F::zero(), |sum, &x| sum + (x - max).exp()),
-    };
-    sum.ln() + max - row[target]
+fn maximum<F: Float>(row: &[F]) -> F {
+    row.iter().fold(F::neg_infinity(), |max, &x| max.max(x))
 }
 
 /// d loss / d logits_row = (softmax(logits_row) - onehot(target)) / (segments * segment_length).

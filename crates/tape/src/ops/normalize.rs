@@ -17,11 +17,11 @@ impl<F: Float> Tape<F> {
                 .zip(input.as_slice().chunks_exact(width))
             {
                 let max = row.iter().fold(F::neg_infinity(), |max, &x| max.max(x));
-                let mut total = F::zero();
                 for (y, &x) in out.iter_mut().zip(row) {
-                    *y = (x - max).exp();
-                    total += *y;
+                    *y = x - max;
                 }
+                F::exp_in_place(out);
+                let total = out.iter().fold(F::zero(), |sum, &y| sum + y);
                 out.iter_mut().for_each(|y| *y /= total);
             }
             Ok(())
