@@ -11,6 +11,7 @@ pub const EXP_LANES: usize = 16;
 /// Cephes' `expf`: `x = k ln2 + r` with `k = round(x / ln2)` (`ln2` split in two so that `k ln2` is
 /// exact) and `|r| <= ln2 / 2`, `exp(r) = 1 + r + r^2 P(r)` with its degree-5 minimax `P`, and `2^k`
 /// written straight into the exponent bits.
+#[inline]
 pub(crate) fn exp_in_place_f32(x: &mut [f32]) {
     let (vectors, rest) = x.as_chunks_mut::<EXP_LANES>();
     for vector in vectors {

@@ -27,6 +27,7 @@ impl Float for f32 {
     fn to_f64(self) -> f64 {
         f64::from(self)
     }
+    #[inline]
     fn exp_in_place(values: &mut [Self]) {
         exp::exp_in_place_f32(values);
     }
@@ -39,6 +40,7 @@ impl Float for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+    #[inline]
     fn exp_in_place(values: &mut [Self]) {
         for value in values {
             *value = value.exp();
