@@ -733,20 +733,8 @@ fn an_interrupted_run_leaves_the_old_checkpoint_and_loss_curve_intact() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupted once training streams its loss rows into the temporary CSV, which SIGINT would
-    // leave behind without the Ctrl-C handler.
-    let temporary_csv = directory.join(format!(".model.csv.tmp-{}", child.id()));
-    let started = std::time::Instant::now();
-    while !temporary_csv.exists() {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "training never started writing {}",
-            temporary_csv.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // The handler is installed just after the file is created.
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Interrupted mid-training, with loss rows already written to the unnamed temporary file.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     // SIGINT, as Ctrl-C sends it.
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -754,7 +742,7 @@ fn an_interrupted_run_leaves_the_old_checkpoint_and_loss_curve_intact() {
         .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
-    assert_eq!(exit.code(), Some(130), "the status a shell gives Ctrl-C");
+    assert!(!exit.success(), "the run was interrupted");
     assert_eq!(
         fs::read(directory.join("model.safetensors")).unwrap(),
         before

@@ -9,7 +9,6 @@ mod download;
 mod error;
 mod eval;
 mod info;
-mod interrupt;
 mod loss_csv;
 mod loss_log;
 mod plot;

@@ -1,10 +1,13 @@
 //! The loss log as CSV, one row per training step, written as the steps complete so that a long run
-//! does not hold its whole history in memory. The rows go into a temporary file that replaces the
-//! CSV only when the run succeeds ([`gpt::AtomicFile`]), so a failed run leaves the old CSV as it
-//! was.
+//! does not hold its whole history in memory.
+//!
+//! The rows wait in an unnamed temporary file, which the operating system deletes however the
+//! process ends (an error, Ctrl-C, a kill), and are copied over the CSV only when the run succeeds,
+//! through [`gpt::AtomicFile`]: a failed or interrupted run leaves the old CSV as it was and no file
+//! behind.
 
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Seek, Write};
+use std::path::{Path, PathBuf};
 
 use gpt::AtomicFile;
 
@@ -14,35 +17,38 @@ use crate::plot::LossPoint;
 /// when not evaluated.
 #[derive(Debug)]
 pub struct LossCsv {
-    file: AtomicFile,
+    path: PathBuf,
+    rows: BufWriter<std::fs::File>,
 }
 
 impl LossCsv {
     /// Starts the CSV that will replace `path`, with its header.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let mut file = AtomicFile::create(path)?;
-        file.write_all(b"step,train_loss,val_loss\n")?;
-        Ok(Self { file })
-    }
-
-    /// The temporary file the rows go to until [`commit`](Self::commit).
-    pub fn temporary_path(&self) -> &Path {
-        self.file.temporary_path()
+        let mut rows = BufWriter::new(tempfile::tempfile()?);
+        rows.write_all(b"step,train_loss,val_loss\n")?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            rows,
+        })
     }
 
     /// Appends the row of `point`.
     pub fn push(&mut self, point: &LossPoint) -> io::Result<()> {
         // Rust's `{}` for f64 is the shortest text that reads back as the same number.
-        write!(self.file, "{},{},", point.step, point.train_loss)?;
+        write!(self.rows, "{},{},", point.step, point.train_loss)?;
         if let Some(val_loss) = point.val_loss {
-            write!(self.file, "{val_loss}")?;
+            write!(self.rows, "{val_loss}")?;
         }
-        writeln!(self.file)
+        writeln!(self.rows)
     }
 
     /// Puts the CSV in place of the old one, atomically.
     pub fn commit(self) -> io::Result<()> {
-        self.file.commit()
+        let mut rows = self.rows.into_inner().map_err(|error| error.into_error())?;
+        rows.rewind()?;
+        let mut file = AtomicFile::create(&self.path)?;
+        io::copy(&mut rows, &mut file)?;
+        file.commit()
     }
 }
 
@@ -108,7 +114,6 @@ mod tests {
         for step in 1..=10_000 {
             csv.push(&point(step, 2.0, None)).unwrap();
         }
-        assert!(csv.temporary_path().is_file());
         drop(csv);
         assert_eq!(fs::read_to_string(&path).unwrap(), old);
         let entries: Vec<_> = fs::read_dir(&dir).unwrap().collect();

@@ -13,7 +13,6 @@ use crate::checkpoint_error;
 use crate::corpus::Corpus;
 use crate::data::{self, DEFAULT_DATA};
 use crate::error::{CliError, Result};
-use crate::interrupt;
 use crate::loss_csv::LossCsv;
 use crate::loss_log::LossLog;
 use crate::plot::{self, LossPoint};
@@ -202,7 +201,6 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     // the same however many steps are run. The CSV replaces the old one only once the run succeeds.
     let csv_path = with_extension(&out, "csv");
     let mut csv = LossCsv::create(&csv_path).map_err(|error| cannot_write(&csv_path, error))?;
-    let _remove_csv_on_interrupt = interrupt::remove_on_interrupt(csv.temporary_path());
     let mut loss_log = LossLog::default();
     let mut model = Model::new(params);
     let mut best_val_loss = settings.best_val_loss;
