@@ -96,6 +96,15 @@ fn training_with_no_subcommand_prints_what_microgpt_py_prints_and_saves_everythi
     let csv = fs::read_to_string(directory.join("microgpt.csv")).unwrap();
     assert_eq!(csv.lines().next(), Some("step,train_loss,val_loss"));
     assert_eq!(csv.lines().count(), 41, "a row per step");
+    // Steps 1 to 40 in order, each with its loss; validation (every 100 steps and at the last one)
+    // only on the last row.
+    for (index, row) in csv.lines().skip(1).enumerate() {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields.len(), 3, "{row}");
+        assert_eq!(fields[0], (index + 1).to_string(), "{row}");
+        assert!(fields[1].parse::<f64>().unwrap().is_finite(), "{row}");
+        assert_eq!(fields[2].is_empty(), index + 1 < 40, "{row}");
+    }
     // Stderr is not a terminal here: plain progress lines instead of a bar.
     assert!(
         stderr(&output).contains("step 40/40 | loss"),
@@ -488,6 +497,8 @@ fn an_unusable_output_path_keeps_the_old_checkpoint() {
 fn a_diverging_run_stops_with_the_step_and_saves_nothing() {
     let directory = trained("nan");
     let before = fs::read(directory.join("model.safetensors")).unwrap();
+    let csv_before = fs::read(directory.join("model.csv")).unwrap();
+    let svg_before = fs::read(directory.join("model.svg")).unwrap();
     let output = train_on_names(
         &directory,
         &[
@@ -505,6 +516,10 @@ fn a_diverging_run_stops_with_the_step_and_saves_nothing() {
         fs::read(directory.join("model.safetensors")).unwrap(),
         before
     );
+    // The loss curve of the earlier run too, though rows of this one were already being written.
+    assert_eq!(fs::read(directory.join("model.csv")).unwrap(), csv_before);
+    assert_eq!(fs::read(directory.join("model.svg")).unwrap(), svg_before);
+    assert_no_temporary_files(&directory);
 }
 
 #[test]
@@ -699,9 +714,10 @@ fn bench_refuses_an_unknown_workload() {
 }
 
 #[test]
-fn an_interrupted_run_leaves_the_old_checkpoint_intact() {
+fn an_interrupted_run_leaves_the_old_checkpoint_and_loss_curve_intact() {
     let directory = trained("interrupt");
     let before = fs::read(directory.join("model.safetensors")).unwrap();
+    let csv_before = fs::read(directory.join("model.csv")).unwrap();
     let mut child = std::process::Command::new(support::microgpt())
         .args([
             "train",
@@ -717,6 +733,7 @@ fn an_interrupted_run_leaves_the_old_checkpoint_intact() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Interrupted mid-training, with loss rows already written to the unnamed temporary file.
     std::thread::sleep(std::time::Duration::from_millis(500));
     // SIGINT, as Ctrl-C sends it.
     let status = std::process::Command::new("kill")
@@ -730,7 +747,13 @@ fn an_interrupted_run_leaves_the_old_checkpoint_intact() {
         fs::read(directory.join("model.safetensors")).unwrap(),
         before
     );
-    let leftovers: Vec<_> = fs::read_dir(&directory)
+    assert_eq!(fs::read(directory.join("model.csv")).unwrap(), csv_before);
+    assert_no_temporary_files(&directory);
+}
+
+/// Fails if `directory` holds a temporary file (`.<name>.tmp-<pid>`) that a run left behind.
+fn assert_no_temporary_files(directory: &Path) {
+    let leftovers: Vec<_> = fs::read_dir(directory)
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.contains("tmp"))

@@ -9,6 +9,8 @@ mod download;
 mod error;
 mod eval;
 mod info;
+mod loss_csv;
+mod loss_log;
 mod plot;
 mod progress;
 mod rng;

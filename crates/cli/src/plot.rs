@@ -1,11 +1,13 @@
-//! The training loss curve as CSV and as an SVG chart, and the small line [`Chart`] behind it
-//! (hand-written SVG, no dependency), which the benchmark chart reuses.
+//! The training loss curve as an SVG chart, and the small line [`Chart`] behind it (hand-written
+//! SVG, no dependency), which the benchmark chart reuses.
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
 use gpt::write_atomically;
+
+use crate::loss_log::LossLog;
 
 /// The loss at one training step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -18,42 +20,24 @@ pub struct LossPoint {
     pub val_loss: Option<f64>,
 }
 
-/// Writes `points` as CSV with the header `step,train_loss,val_loss`; `val_loss` is empty when
-/// not evaluated. The file is replaced atomically.
-pub fn write_csv(path: &Path, points: &[LossPoint]) -> io::Result<()> {
-    let mut csv = String::from("step,train_loss,val_loss\n");
-    for point in points {
-        let val_loss = point
-            .val_loss
-            .map(|loss| loss.to_string())
-            .unwrap_or_default();
-        csv.push_str(&format!("{},{},{val_loss}\n", point.step, point.train_loss));
-    }
-    write_atomically(path, csv.as_bytes())
-}
-
-/// Writes the loss curve of `points` as an SVG chart titled `title`: the raw training loss as a
-/// faint line, its moving average as a solid line, and the validation loss as dots joined by a
-/// line. Non-finite losses are skipped. The file is replaced atomically.
-pub fn write_svg(path: &Path, points: &[LossPoint], title: &str) -> io::Result<()> {
-    let svg = loss_chart(points, title).to_svg();
+/// Writes the loss curve of `log` as an SVG chart titled `title`: the raw training loss as a
+/// faint line (past the log's bound, means of equal runs of steps), its moving average as a solid
+/// line, and the validation loss as dots joined by a line. Non-finite losses are skipped. The file
+/// is replaced atomically.
+pub fn write_svg(path: &Path, log: &LossLog, title: &str) -> io::Result<()> {
+    let svg = loss_chart(log, title).to_svg();
     write_atomically(path, svg.as_bytes())
 }
 
 const TRAIN_COLOUR: &str = "#1f77b4";
 const VAL_COLOUR: &str = "#d62728";
 
-fn loss_chart(points: &[LossPoint], title: &str) -> Chart {
-    let train: Vec<(f64, f64)> = points
-        .iter()
-        .map(|point| (point.step as f64, point.train_loss))
-        .filter(|(_, loss)| loss.is_finite())
+fn loss_chart(log: &LossLog, title: &str) -> Chart {
+    let train: Vec<(f64, f64)> = log
+        .train()
+        .map(|(step, loss)| (step as f64, loss))
         .collect();
-    let val: Vec<(f64, f64)> = points
-        .iter()
-        .filter_map(|point| Some((point.step as f64, point.val_loss?)))
-        .filter(|(_, loss)| loss.is_finite())
-        .collect();
+    let val: Vec<(f64, f64)> = log.val().map(|(step, loss)| (step as f64, loss)).collect();
     // One document per step makes the raw loss very noisy; the average shows the trend.
     // A window under 5 would hardly smooth; short runs show the raw line only.
     let window = (train.len() / 20).min(50);
@@ -65,7 +49,11 @@ fn loss_chart(points: &[LossPoint], title: &str) -> Chart {
             opacity: 0.3,
             ..Series::new("train loss", TRAIN_COLOUR, train)
         });
-        let label = format!("train loss, moving average of {window}");
+        // In steps: on a long run each point is already the mean of several steps.
+        let label = format!(
+            "train loss, moving average of {}",
+            window * log.train_steps_per_point()
+        );
         chart
             .series
             .push(Series::new(label, TRAIN_COLOUR, smoothed));
@@ -484,16 +472,25 @@ mod tests {
         }
     }
 
+    fn log_of(points: &[LossPoint]) -> LossLog {
+        let mut log = LossLog::default();
+        for point in points {
+            log.push(point);
+        }
+        log
+    }
+
     /// A loss curve like a real run: decaying from ln(27) = 3.30 towards 2.3, with noise.
-    fn curve(steps: usize) -> Vec<LossPoint> {
-        (0..steps)
+    fn curve(steps: usize) -> LossLog {
+        let points: Vec<LossPoint> = (0..steps)
             .map(|step| {
                 let trend = 2.3 + 1.0 * (-(step as f64) / 150.0).exp();
                 let noise = 0.4 * ((step as f64 * 12.9898).sin() * 43758.5453).fract();
                 let val = (step % 100 == 0 || step + 1 == steps).then_some(trend + 0.05);
                 point(step, trend + noise, val)
             })
-            .collect()
+            .collect();
+        log_of(&points)
     }
 
     /// Checks that the tags of `svg` nest properly (a small stand-in for an XML parser; attribute
@@ -572,27 +569,6 @@ mod tests {
     }
 
     #[test]
-    fn csv_is_exactly_the_expected_text() {
-        let dir = scratch_dir("csv");
-        let path = dir.join("loss.csv");
-        let points = [
-            point(0, 3.3, Some(3.25)),
-            point(1, 2.5, None),
-            point(2, 0.125, Some(f64::NAN)),
-        ];
-        write_csv(&path, &points).unwrap();
-        // Rust's `{}` for f64 is the shortest text that reads back as the same number.
-        let expected = "step,train_loss,val_loss\n0,3.3,3.25\n1,2.5,\n2,0.125,NaN\n";
-        assert_eq!(fs::read_to_string(&path).unwrap(), expected);
-        write_csv(&path, &[]).unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            "step,train_loss,val_loss\n"
-        );
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn a_long_run_has_raw_smoothed_and_val_lines_inside_the_view_box() {
         let svg = loss_chart(&curve(1000), "microgpt <names> & \"friends\"").to_svg();
         assert_well_formed(&svg);
@@ -612,6 +588,19 @@ mod tests {
             svg.contains(">1000</text>") && svg.contains(">200</text>"),
             "{svg}"
         );
+    }
+
+    #[test]
+    fn a_run_past_the_bound_still_spans_every_step_and_averages_over_steps() {
+        // 100,000 steps are merged into buckets of 32 (the log's bound is 4,096 points): the moving
+        // average of 50 points covers 50 * 32 steps, and the step axis still reaches the end.
+        let svg = loss_chart(&curve(100_000), "long").to_svg();
+        assert_well_formed(&svg);
+        assert_inside_view_box(&svg);
+        assert!(svg.contains("moving average of 1600"), "{svg}");
+        assert!(svg.contains(">100000</text>"), "{svg}");
+        // Validation every 100 steps plus the last: 1,001 points, under their own bound.
+        assert_eq!(svg.matches("<circle").count(), 1001 + 1);
     }
 
     #[test]
@@ -648,7 +637,7 @@ mod tests {
             ),
         ];
         for (name, points, polylines) in cases {
-            let svg = loss_chart(&points, name).to_svg();
+            let svg = loss_chart(&log_of(&points), name).to_svg();
             assert_well_formed(&svg);
             assert_inside_view_box(&svg);
             assert_eq!(svg.matches("<polyline").count(), polylines, "{name}");
@@ -659,7 +648,7 @@ mod tests {
         }
         // A lone point would be an invisible polyline: it gets a dot.
         assert_eq!(
-            loss_chart(&[point(0, 3.3, None)], "")
+            loss_chart(&log_of(&[point(0, 3.3, None)]), "")
                 .to_svg()
                 .matches("<circle")
                 .count(),
@@ -706,11 +695,11 @@ mod tests {
     fn write_svg_writes_the_chart_file() {
         let dir = scratch_dir("svg");
         let path = dir.join("loss.svg");
-        let points = curve(300);
-        write_svg(&path, &points, "loss").unwrap();
+        let log = curve(300);
+        write_svg(&path, &log, "loss").unwrap();
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            loss_chart(&points, "loss").to_svg()
+            loss_chart(&log, "loss").to_svg()
         );
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -13,6 +13,8 @@ use crate::checkpoint_error;
 use crate::corpus::Corpus;
 use crate::data::{self, DEFAULT_DATA};
 use crate::error::{CliError, Result};
+use crate::loss_csv::LossCsv;
+use crate::loss_log::LossLog;
 use crate::plot::{self, LossPoint};
 use crate::progress::Progress;
 use crate::rng::{Generator, RngKind};
@@ -195,9 +197,13 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         )));
     }
 
+    // The CSV gets a row per step as training goes, the chart a bounded summary: memory stays
+    // the same however many steps are run. The CSV replaces the old one only once the run succeeds.
+    let csv_path = with_extension(&out, "csv");
+    let mut csv = LossCsv::create(&csv_path).map_err(|error| cannot_write(&csv_path, error))?;
+    let mut loss_log = LossLog::default();
     let mut model = Model::new(params);
     let mut best_val_loss = settings.best_val_loss;
-    let mut points = Vec::new();
     // The batch's documents, tokenized into buffers reused from step to step.
     let mut batch = vec![Vec::new(); settings.batch_size];
     let mut progress = Progress::new(first_step, last_step);
@@ -242,7 +248,9 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             best_val_loss = Some(best_val_loss.map_or(val_loss, |best: f64| best.min(val_loss)));
             point.val_loss = Some(val_loss);
         }
-        points.push(point);
+        csv.push(&point)
+            .map_err(|error| cannot_write(&csv_path, error))?;
+        loss_log.push(&point);
     }
     progress.finish();
     println!("step {last_step:4} / {num_steps:4} | loss {last_loss:.4}");
@@ -258,12 +266,16 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         metadata,
     };
     gpt::save(&checkpoint, &out, settings.dtype).map_err(|error| checkpoint_error(&out, error))?;
-    write_loss_curve(&out, &points, &settings)?;
+    csv.commit()
+        .map_err(|error| cannot_write(&csv_path, error))?;
+    let svg_path = with_extension(&out, "svg");
+    plot::write_svg(&svg_path, &loss_log, &chart_title(&settings))
+        .map_err(|error| cannot_write(&svg_path, error))?;
     eprintln!(
         "saved {} (loss curve: {} and {})",
         out.display(),
-        with_extension(&out, "csv").display(),
-        with_extension(&out, "svg").display()
+        csv_path.display(),
+        svg_path.display()
     );
 
     if args.samples > 0 {
@@ -332,20 +344,13 @@ fn with_extension(path: &Path, extension: &str) -> PathBuf {
     path.with_extension(extension)
 }
 
-fn write_loss_curve(out: &Path, points: &[LossPoint], settings: &RunSettings) -> Result<()> {
-    let title = format!(
+fn chart_title(settings: &RunSettings) -> String {
+    format!(
         "microgpt loss ({} steps, lr {})",
         settings.num_steps, settings.lr
-    );
-    let write = |path: PathBuf, result: std::io::Result<()>| {
-        result.map_err(|error| CliError::input(format!("cannot write {}: {error}", path.display())))
-    };
-    write(
-        with_extension(out, "csv"),
-        plot::write_csv(&with_extension(out, "csv"), points),
-    )?;
-    write(
-        with_extension(out, "svg"),
-        plot::write_svg(&with_extension(out, "svg"), points, &title),
     )
+}
+
+fn cannot_write(path: &Path, error: std::io::Error) -> CliError {
+    CliError::input(format!("cannot write {}: {error}", path.display()))
 }

@@ -1,8 +1,8 @@
-//! Replacing a file all at once: a reader sees the old checkpoint or the new one, never a mix.
+//! Replacing a file all at once: a reader sees the old file or the new one, never a mix.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Where `path`'s new contents are written before they replace it: `.<name>.tmp-<pid>` beside it,
@@ -19,7 +19,7 @@ pub(super) fn temporary_path(path: &Path) -> Option<PathBuf> {
 /// so a reader (or a crash, or Ctrl-C) sees the old file or the new one, never a mix. On any
 /// failure the temporary file is removed and an existing `path` is left as it was. Checkpoints are
 /// saved this way; the command line writes its other outputs (loss curves, the downloaded dataset)
-/// with it too.
+/// with it too. [`AtomicFile`] does the same for contents written piece by piece.
 ///
 /// ```
 /// let path = std::env::temp_dir().join(format!("microgpt-doc-atomic-{}.txt", std::process::id()));
@@ -29,47 +29,140 @@ pub(super) fn temporary_path(path: &Path) -> Option<PathBuf> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let failed =
-        |error: io::Error| io::Error::new(error.kind(), format!("{}: {error}", path.display()));
-    let temporary = temporary_path(path).ok_or_else(|| {
-        failed(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path does not name a file",
-        ))
-    })?;
-    // `create_new`, so that two saves to one path at once fail instead of interleaving their bytes.
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temporary)
-        .map_err(|error| {
-            if error.kind() == io::ErrorKind::AlreadyExists {
-                failed(io::Error::new(
-                    error.kind(),
-                    format!(
-                        "the temporary file {} already exists; remove it if no other save is running",
-                        temporary.display()
-                    ),
-                ))
-            } else {
-                failed(error)
-            }
-        })?;
-    // From here on the temporary file is ours, and must not outlive a failure.
-    if let Err(error) = fill_and_rename(file, bytes, &temporary, path) {
-        let _ = fs::remove_file(&temporary);
-        return Err(failed(error));
-    }
-    sync_directory(path);
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
 }
 
-fn fill_and_rename(mut file: File, bytes: &[u8], temporary: &Path, path: &Path) -> io::Result<()> {
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    // Closed before the rename, which some platforms require.
-    drop(file);
-    fs::rename(temporary, path)
+/// A file's new contents, written (buffered) into the temporary file `.<name>.tmp-<pid>` beside
+/// it and put in its place all at once by [`commit`](Self::commit), so that output too long to
+/// hold in memory, such as a loss log growing with every training step, can still replace its file
+/// atomically. Dropped without `commit` (an error, an early return), it removes the temporary
+/// file and leaves an existing file untouched. Every error names the target path.
+///
+/// ```
+/// use std::io::Write;
+///
+/// let path = std::env::temp_dir().join(format!("microgpt-doc-atomic-file-{}.csv", std::process::id()));
+/// std::fs::write(&path, "old")?;
+/// let mut file = gpt::AtomicFile::create(&path)?;
+/// for step in 1..=3 {
+///     writeln!(file, "{step}")?;
+/// }
+/// assert_eq!(std::fs::read(&path)?, b"old", "nothing changes before the commit");
+/// file.commit()?;
+/// assert_eq!(std::fs::read(&path)?, b"1\n2\n3\n");
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct AtomicFile {
+    // Declared before `temporary`, so that an uncommitted file is closed before it is removed
+    // (which some platforms require).
+    writer: BufWriter<File>,
+    path: PathBuf,
+    temporary: Temporary,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `path`. It fails if that file exists already: another
+    /// save to `path` may be running, and two at once would interleave their bytes.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let temporary = temporary_path(path).ok_or_else(|| {
+            named(
+                path,
+                io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file"),
+            )
+        })?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)
+            .map_err(|error| {
+                if error.kind() == io::ErrorKind::AlreadyExists {
+                    named(
+                        path,
+                        io::Error::new(
+                            error.kind(),
+                            format!(
+                                "the temporary file {} already exists; remove it if no other save is running",
+                                temporary.display()
+                            ),
+                        ),
+                    )
+                } else {
+                    named(path, error)
+                }
+            })?;
+        Ok(Self {
+            writer: BufWriter::new(file),
+            path: path.to_path_buf(),
+            // From here on the temporary file is ours, and must not outlive a failure.
+            temporary: Temporary {
+                path: temporary,
+                renamed: false,
+            },
+        })
+    }
+
+    /// The temporary file being written, e.g. for a Ctrl-C handler to remove.
+    pub fn temporary_path(&self) -> &Path {
+        &self.temporary.path
+    }
+
+    /// Flushes everything written to disk and renames the temporary file over the target. On
+    /// failure the temporary file is removed and an existing target is left as it was.
+    pub fn commit(self) -> io::Result<()> {
+        let Self {
+            writer,
+            path,
+            mut temporary,
+        } = self;
+        let file = writer
+            .into_inner()
+            .map_err(|error| named(&path, error.into_error()))?;
+        file.sync_all().map_err(|error| named(&path, error))?;
+        // Closed before the rename, which some platforms require.
+        drop(file);
+        fs::rename(&temporary.path, &path).map_err(|error| named(&path, error))?;
+        temporary.renamed = true;
+        sync_directory(&path);
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.writer
+            .write(bytes)
+            .map_err(|error| named(&self.path, error))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer
+            .flush()
+            .map_err(|error| named(&self.path, error))
+    }
+}
+
+/// A temporary file that is removed when this is dropped, unless it was renamed into place.
+#[derive(Debug)]
+struct Temporary {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// `error` with `path` in front, as every error of this module reads.
+fn named(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
 /// Makes the rename itself durable. Best effort: not every platform can open a directory, and the
@@ -81,5 +174,95 @@ fn sync_directory(path: &Path) {
     };
     if let Ok(directory) = File::open(directory) {
         let _ = directory.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty directory of its own for each test, removed afterwards.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let directory =
+                std::env::temp_dir().join(format!("microgpt-atomic-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&directory);
+            fs::create_dir_all(&directory).unwrap();
+            Self(directory)
+        }
+
+        fn entries(&self) -> Vec<String> {
+            let mut names: Vec<String> = fs::read_dir(&self.0)
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn pieces_replace_the_file_only_at_the_commit() {
+        let scratch = Scratch::new("commit");
+        let path = scratch.0.join("loss.csv");
+        fs::write(&path, "old contents").unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        // More than the buffer holds, so some bytes reach the temporary file before the commit.
+        let line = "0123456789".repeat(10);
+        for _ in 0..1000 {
+            writeln!(file, "{line}").unwrap();
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+        assert_eq!(
+            file.temporary_path(),
+            temporary_path(&path).unwrap().as_path()
+        );
+        file.commit().unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{line}\n").repeat(1000)
+        );
+        assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
+    }
+
+    #[test]
+    fn dropping_without_commit_removes_the_temporary_file_and_keeps_the_old_one() {
+        // As when a training run fails half-way through its loss log.
+        let scratch = Scratch::new("drop");
+        let path = scratch.0.join("loss.csv");
+        fs::write(&path, "old contents").unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(&vec![b'x'; 100_000]).unwrap();
+        assert!(file.temporary_path().is_file());
+        drop(file);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+        assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
+    }
+
+    #[test]
+    fn a_second_writer_to_the_same_path_is_refused_with_the_fix() {
+        let scratch = Scratch::new("twice");
+        let path = scratch.0.join("loss.csv");
+        let first = AtomicFile::create(&path).unwrap();
+        let error = AtomicFile::create(&path).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&path.display().to_string())
+                && message.contains("remove it if no other save is running"),
+            "{message}"
+        );
+        // The refused writer must not have removed the first one's temporary file.
+        assert!(first.temporary_path().is_file());
+        drop(first);
+        assert!(scratch.entries().is_empty());
     }
 }
