@@ -1,6 +1,6 @@
 //! The exponential of many values at once, which softmax, cross-entropy and attention need.
 
-/// How many `f32` exponentials [`Float::exp_in_place`] computes per vector: one AVX-512 register.
+/// How many `f32` exponentials [`Float::exp_in_place`](crate::Float::exp_in_place) computes per vector: one AVX-512 register.
 /// A slice whose length is a multiple of it takes no scalar path.
 pub const EXP_LANES: usize = 16;
 

@@ -33,6 +33,10 @@
 //! # Ok::<(), tape::TapeError>(())
 //! ```
 //!
+//! Values and gradients are [`Tensor`]s: row-major buffers with a shape of up to four axes, which a
+//! new step reshapes in place. Parameters and constants come in as ndarray arrays, and
+//! [`Tensor::view`] hands any value back as an ndarray view.
+//!
 //! Ops ([`Tape::add`], [`Tape::linear`], [`Tape::softmax_cross_entropy`], ...) check their input
 //! shapes and return a [`TapeError`] naming the op and the shapes instead of panicking. Inside
 //! [`Tape::without_grad`] they compute values only. New ops plug in through [`CustomOp`], and
