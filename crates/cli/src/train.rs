@@ -4,7 +4,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use gpt::{
-    Adam, AdamSettings, Checkpoint, Dtype, Model, Params, Sampler, SamplingOptions, Tokenizer,
+    Adam, AdamSettings, Checkpoint, Dtype, Model, NllSum, Params, Sampler, SamplingOptions,
+    Tokenizer,
 };
 use tape::Float;
 
@@ -311,17 +312,22 @@ pub fn mean_loss<F: Float>(
     range: Range<usize>,
     tokenizer: &Tokenizer,
 ) -> Result<f64> {
-    let (mut total, mut count) = (0.0, 0);
-    let mut tokens = Vec::new();
-    for index in range {
-        corpus.encode_into(index, tokenizer, &mut tokens);
-        let (loss, predicted) = model
-            .document_nll(&tokens)
+    // Enough documents at a time to keep every core busy with whole chunks, tokenized into
+    // buffers reused from group to group.
+    const GROUP: usize = 256;
+    let mut group: Vec<Vec<usize>> = Vec::new();
+    let mut sum = NllSum::default();
+    for start in range.clone().step_by(GROUP) {
+        let indices = start..(start + GROUP).min(range.end);
+        group.resize_with(indices.len(), Vec::new);
+        for (tokens, index) in group.iter_mut().zip(indices) {
+            corpus.encode_into(index, tokenizer, tokens);
+        }
+        model
+            .add_nll(&group, &mut sum)
             .map_err(|error| CliError::failure(error.to_string()))?;
-        total += loss.to_f64();
-        count += predicted;
     }
-    Ok(total / count.max(1) as f64)
+    Ok(sum.mean())
 }
 
 fn check_output_directory(out: &Path) -> Result<()> {

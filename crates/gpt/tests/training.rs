@@ -173,3 +173,51 @@ fn the_seed_configuration_learns_names() {
     assert!(last_50 < 2.6, "mean loss of the last 50 steps: {last_50}");
     eprintln!("mean loss of the last 50 steps: {last_50:.4}");
 }
+
+/// Oracle: each document through `document_nll` on its own, the sums added in document order.
+fn one_at_a_time<F: tape::Float>(model: &mut Model<F>, documents: &[Vec<usize>]) -> (u64, usize) {
+    let (mut total, mut tokens) = (0.0f64, 0);
+    for document in documents {
+        let (nll, predicted) = model.document_nll(document).unwrap();
+        total += nll.to_f64();
+        tokens += predicted;
+    }
+    (total.to_bits(), tokens)
+}
+
+fn evaluation_matches_one_document_at_a_time<F: tape::Float>() {
+    let config = small_config();
+    let documents = large_batch();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let params =
+                Params::<F>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(6)).unwrap();
+            let mut adam = Adam::new(AdamSettings::default(), &params);
+            let mut model = Model::new(params);
+            // Twice, with a training step between: the second evaluation must see the new weights
+            // on every core, not the copies the first one made.
+            for _ in 0..2 {
+                let mut sum = gpt::NllSum::default();
+                model.add_nll(&documents, &mut sum).unwrap();
+                let expected = one_at_a_time(&mut model, &documents);
+                assert_eq!(
+                    (sum.total.to_bits(), sum.tokens),
+                    expected,
+                    "{threads} threads"
+                );
+                model.batch_loss(&documents).unwrap();
+                model.apply_adam(&mut adam, 2);
+            }
+        });
+    }
+}
+
+#[test]
+fn evaluation_in_chunks_gives_each_document_its_own_loss_to_the_bit() {
+    evaluation_matches_one_document_at_a_time::<f32>();
+    evaluation_matches_one_document_at_a_time::<f64>();
+}

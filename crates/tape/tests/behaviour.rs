@@ -284,3 +284,29 @@ fn linear_gives_a_row_the_same_bits_whatever_the_number_of_rows() {
         assert_eq!(tape.value(first).as_slice(), expected, "{count} rows");
     }
 }
+
+/// Evaluation sums the per-row losses its own way; they must be the very numbers the training loss
+/// averages, so a per-row sum matches the mean over rows to the bit.
+#[test]
+fn row_losses_are_the_numbers_the_mean_cross_entropy_averages() {
+    let logits = Array2::from_shape_fn((5, 7), |(r, c)| ((r * 7 + c) as f32 * 0.71).sin() * 3.0);
+    let targets = [3, 0, 6, 6, 1];
+    let mut tape = Tape::<f32>::new();
+    let logits = tape.constant(logits);
+    let mean = tape.softmax_cross_entropy(logits, &targets).unwrap();
+    let rows = tape.row_cross_entropy(logits, &targets).unwrap();
+    let losses = tape.value(rows).as_slice();
+    assert_eq!(losses.len(), 5);
+    let total = losses.iter().fold(0.0f32, |sum, &loss| sum + loss);
+    assert_eq!((total / 5.0).to_bits(), tape.scalar(mean).to_bits());
+    // The oracle for each row: ln(sum(exp(row))) - row[target], in f64.
+    let values = tape.value(logits).as_slice().to_vec();
+    for ((row, &target), &loss) in values.chunks(7).zip(&targets).zip(losses) {
+        let log_sum: f64 = row.iter().map(|&x| f64::from(x).exp()).sum::<f64>().ln();
+        let expected = log_sum - f64::from(row[target]);
+        assert!(
+            (f64::from(loss) - expected).abs() < 1e-5,
+            "{loss} vs {expected}"
+        );
+    }
+}

@@ -206,6 +206,16 @@ proptest! {
         check(&[logits], &weight, |tape, v| tape.softmax_cross_entropy(v[0], &targets))?;
     }
 
+    /// Each row's loss on its own, weighted differently downstream.
+    #[test]
+    fn row_cross_entropy(
+        (logits, targets, weights) in (1usize..5, 1usize..6).prop_flat_map(|(rows, classes)| {
+            (array(vec![rows, classes], -3.0..3.0), vec(0..classes, rows), array(vec![rows], -2.0..2.0))
+        })
+    ) {
+        check(&[logits], &weights, |tape, v| tape.row_cross_entropy(v[0], &targets))?;
+    }
+
     /// Rows split into segments of random lengths, each segment weighing the same.
     #[test]
     fn segmented_cross_entropy(

@@ -1,6 +1,7 @@
 //! The fused softmax cross-entropy: the mean over rows of `-log softmax(logits_row)[target_row]`,
 //! computed through log-sum-exp so it never takes the log of an underflowed probability. Rows may be
-//! grouped into segments (documents laid end to end) that each weigh the same in the mean.
+//! grouped into segments (documents laid end to end) that each weigh the same in the mean, or kept
+//! apart, one loss per row (for an evaluation that sums them its own way).
 
 use std::ops::Range;
 
@@ -51,39 +52,88 @@ impl<F: Float> Tape<F> {
             let scores = tape.try_value(logits)?;
             let (targets, lengths) = (&tape.indices[targets], &tape.indices[lengths]);
             let classes = check_shapes(scores, targets, lengths)?;
-            // The probabilities go to the saved buffer (backward needs them), with the exponentials
-            // of the whole matrix computed in one call, and the unnormalised sums give the loss.
             let probabilities = node.saved.resize(scores.shape());
-            let scores = scores.as_slice();
-            for (shifted, row) in probabilities
-                .chunks_exact_mut(classes)
-                .zip(scores.chunks_exact(classes))
-            {
-                let max = maximum(row);
-                for (shifted, &x) in shifted.iter_mut().zip(row) {
-                    *shifted = x - max;
-                }
-            }
-            F::exp_in_place(probabilities);
-            let mut rows = probabilities
-                .chunks_exact_mut(classes)
-                .zip(scores.chunks_exact(classes))
-                .zip(targets);
+            let mut losses = row_losses(scores.as_slice(), classes, targets, probabilities);
             let mut sum_of_means = F::zero();
             for &length in lengths {
-                let mut total = F::zero();
-                for ((probabilities, row), &target) in rows.by_ref().take(length) {
-                    let sum = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
-                    probabilities.iter_mut().for_each(|p| *p /= sum);
-                    // -log softmax(row)[target], through log-sum-exp.
-                    total += sum.ln() + maximum(row) - row[target];
-                }
+                let total = losses
+                    .by_ref()
+                    .take(length)
+                    .fold(F::zero(), |sum, loss| sum + loss);
                 sum_of_means += total / F::from_f64(length as f64);
             }
             node.value.resize(&[])[0] = sum_of_means / F::from_f64(lengths.len() as f64);
             Ok(())
         })
     }
+}
+
+impl<F: Float> Tape<F> {
+    /// Each row's negative log-likelihood `-log softmax(logits_row)[target_row]`, as a vector of
+    /// `rows` losses (one for a vector `logits`): the numbers [`Tape::segmented_cross_entropy`]
+    /// averages, to the bit.
+    ///
+    /// ```
+    /// use ndarray::arr2;
+    /// use tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let logits = tape.constant(arr2(&[[0.0, 0.0], [0.0, 9.0]]));
+    /// let losses = tape.row_cross_entropy(logits, &[1, 0])?;
+    /// let losses = tape.value(losses).as_slice();
+    /// // ln 2, and ln(1 + e^9) - 0, about 9.
+    /// assert!((losses[0] - 2f64.ln()).abs() < 1e-15 && (losses[1] - 9.0).abs() < 1e-3);
+    /// # Ok::<(), tape::TapeError>(())
+    /// ```
+    pub fn row_cross_entropy(&mut self, logits: Var, targets: &[usize]) -> Result<Var, TapeError> {
+        let targets = self.push_indices(targets);
+        let op = Op::RowCrossEntropy {
+            logits,
+            targets: targets.clone(),
+        };
+        self.record(op, |tape, node| {
+            let scores = tape.try_value(logits)?;
+            let targets = &tape.indices[targets];
+            let classes = check_shapes(scores, targets, &[targets.len()])?;
+            let probabilities = node.saved.resize(scores.shape());
+            let losses = row_losses(scores.as_slice(), classes, targets, probabilities);
+            let out = node.value.resize(&[targets.len()]);
+            for (out, loss) in out.iter_mut().zip(losses) {
+                *out = loss;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Writes `softmax(row)` of every row of `scores` into `probabilities` (what backward needs) and
+/// returns each row's `-log softmax(row)[target]`, in order. The exponentials of the whole matrix
+/// are computed in one call, and the loss comes from their unnormalised sum (log-sum-exp).
+fn row_losses<'a, F: Float>(
+    scores: &'a [F],
+    classes: usize,
+    targets: &'a [usize],
+    probabilities: &'a mut [F],
+) -> impl Iterator<Item = F> + 'a {
+    for (shifted, row) in probabilities
+        .chunks_exact_mut(classes)
+        .zip(scores.chunks_exact(classes))
+    {
+        let max = maximum(row);
+        for (shifted, &x) in shifted.iter_mut().zip(row) {
+            *shifted = x - max;
+        }
+    }
+    F::exp_in_place(probabilities);
+    probabilities
+        .chunks_exact_mut(classes)
+        .zip(scores.chunks_exact(classes))
+        .zip(targets)
+        .map(|((probabilities, row), &target)| {
+            let sum = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
+            probabilities.iter_mut().for_each(|p| *p /= sum);
+            sum.ln() + maximum(row) - row[target]
+        })
 }
 
 /// Checks that `scores` has one target per row, each a valid class, and that the segments' lengths
@@ -146,10 +196,36 @@ pub(super) fn cross_entropy_backward<F: Float>(
     for &length in lengths {
         let share = per_segment / F::from_f64(length as f64);
         for ((sum, row), &target) in rows.by_ref().take(length) {
-            for (sum, &p) in sum.iter_mut().zip(row) {
-                *sum += share * p;
-            }
-            sum[target] -= share;
+            add_softmax_gradient(sum, row, target, share);
         }
     }
+}
+
+/// d loss_r / d logits_row = softmax(logits_row) - onehot(target), for each row's own loss.
+pub(super) fn row_cross_entropy_backward<F: Float>(
+    context: &mut Backward<'_, F>,
+    logits: Var,
+    targets: Range<usize>,
+) {
+    let targets = &context.tape.indices[targets];
+    let probabilities = context.node.saved.as_slice();
+    let classes = probabilities.len() / targets.len().max(1);
+    let grads = context.grad.as_slice();
+    let gradient = context.sink.of(logits).as_mut_slice();
+    for (((sum, row), &target), &grad) in gradient
+        .chunks_exact_mut(classes)
+        .zip(probabilities.chunks_exact(classes))
+        .zip(targets)
+        .zip(grads)
+    {
+        add_softmax_gradient(sum, row, target, grad);
+    }
+}
+
+/// `sum += share * (probabilities - onehot(target))`.
+fn add_softmax_gradient<F: Float>(sum: &mut [F], probabilities: &[F], target: usize, share: F) {
+    for (sum, &p) in sum.iter_mut().zip(probabilities) {
+        *sum += share * p;
+    }
+    sum[target] -= share;
 }

@@ -63,6 +63,10 @@ pub(crate) enum Op<F> {
         /// The rows of each segment, in order (one segment for the plain op).
         lengths: Range<usize>,
     },
+    RowCrossEntropy {
+        logits: Var,
+        targets: Range<usize>,
+    },
     Custom {
         op: CustomOpId,
         inputs: Range<usize>,
@@ -139,6 +143,10 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         } => {
             cross_entropy::cross_entropy_backward(context, logits, targets.clone(), lengths.clone())
         }
+        Op::RowCrossEntropy {
+            logits,
+            ref targets,
+        } => cross_entropy::row_cross_entropy_backward(context, logits, targets.clone()),
         Op::Custom {
             op,
             ref inputs,
