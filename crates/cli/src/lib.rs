@@ -16,6 +16,8 @@ mod progress;
 mod rng;
 mod sample;
 mod settings;
+#[cfg(test)]
+mod test_support;
 mod train;
 
 use std::ffi::OsString;

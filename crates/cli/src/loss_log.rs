@@ -171,13 +171,14 @@ mod tests {
         covered
     }
 
-    #[test]
-    fn ten_times_the_bound_keeps_at_most_the_bound_of_exact_means_over_the_whole_run() {
-        let steps = 10 * TRAIN_POINTS;
+    /// `(step, loss)` points, as pushed.
+    type Series = Vec<(usize, f64)>;
+
+    /// A log of `steps` steps, validated every 4th, and the raw training and validation series.
+    fn run(steps: usize) -> (LossLog, Series, Series) {
         let mut log = LossLog::default();
         let (mut raw_train, mut raw_val) = (Vec::new(), Vec::new());
         for step in 1..=steps {
-            // Validation every 4th step: 10 times its own bound as well.
             let val_loss = step.is_multiple_of(4).then(|| loss_at(step) + 0.1);
             log.push(&LossPoint {
                 step,
@@ -187,6 +188,13 @@ mod tests {
             raw_train.push((step, loss_at(step)));
             raw_val.extend(val_loss.map(|loss| (step, loss)));
         }
+        (log, raw_train, raw_val)
+    }
+
+    #[test]
+    fn ten_times_the_bound_keeps_at_most_the_bound_of_exact_means_over_the_whole_run() {
+        let (log, raw_train, raw_val) = run(10 * TRAIN_POINTS);
+        // Validation every 4th step: 10 times its own bound as well.
         assert_eq!(raw_val.len(), 10 * VAL_POINTS);
         for (name, kept, raw, bound) in [
             (
@@ -222,18 +230,7 @@ mod tests {
 
     #[test]
     fn up_to_the_bound_the_log_holds_exactly_the_pushed_points() {
-        let mut log = LossLog::default();
-        let (mut raw_train, mut raw_val) = (Vec::new(), Vec::new());
-        for step in 1..=TRAIN_POINTS {
-            let val_loss = step.is_multiple_of(4).then(|| loss_at(step) + 0.1);
-            log.push(&LossPoint {
-                step,
-                train_loss: loss_at(step),
-                val_loss,
-            });
-            raw_train.push((step, loss_at(step)));
-            raw_val.extend(val_loss.map(|loss| (step, loss)));
-        }
+        let (log, raw_train, raw_val) = run(TRAIN_POINTS);
         assert_eq!(raw_val.len(), VAL_POINTS);
         assert_eq!(log.train().collect::<Vec<_>>(), raw_train);
         assert_eq!(log.val().collect::<Vec<_>>(), raw_val);

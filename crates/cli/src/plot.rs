@@ -454,22 +454,12 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::point;
     use std::fs;
     use std::path::PathBuf;
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("microgpt-plot-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn point(step: usize, train_loss: f64, val_loss: Option<f64>) -> LossPoint {
-        LossPoint {
-            step,
-            train_loss,
-            val_loss,
-        }
+        crate::test_support::scratch_dir("plot", name)
     }
 
     fn log_of(points: &[LossPoint]) -> LossLog {
