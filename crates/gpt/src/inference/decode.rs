@@ -9,7 +9,7 @@ use tape::{EXP_LANES, Float};
 use super::KvCache;
 use super::first_position::FirstPositionTable;
 use super::input_table::{FirstLayer, InputTable};
-use super::vector::{Epilogue, Packed, copy_row, linear, rmsnorm_rows};
+use super::vector::{Epilogue, Packed, copy_row, is_single, linear, rmsnorm_rows};
 use crate::{Config, LayerWeight, Params};
 
 /// Why a decode step could not run. A step that fails changes nothing: the cache and the logits are
@@ -588,9 +588,13 @@ fn attend_heads<F: Float>(
             *score -= max;
         }
     }
-    // To the end of the last whole vector of f32 exponentials (the buffer has the room): cheaper
-    // than a scalar tail.
-    let padded = used.next_multiple_of(EXP_LANES).min(scores.len());
+    // In f32, to the end of the last whole vector of exponentials (the buffer has the room):
+    // cheaper than a scalar tail. In f64 every exponential is a call, so only the used ones.
+    let padded = if is_single::<F>() {
+        used.next_multiple_of(EXP_LANES).min(scores.len())
+    } else {
+        used
+    };
     F::exp_in_place(&mut scores[..padded]);
     for scores in scores[..used].chunks_exact_mut(positions) {
         let total = scores.iter().fold(F::zero(), |sum, &e| sum + e);

@@ -108,7 +108,8 @@ impl<F: Float> Tape<F> {
 
 /// Writes `softmax(row)` of every row of `scores` into `probabilities` (what backward needs) and
 /// returns each row's `-log softmax(row)[target]`, in order. The exponentials of the whole matrix
-/// are computed in one call, and the loss comes from their unnormalised sum (log-sum-exp).
+/// are computed in one call, and the loss comes from their unnormalised sum (log-sum-exp). A row's
+/// probabilities are normalised as its loss is taken, so callers take every row's.
 fn row_losses<'a, F: Float>(
     scores: &'a [F],
     classes: usize,
