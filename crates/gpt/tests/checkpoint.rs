@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
@@ -1172,4 +1173,61 @@ fn casting_a_checkpoint_is_what_loading_in_the_other_precision_gives() {
     assert_eq!(original.cast::<f32>(), loaded_as_f32);
     // And an f32 checkpoint survives a trip through f64 bit for bit.
     assert_eq!(loaded_as_f32.cast::<f64>().cast::<f32>(), loaded_as_f32);
+}
+
+#[test]
+fn pieces_replace_the_file_only_at_the_commit() {
+    let scratch = Scratch::new("atomic-commit");
+    let path = scratch.path("loss.csv");
+    fs::write(&path, "old contents").unwrap();
+    let mut file = gpt::AtomicFile::create(&path).unwrap();
+    // More than the buffer holds, so some bytes reach the temporary file before the commit.
+    let line = "0123456789".repeat(10);
+    for _ in 0..1000 {
+        writeln!(file, "{line}").unwrap();
+    }
+    assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+    assert_eq!(
+        file.temporary_path(),
+        scratch.path(&temporary_name("loss.csv"))
+    );
+    file.commit().unwrap();
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        format!("{line}\n").repeat(1000)
+    );
+    assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
+}
+
+#[test]
+fn dropping_without_commit_removes_the_temporary_file_and_keeps_the_old_one() {
+    // As when a training run fails half-way through its loss log.
+    let scratch = Scratch::new("atomic-drop");
+    let path = scratch.path("loss.csv");
+    fs::write(&path, "old contents").unwrap();
+    let mut file = gpt::AtomicFile::create(&path).unwrap();
+    file.write_all(&vec![b'x'; 100_000]).unwrap();
+    assert!(file.temporary_path().is_file());
+    drop(file);
+    assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+    assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
+}
+
+#[test]
+fn a_second_writer_to_the_same_path_is_refused_with_the_fix() {
+    let scratch = Scratch::new("atomic-twice");
+    let path = scratch.path("loss.csv");
+    let first = gpt::AtomicFile::create(&path).unwrap();
+    let error = gpt::AtomicFile::create(&path).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&path.display().to_string())
+            && message.contains("remove it if no other save is running"),
+        "{message}"
+    );
+    // The refused writer must not have removed the first one's temporary file.
+    assert!(first.temporary_path().is_file());
+    drop(first);
+    assert!(scratch.entries().is_empty());
 }

@@ -105,7 +105,7 @@ impl AtomicFile {
         })
     }
 
-    /// The temporary file being written, e.g. for a Ctrl-C handler to remove.
+    /// The temporary file being written: `.<name>.tmp-<pid>` beside the target, until the commit.
     pub fn temporary_path(&self) -> &Path {
         &self.temporary.path
     }
@@ -174,95 +174,5 @@ fn sync_directory(path: &Path) {
     };
     if let Ok(directory) = File::open(directory) {
         let _ = directory.sync_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An empty directory of its own for each test, removed afterwards.
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let directory =
-                std::env::temp_dir().join(format!("microgpt-atomic-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&directory);
-            fs::create_dir_all(&directory).unwrap();
-            Self(directory)
-        }
-
-        fn entries(&self) -> Vec<String> {
-            let mut names: Vec<String> = fs::read_dir(&self.0)
-                .unwrap()
-                .map(|entry| entry.unwrap().file_name().into_string().unwrap())
-                .collect();
-            names.sort();
-            names
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-
-    #[test]
-    fn pieces_replace_the_file_only_at_the_commit() {
-        let scratch = Scratch::new("commit");
-        let path = scratch.0.join("loss.csv");
-        fs::write(&path, "old contents").unwrap();
-        let mut file = AtomicFile::create(&path).unwrap();
-        // More than the buffer holds, so some bytes reach the temporary file before the commit.
-        let line = "0123456789".repeat(10);
-        for _ in 0..1000 {
-            writeln!(file, "{line}").unwrap();
-        }
-        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
-        assert_eq!(
-            file.temporary_path(),
-            temporary_path(&path).unwrap().as_path()
-        );
-        file.commit().unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            format!("{line}\n").repeat(1000)
-        );
-        assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
-    }
-
-    #[test]
-    fn dropping_without_commit_removes_the_temporary_file_and_keeps_the_old_one() {
-        // As when a training run fails half-way through its loss log.
-        let scratch = Scratch::new("drop");
-        let path = scratch.0.join("loss.csv");
-        fs::write(&path, "old contents").unwrap();
-        let mut file = AtomicFile::create(&path).unwrap();
-        file.write_all(&vec![b'x'; 100_000]).unwrap();
-        assert!(file.temporary_path().is_file());
-        drop(file);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
-        assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
-    }
-
-    #[test]
-    fn a_second_writer_to_the_same_path_is_refused_with_the_fix() {
-        let scratch = Scratch::new("twice");
-        let path = scratch.0.join("loss.csv");
-        let first = AtomicFile::create(&path).unwrap();
-        let error = AtomicFile::create(&path).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
-        let message = error.to_string();
-        assert!(
-            message.starts_with(&path.display().to_string())
-                && message.contains("remove it if no other save is running"),
-            "{message}"
-        );
-        // The refused writer must not have removed the first one's temporary file.
-        assert!(first.temporary_path().is_file());
-        drop(first);
-        assert!(scratch.entries().is_empty());
     }
 }
