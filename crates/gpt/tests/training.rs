@@ -77,16 +77,21 @@ fn a_batch_spread_over_threads_is_the_mean_of_its_documents() {
     check_batch_is_the_mean_of_its_documents(&mut Model::new(params), &documents);
 }
 
+/// Runs `work` on a pool of `threads` threads, so that a batch's chunks spread over that many.
+fn on_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(work)
+}
+
 #[test]
 fn results_are_bit_identical_whatever_the_number_of_threads() {
     let config = small_config();
     let documents = large_batch();
     let train = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let params =
                 Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(5)).unwrap();
             let mut adam = Adam::new(AdamSettings::default(), &params);
@@ -172,11 +177,7 @@ fn evaluation_matches_one_document_at_a_time<F: tape::Float>() {
     let config = small_config();
     let documents = large_batch();
     for threads in [1, 2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let params =
                 Params::<F>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(6)).unwrap();
             let mut adam = Adam::new(AdamSettings::default(), &params);
