@@ -23,9 +23,10 @@ pub enum TapeError {
         /// The number of valid positions.
         len: usize,
     },
-    /// The variable belongs to a step that [`Tape::clear`](crate::Tape::clear) has ended, or to
-    /// another tape.
+    /// The variable belongs to a step that [`Tape::clear`](crate::Tape::clear) has ended.
     StaleVar(Var),
+    /// The variable was handed out by another tape.
+    ForeignVar(Var),
     /// `backward` needs a loss with exactly one element.
     NotScalar {
         /// The shape of the value passed as the loss.
@@ -52,7 +53,11 @@ impl fmt::Display for TapeError {
             }
             TapeError::StaleVar(var) => write!(
                 f,
-                "{var:?} belongs to a step the tape has cleared (or to another tape); record it again"
+                "{var:?} belongs to a step the tape has cleared; record it again"
+            ),
+            TapeError::ForeignVar(var) => write!(
+                f,
+                "{var:?} belongs to another tape; use the handles this tape returned"
             ),
             TapeError::NotScalar { shape } => write!(
                 f,

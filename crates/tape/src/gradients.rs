@@ -33,8 +33,12 @@ impl<F: Float> Gradients<F> {
     }
 
     /// The gradient of the loss with respect to `var`: zeros if the loss does not depend on it, and
-    /// `None` if `var` was not on the tape when the loss was (a later step, or recorded after it).
+    /// `None` if `var` was not on the tape when the loss was (another tape, a later step, or
+    /// recorded after it).
     pub fn get(&self, var: Var) -> Option<&Tensor<F>> {
+        if !self.loss.is_some_and(|loss| loss.same_tape(var)) {
+            return None;
+        }
         match var.slot() {
             Slot::Parameter(index) => self.parameters.get(index),
             Slot::Node(index) => {

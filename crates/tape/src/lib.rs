@@ -33,7 +33,7 @@
 //! # Ok::<(), tape::TapeError>(())
 //! ```
 //!
-//! Values and gradients are [`Tensor`]s: row-major buffers with a shape of up to four axes, which a
+//! Values and gradients are [`Tensor`]s: row-major buffers with a shape of up to [`MAX_AXES`] (six) axes, which a
 //! new step reshapes in place. Parameters and constants come in as ndarray arrays, and
 //! [`Tensor::view`] hands any value back as an ndarray view.
 //!
@@ -42,6 +42,7 @@
 //! [`Tape::without_grad`] they compute values only. New ops plug in through [`CustomOp`], and
 //! [`check_gradients`] verifies any op's backward against finite differences.
 
+mod broadcast;
 mod check;
 mod custom;
 mod error;

@@ -1,5 +1,7 @@
 //! The tape: an arena of recorded values, handed out as small `Copy` ids.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use ndarray::{Array, Dimension};
 
 use crate::custom::{CustomOp, CustomOpId};
@@ -9,13 +11,18 @@ use crate::{Float, TapeError, Tensor};
 
 /// A handle to a value on a [`Tape`]: a parameter, a constant or the result of an op.
 ///
-/// It is `Copy` and 8 bytes: an index into the tape and the step it was recorded in, so a handle kept
-/// past [`Tape::clear`] is caught ([`TapeError::StaleVar`]) instead of silently reading another value.
+/// It is `Copy` and 12 bytes: the identity of its tape, an index into it and the step it was
+/// recorded in, so a handle passed to another tape ([`TapeError::ForeignVar`]) or kept past
+/// [`Tape::clear`] ([`TapeError::StaleVar`]) is caught instead of silently reading another value.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Var {
+    tape: u32,
     index: u32,
     step: u32,
 }
+
+/// The identity of the next tape created: every tape gets its own, so its handles are told apart.
+static NEXT_TAPE: AtomicU32 = AtomicU32::new(0);
 
 /// The `step` of parameters, which outlive every clear.
 const PARAMETER: u32 = u32::MAX;
@@ -36,9 +43,15 @@ impl Var {
         }
     }
 
-    /// Whether both variables were recorded in the same step (parameters share one "step").
+    /// Whether both variables were recorded on the same tape in the same step (parameters share
+    /// one "step").
     pub(crate) fn same_step(self, other: Var) -> bool {
-        self.step == other.step
+        self.tape == other.tape && self.step == other.step
+    }
+
+    /// Whether both variables belong to the same tape.
+    pub(crate) fn same_tape(self, other: Var) -> bool {
+        self.tape == other.tape
     }
 
     /// Whether this is a parameter (a value that persists across [`Tape::clear`]).
@@ -72,6 +85,8 @@ impl<F: Float> Node<F> {
 /// so a warm tape records without allocating. Ops are methods (`tape.add(a, b)`, `tape.linear(x, w)`,
 /// ...) that check shapes, compute the value at once and return a [`Var`].
 pub struct Tape<F: Float> {
+    /// This tape's identity, carried by every [`Var`] it hands out.
+    id: u32,
     pub(crate) parameters: Vec<Tensor<F>>,
     /// Nodes of the current step are `nodes[..len]`; the rest are spare buffers of earlier steps.
     pub(crate) nodes: Vec<Node<F>>,
@@ -88,6 +103,7 @@ pub struct Tape<F: Float> {
 /// What an op being recorded may read: the parameters, the values recorded before it in this step
 /// and their operand lists. (The node being written is borrowed separately.)
 pub(crate) struct Recorded<'a, F: Float> {
+    id: u32,
     parameters: &'a [Tensor<F>],
     nodes: &'a [Node<F>],
     step: u32,
@@ -105,8 +121,12 @@ impl<F: Float> Clone for Recorded<'_, F> {
 impl<F: Float> Copy for Recorded<'_, F> {}
 
 impl<'a, F: Float> Recorded<'a, F> {
-    /// The value of `var`, or [`TapeError::StaleVar`] if it is not (or no longer) on the tape.
+    /// The value of `var`, or [`TapeError::ForeignVar`] if it belongs to another tape, or
+    /// [`TapeError::StaleVar`] if it is not (or no longer) on this one.
     pub(crate) fn try_value(&self, var: Var) -> Result<&'a Tensor<F>, TapeError> {
+        if var.tape != self.id {
+            return Err(TapeError::ForeignVar(var));
+        }
         match var.slot() {
             Slot::Parameter(index) => self.parameters.get(index),
             Slot::Node(index) if var.step == self.step => self.nodes.get(index).map(|n| &n.value),
@@ -135,6 +155,7 @@ impl<F: Float> Tape<F> {
     /// An empty tape that records gradients.
     pub fn new() -> Self {
         Tape {
+            id: NEXT_TAPE.fetch_add(1, Ordering::Relaxed),
             parameters: Vec::new(),
             nodes: Vec::new(),
             len: 0,
@@ -153,10 +174,7 @@ impl<F: Float> Tape<F> {
     /// If `value` has more than [`MAX_AXES`] axes.
     pub fn parameter(&mut self, value: impl Into<Tensor<F>>) -> Var {
         self.parameters.push(value.into());
-        Var {
-            index: (self.parameters.len() - 1) as u32,
-            step: PARAMETER,
-        }
+        self.parameter_var(self.parameters.len() - 1)
     }
 
     /// Records a constant of the current step (a leaf that receives a gradient but is not a
@@ -222,7 +240,7 @@ impl<F: Float> Tape<F> {
             .unwrap_or_else(|error| panic!("{error}"))
     }
 
-    /// The value of `var`, or [`TapeError::StaleVar`].
+    /// The value of `var`, or [`TapeError::ForeignVar`] or [`TapeError::StaleVar`].
     pub fn try_value(&self, var: Var) -> Result<&Tensor<F>, TapeError> {
         self.recorded().try_value(var)
     }
@@ -248,32 +266,40 @@ impl<F: Float> Tape<F> {
     /// If `var` is not a parameter of this tape.
     pub fn parameter_mut(&mut self, var: Var) -> &mut Tensor<F> {
         match var.slot() {
-            Slot::Parameter(index) => &mut self.parameters[index],
-            Slot::Node(_) => panic!("{var:?} is not a parameter"),
+            Slot::Parameter(index) if var.tape == self.id => &mut self.parameters[index],
+            _ => panic!("{var:?} is not a parameter of this tape"),
         }
     }
 
     /// Every parameter in the order it was added, as the ids [`Tape::parameter`] returned.
     pub fn parameters(&self) -> impl ExactSizeIterator<Item = Var> + '_ {
-        (0..self.parameters.len()).map(|index| Var {
-            index: index as u32,
-            step: PARAMETER,
-        })
+        (0..self.parameters.len()).map(|index| self.parameter_var(index))
     }
 
     /// Every parameter with mutable access to its value, in the order they were added (for
     /// optimizers, which pair each with its gradient).
     pub fn parameters_mut(&mut self) -> impl ExactSizeIterator<Item = (Var, &mut Tensor<F>)> + '_ {
+        let tape = self.id;
         self.parameters
             .iter_mut()
             .enumerate()
-            .map(|(index, value)| {
+            .map(move |(index, value)| {
                 let var = Var {
+                    tape,
                     index: index as u32,
                     step: PARAMETER,
                 };
                 (var, value)
             })
+    }
+
+    /// The handle of parameter `index`.
+    fn parameter_var(&self, index: usize) -> Var {
+        Var {
+            tape: self.id,
+            index: index as u32,
+            step: PARAMETER,
+        }
     }
 
     /// The number of values recorded in the current step (parameters not counted).
@@ -308,6 +334,7 @@ impl<F: Float> Tape<F> {
         }
         let (before, rest) = self.nodes.split_at_mut(self.len);
         let recorded = Recorded {
+            id: self.id,
             parameters: &self.parameters,
             nodes: before,
             step: self.step,
@@ -320,6 +347,7 @@ impl<F: Float> Tape<F> {
         node.op = if self.recording { op } else { Op::Leaf };
         self.len += 1;
         Ok(Var {
+            tape: self.id,
             index: (self.len - 1) as u32,
             step: self.step,
         })
@@ -328,6 +356,7 @@ impl<F: Float> Tape<F> {
     /// A view of everything recorded so far (what the backward pass of custom ops reads).
     pub(crate) fn recorded(&self) -> Recorded<'_, F> {
         Recorded {
+            id: self.id,
             parameters: &self.parameters,
             nodes: &self.nodes[..self.len],
             step: self.step,

@@ -6,9 +6,10 @@ use ndarray::{Array, ArrayBase, ArrayD, ArrayViewD, ArrayViewMutD, Data, Dimensi
 
 use crate::Float;
 
-/// The most axes a [`Tensor`] can have. The ops work on scalars, vectors and matrices; custom ops
-/// may keep a few more axes in their saved state.
-pub const MAX_AXES: usize = 4;
+/// The most axes a [`Tensor`] can have: six, enough for attention's `[batch, heads, time, head_dim]`
+/// with two to spare. The shape lives inline in the tensor, so a fixed bound keeps reshaping free of
+/// allocation.
+pub const MAX_AXES: usize = 6;
 
 /// A value on the tape (a parameter, an op's result or a gradient): row-major elements and a shape
 /// of at most [`MAX_AXES`] axes.
@@ -215,8 +216,8 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "at most 4 axes")]
-    fn more_than_four_axes_are_refused() {
-        Tensor::<f32>::zeros(&[1, 1, 1, 1, 1]);
+    #[should_panic(expected = "at most 6 axes")]
+    fn more_than_six_axes_are_refused() {
+        Tensor::<f32>::zeros(&[1, 1, 1, 1, 1, 1, 1]);
     }
 }

@@ -79,6 +79,42 @@ fn clearing_keeps_parameters_and_rejects_stale_values() {
 }
 
 #[test]
+fn handles_from_another_tape_are_refused() {
+    // Two tapes with the same layout: index 0 is a parameter on both, so only the tape's identity
+    // in the handle can tell them apart.
+    let mut first = Tape::new();
+    let mut second = Tape::new();
+    let w = first.parameter(vector(&[1.0, 2.0]));
+    let other = second.parameter(vector(&[5.0, 6.0]));
+    let on_first = first.scale(w, 2.0).unwrap();
+    assert_eq!(second.try_value(w), Err(TapeError::ForeignVar(w)));
+    assert_eq!(
+        second.try_value(on_first),
+        Err(TapeError::ForeignVar(on_first))
+    );
+    assert_eq!(second.exp(w), Err(TapeError::ForeignVar(w)));
+    assert_eq!(second.add(other, w), Err(TapeError::ForeignVar(w)));
+    assert!(second.backward(on_first).is_err());
+    let message = second.exp(w).unwrap_err().to_string();
+    assert!(message.contains("belongs to another tape"), "{message}");
+    // Gradients of one tape do not answer for another tape's handles.
+    let loss = first.sum(on_first).unwrap();
+    let gradients = first.backward(loss).unwrap();
+    assert!(gradients.get(other).is_none());
+    assert_eq!(gradients.get(w).unwrap(), &vector(&[2.0, 2.0]));
+}
+
+#[test]
+#[should_panic(expected = "is not a parameter of this tape")]
+fn a_parameter_of_another_tape_cannot_be_modified() {
+    let mut first = Tape::<f64>::new();
+    let mut second = Tape::<f64>::new();
+    let w = first.parameter(vector(&[1.0]));
+    second.parameter(vector(&[2.0]));
+    second.parameter_mut(w);
+}
+
+#[test]
 fn a_step_after_clear_matches_a_fresh_tape() {
     // Buffers reused from a step with other shapes must not leak into the values of the next.
     let run = |tape: &mut Tape<f64>, w| {
@@ -148,7 +184,8 @@ fn shape_errors_name_the_op_and_the_shapes() {
 
     assert_eq!(
         message(tape.add(x5, x3)),
-        "add: shape mismatch: [5] and [3] differ"
+        "add: shape mismatch: [5] and [3] do not broadcast: aligned at the last axis, each pair \
+         of lengths must be equal or one of them 1"
     );
     assert!(
         message(tape.matvec(w, x5)).contains("linear: shape mismatch: x is [5] but W is [3, 4]")

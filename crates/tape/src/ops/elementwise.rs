@@ -1,22 +1,97 @@
-//! Elementwise arithmetic: add, sub, mul (all on equal shapes) and scale by a constant.
+//! Elementwise arithmetic of two values with NumPy broadcasting (add, sub, mul, div, maximum,
+//! minimum), and scaling by a constant.
 
 use super::{Backward, Op, shape_of};
+use crate::broadcast::{self, broadcast_shapes};
 use crate::{Float, Tape, TapeError, Var};
 
+/// A binary elementwise op: its value and its two partial derivatives, in one place.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+}
+
+impl Binary {
+    fn name(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::Div => "div",
+            Binary::Maximum => "maximum",
+            Binary::Minimum => "minimum",
+        }
+    }
+
+    #[inline]
+    fn apply<F: Float>(self, x: F, y: F) -> F {
+        match self {
+            Binary::Add => x + y,
+            Binary::Sub => x - y,
+            Binary::Mul => x * y,
+            Binary::Div => x / y,
+            Binary::Maximum => x.max(y),
+            Binary::Minimum => x.min(y),
+        }
+    }
+
+    /// `(d out / d x, d out / d y)` at `(x, y)`. A tie of maximum or minimum splits the gradient
+    /// evenly, as PyTorch does, so that `maximum(x, x)` has gradient 1.
+    #[inline]
+    fn partials<F: Float>(self, x: F, y: F) -> (F, F) {
+        let (one, zero, half) = (F::one(), F::zero(), F::from_f64(0.5));
+        let pick = |x_wins: bool| match (x_wins, x == y) {
+            (_, true) => (half, half),
+            (true, false) => (one, zero),
+            (false, false) => (zero, one),
+        };
+        match self {
+            Binary::Add => (one, one),
+            Binary::Sub => (one, -one),
+            Binary::Mul => (y, x),
+            Binary::Div => (y.recip(), -x / (y * y)),
+            Binary::Maximum => pick(x > y),
+            Binary::Minimum => pick(x < y),
+        }
+    }
+}
+
 impl<F: Float> Tape<F> {
-    /// `a + b`, elementwise; the shapes must be equal.
+    /// `a + b`, elementwise, broadcasting by NumPy's rules (a bias `[C]` onto `[B, T, C]`, say).
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
-        self.binary("add", Op::Add(a, b), a, b, |x, y| x + y)
+        self.binary(Binary::Add, a, b)
     }
 
-    /// `a - b`, elementwise; the shapes must be equal.
+    /// `a - b`, elementwise, broadcasting by NumPy's rules.
     pub fn sub(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
-        self.binary("sub", Op::Sub(a, b), a, b, |x, y| x - y)
+        self.binary(Binary::Sub, a, b)
     }
 
-    /// `a * b`, elementwise (the Hadamard product); the shapes must be equal.
+    /// `a * b`, elementwise (the Hadamard product), broadcasting by NumPy's rules.
     pub fn mul(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
-        self.binary("mul", Op::Mul(a, b), a, b, |x, y| x * y)
+        self.binary(Binary::Mul, a, b)
+    }
+
+    /// `a / b`, elementwise, broadcasting by NumPy's rules.
+    pub fn div(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
+        self.binary(Binary::Div, a, b)
+    }
+
+    /// The larger of `a` and `b`, elementwise, broadcasting by NumPy's rules; a tie sends half of
+    /// the gradient to each.
+    pub fn maximum(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
+        self.binary(Binary::Maximum, a, b)
+    }
+
+    /// The smaller of `a` and `b`, elementwise, broadcasting by NumPy's rules; a tie sends half of
+    /// the gradient to each.
+    pub fn minimum(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
+        self.binary(Binary::Minimum, a, b)
     }
 
     /// `factor * a` for a constant `factor`.
@@ -24,24 +99,40 @@ impl<F: Float> Tape<F> {
         self.map(Op::Scale(a, factor), a, |x| factor * x)
     }
 
-    fn binary(
-        &mut self,
-        name: &'static str,
-        op: Op<F>,
-        a: Var,
-        b: Var,
-        combine: impl Fn(F, F) -> F,
-    ) -> Result<Var, TapeError> {
-        self.record(op, |tape, node| {
+    fn binary(&mut self, kind: Binary, a: Var, b: Var) -> Result<Var, TapeError> {
+        self.record(Op::Binary(kind, a, b), |tape, node| {
             let (x, y) = (tape.try_value(a)?, tape.try_value(b)?);
-            if x.shape() != y.shape() {
-                let detail = format!("{} and {} differ", shape_of(x), shape_of(y));
-                return Err(TapeError::shape(name, detail));
+            if x.shape() == y.shape() {
+                // Equal shapes, the common case, in one loop the compiler vectorises per kind.
+                let out = node.value.resize(x.shape());
+                let pairs = out.iter_mut().zip(x.as_slice()).zip(y.as_slice());
+                match kind {
+                    Binary::Add => pairs.for_each(|((out, &x), &y)| *out = x + y),
+                    Binary::Sub => pairs.for_each(|((out, &x), &y)| *out = x - y),
+                    Binary::Mul => pairs.for_each(|((out, &x), &y)| *out = x * y),
+                    _ => pairs.for_each(|((out, &x), &y)| *out = kind.apply(x, y)),
+                }
+                return Ok(());
             }
-            let out = node.value.resize(x.shape());
-            for ((out, &x), &y) in out.iter_mut().zip(x.as_slice()).zip(y.as_slice()) {
-                *out = combine(x, y);
-            }
+            let Some(shape) = broadcast_shapes(x.shape(), y.shape()) else {
+                let detail = format!(
+                    "{} and {} do not broadcast: aligned at the last axis, each pair of lengths \
+                     must be equal or one of them 1",
+                    shape_of(x),
+                    shape_of(y)
+                );
+                return Err(TapeError::shape(kind.name(), detail));
+            };
+            let shape = shape.as_slice();
+            let (x_strides, y_strides) = (
+                broadcast::strides(x.shape(), shape),
+                broadcast::strides(y.shape(), shape),
+            );
+            let (x, y) = (x.as_slice(), y.as_slice());
+            let out = node.value.resize(shape);
+            broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
+                out[o] = kind.apply(x[i], y[j]);
+            });
             Ok(())
         })
     }
@@ -64,25 +155,38 @@ impl<F: Float> Tape<F> {
     }
 }
 
-/// d(a + b) = da + db.
-pub(super) fn add_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
-    context.accumulate_scaled(a, F::one());
-    context.accumulate_scaled(b, F::one());
-}
-
-/// d(a - b) = da - db.
-pub(super) fn sub_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
-    context.accumulate_scaled(a, F::one());
-    context.accumulate_scaled(b, -F::one());
-}
-
-/// d(a * b) = b da + a db.
-pub(super) fn mul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
-    for (target, other) in [(a, b), (b, a)] {
-        let other = context.tape.value(other).as_slice();
-        let target = context.sink.of(target).as_mut_slice();
-        for ((sum, &grad), &other) in target.iter_mut().zip(context.grad.as_slice()).zip(other) {
-            *sum += grad * other;
-        }
+/// `d out = (d out / d a) da + (d out / d b) db`: each input gets the output's gradient times its
+/// partial, summed over the positions where broadcasting repeated it.
+pub(super) fn binary_backward<F: Float>(
+    context: &mut Backward<'_, F>,
+    kind: Binary,
+    a: Var,
+    b: Var,
+) {
+    let (x, y) = (context.value(a), context.value(b));
+    if x.shape() == y.shape() && matches!(kind, Binary::Add | Binary::Sub) {
+        context.accumulate_scaled(a, F::one());
+        let sign = if kind == Binary::Add {
+            F::one()
+        } else {
+            -F::one()
+        };
+        context.accumulate_scaled(b, sign);
+        return;
     }
+    let shape = context.grad.shape();
+    let (x_strides, y_strides) = (
+        broadcast::strides(x.shape(), shape),
+        broadcast::strides(y.shape(), shape),
+    );
+    let (x, y, grad) = (x.as_slice(), y.as_slice(), context.grad.as_slice());
+    // One input at a time, so that `a` and `b` may be the same value (each use adds its share).
+    let target = context.sink.of(a).as_mut_slice();
+    broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
+        target[i] += grad[o] * kind.partials(x[i], y[j]).0;
+    });
+    let target = context.sink.of(b).as_mut_slice();
+    broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
+        target[j] += grad[o] * kind.partials(x[i], y[j]).1;
+    });
 }

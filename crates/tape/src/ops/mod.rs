@@ -21,9 +21,7 @@ use crate::{Float, Tape, Tensor, Var};
 pub(crate) enum Op<F> {
     /// A parameter or constant: nothing to propagate further.
     Leaf,
-    Add(Var, Var),
-    Sub(Var, Var),
-    Mul(Var, Var),
+    Binary(elementwise::Binary, Var, Var),
     Scale(Var, F),
     Relu(Var),
     Exp(Var),
@@ -114,9 +112,7 @@ impl<'a, F: Float> Backward<'a, F> {
 pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
     match context.node.op {
         Op::Leaf => {}
-        Op::Add(a, b) => elementwise::add_backward(context, a, b),
-        Op::Sub(a, b) => elementwise::sub_backward(context, a, b),
-        Op::Mul(a, b) => elementwise::mul_backward(context, a, b),
+        Op::Binary(kind, a, b) => elementwise::binary_backward(context, kind, a, b),
         Op::Scale(a, factor) => context.accumulate_scaled(a, factor),
         Op::Relu(a) => activation::relu_backward(context, a),
         Op::Exp(a) => activation::exp_backward(context, a),
