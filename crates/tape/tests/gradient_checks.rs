@@ -1,60 +1,11 @@
-//! Every op's backward against central finite differences (the oracle), on random shapes and values.
-//!
-//! Each op's output is reduced to a scalar by a dot product with random weights rather than a plain
-//! sum: a sum would hide wrong backwards whose errors cancel (the sum of a softmax is always 1, so
-//! any softmax backward passes a sum test).
+//! Every op's backward against central finite differences (the oracle), on random shapes and values
+//! (the helpers, and why outputs are projected onto random weights, are in `common`).
 
-use ndarray::{ArrayD, IxDyn};
+mod common;
+
+use common::{array, check, two_of_a_shape, vector_or_matrix};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use tape::{Tape, TapeError, Tolerance, Var, check_gradients};
-
-/// An array of the given shape with elements drawn from `range`.
-fn array(shape: Vec<usize>, range: std::ops::Range<f64>) -> impl Strategy<Value = ArrayD<f64>> {
-    let len: usize = shape.iter().product();
-    vec(range, len).prop_map(move |data| ArrayD::from_shape_vec(IxDyn(&shape), data).unwrap())
-}
-
-/// A vector (`[n]`) or a matrix (`[rows, n]`) shape.
-fn vector_or_matrix() -> impl Strategy<Value = Vec<usize>> {
-    prop_oneof![
-        (1usize..7).prop_map(|n| vec![n]),
-        (1usize..5, 1usize..7).prop_map(|(r, n)| vec![r, n])
-    ]
-}
-
-/// `sum(output * weights)` for weights that are random but fixed for the whole check.
-fn project(tape: &mut Tape<f64>, output: Var, weights: &ArrayD<f64>) -> Result<Var, TapeError> {
-    let weights = tape.constant(weights.clone());
-    tape.dot(output, weights)
-}
-
-/// Checks `op` on `inputs`, projecting its output with `weights`.
-fn check(
-    inputs: &[ArrayD<f64>],
-    weights: &ArrayD<f64>,
-    op: impl Fn(&mut Tape<f64>, &[Var]) -> Result<Var, TapeError>,
-) -> Result<(), TestCaseError> {
-    let result = check_gradients(inputs, Tolerance::default(), |tape, vars| {
-        let output = op(tape, vars)?;
-        project(tape, output, weights)
-    });
-    prop_assert!(result.is_ok(), "{}", result.unwrap_err());
-    Ok(())
-}
-
-/// Two inputs and projection weights of one random shape.
-fn two_of_a_shape(
-    range: std::ops::Range<f64>,
-) -> impl Strategy<Value = (ArrayD<f64>, ArrayD<f64>, ArrayD<f64>)> {
-    vector_or_matrix().prop_flat_map(move |shape| {
-        (
-            array(shape.clone(), range.clone()),
-            array(shape.clone(), range.clone()),
-            array(shape, -1.0..1.0),
-        )
-    })
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
