@@ -2,11 +2,14 @@
 //! computes the forward value, and right beside it the function that propagates its gradient.
 
 mod activation;
+mod axis;
 mod cross_entropy;
 mod elementwise;
 mod gather;
+mod mask;
 mod matmul;
 mod normalize;
+mod permute;
 mod reduce;
 mod shape;
 
@@ -15,6 +18,7 @@ use std::ops::Range;
 use crate::custom::{self, CustomOpId};
 use crate::gradients::GradSink;
 use crate::tape::Node;
+use crate::tensor::MAX_AXES;
 use crate::{Float, Tape, Tensor, Var};
 
 /// How a node was computed: the op and its operands (ranges point into the tape's operand lists).
@@ -69,6 +73,29 @@ pub(crate) enum Op<F> {
         op: CustomOpId,
         inputs: Range<usize>,
         indices: Range<usize>,
+    },
+    // Shape and selection: reshape, broadcast_to, permute, slicing and joining along any axis,
+    // masking (embedding records a `Gather`).
+    Reshape(Var),
+    BroadcastTo(Var),
+    Permute {
+        input: Var,
+        /// The input axis each output axis reads, for the input's first `ndim` axes.
+        axes: [u8; MAX_AXES],
+    },
+    SliceAxis {
+        input: Var,
+        axis: usize,
+        start: usize,
+    },
+    /// `concat_axis` and `stack`: both lay each part's blocks from `axis` on side by side.
+    Join {
+        parts: Range<usize>,
+        axis: usize,
+    },
+    MaskedFill {
+        input: Var,
+        mask: Var,
     },
 }
 
@@ -148,6 +175,15 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
             ref inputs,
             ref indices,
         } => custom::custom_backward(context, op, inputs.clone(), indices.clone()),
+        // Shape and selection.
+        Op::Reshape(a) => shape::reshape_backward(context, a),
+        Op::BroadcastTo(a) => shape::broadcast_to_backward(context, a),
+        Op::Permute { input, axes } => permute::permute_backward(context, input, axes),
+        Op::SliceAxis { input, axis, start } => {
+            axis::slice_axis_backward(context, input, axis, start)
+        }
+        Op::Join { ref parts, axis } => axis::join_backward(context, parts.clone(), axis),
+        Op::MaskedFill { input, mask } => mask::masked_fill_backward(context, input, mask),
     }
 }
 
