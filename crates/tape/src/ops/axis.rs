@@ -12,7 +12,7 @@ use super::shape::check_rank;
 use super::{Backward, Op, shape_of};
 use crate::tape::Recorded;
 use crate::tensor::MAX_AXES;
-use crate::{Float, Tape, TapeError, Var};
+use crate::{Float, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
     /// Indices `range` of axis `axis` of `a`, every other axis whole (PyTorch's `narrow`,
@@ -170,7 +170,7 @@ fn first_part<'a, F: Float>(
     op: &'static str,
     tape: &Recorded<'a, F>,
     parts: &[Var],
-) -> Result<&'a crate::Tensor<F>, TapeError> {
+) -> Result<&'a Tensor<F>, TapeError> {
     match parts.first() {
         Some(&first) => tape.try_value(first),
         None => Err(TapeError::shape(op, "needs at least one part")),

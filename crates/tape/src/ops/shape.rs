@@ -140,7 +140,7 @@ impl<F: Float> Tape<F> {
     }
 
     /// Elements `range` of the last axis of `a`: a sub-vector of a vector, or the same columns of
-    /// every row of a matrix.
+    /// every row of a matrix ([`Tape::slice_axis`] slices any axis of any value).
     pub fn slice(&mut self, a: Var, range: Range<usize>) -> Result<Var, TapeError> {
         let start = range.start;
         self.record(Op::Slice { input: a, start }, |tape, node| {
@@ -166,7 +166,8 @@ impl<F: Float> Tape<F> {
         })
     }
 
-    /// `parts` joined along their last axis (all parts must agree on the other axes).
+    /// `parts` joined along their last axis (all parts must agree on the other axes), for vectors
+    /// and matrices ([`Tape::concat_axis`] joins along any axis of any value).
     pub fn concat(&mut self, parts: &[Var]) -> Result<Var, TapeError> {
         let range = self.push_operands(parts);
         self.record(
