@@ -116,14 +116,12 @@ impl<F: Float> Tensor<F> {
     /// # Panics
     /// If the array has more than [`MAX_AXES`] axes.
     pub fn assign(&mut self, array: &ArrayViewD<'_, F>) {
-        let target = self.resize(array.shape());
+        self.resize(array.shape());
         match array.as_slice() {
-            Some(elements) => target.copy_from_slice(elements),
-            None => {
-                for (target, &value) in target.iter_mut().zip(array.iter()) {
-                    *target = value;
-                }
-            }
+            Some(elements) => self.data.copy_from_slice(elements),
+            // ndarray's assign walks a transposed or sliced view in strides, far faster than its
+            // element iterator.
+            None => self.view_mut().assign(array),
         }
     }
 
