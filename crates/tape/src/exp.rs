@@ -82,10 +82,10 @@ pub(crate) fn tanh_in_place_f32(x: &mut [f32]) {
 fn tanh_f32(x: f32) -> f32 {
     const P: [f32; 5] = [
         -5.704_988_7e-3,
-        2.063_908_9e-2,
+        2.063_909e-2,
         -5.373_971_6e-2,
         0.133_314_42,
-        -0.333_332_82,
+        -0.333_332_8,
     ];
     let magnitude = x.abs();
     let e = exp_f32(-2.0 * magnitude);
