@@ -1,4 +1,6 @@
-//! The exponential of many values at once, which softmax, cross-entropy and attention need.
+//! The exponential of many values at once, which softmax, cross-entropy and attention need, and
+//! the functions built on it for whole buffers of `f32`: tanh and the logistic sigmoid (which
+//! GELU and SiLU use), so that no activation costs a C library call per element.
 
 /// How many `f32` exponentials [`Float::exp_in_place`](crate::Float::exp_in_place) computes per vector: one AVX-512 register.
 /// A slice whose length is a multiple of it takes no scalar path.
@@ -54,6 +56,80 @@ fn exp_f32(x: f32) -> f32 {
     let value = exp_r * power_of_two(k_bits >> 1) * power_of_two(k_bits - (k_bits >> 1));
     // Below ln(f32::MIN_POSITIVE) the result would be subnormal: flush it to zero.
     if x < -87.336_55 { 0.0 } else { value }
+}
+
+/// `tanh(x)` for every element, within 3 units in the last place, without branches so that the
+/// loop vectorises.
+///
+/// Cephes' `tanhf`: for `|x| >= 0.625`, `(1 - e) / (1 + e)` with `e = exp(-2|x|)` in `(0, 0.29]`,
+/// which neither overflows nor cancels and tends to 1 as `|x|` grows (to exactly 1 for `±inf`);
+/// below, where `1 - e` would cancel, its odd polynomial `x + x^3 P(x^2)`.
+#[inline]
+pub(crate) fn tanh_in_place_f32(x: &mut [f32]) {
+    let (vectors, rest) = x.as_chunks_mut::<EXP_LANES>();
+    for vector in vectors {
+        for x in vector {
+            *x = tanh_f32(*x);
+        }
+    }
+    for x in rest {
+        *x = tanh_f32(*x);
+    }
+}
+
+/// One lane of [`tanh_in_place_f32`].
+#[inline(always)]
+fn tanh_f32(x: f32) -> f32 {
+    const P: [f32; 5] = [
+        -5.704_988_7e-3,
+        2.063_909e-2,
+        -5.373_971_6e-2,
+        0.133_314_42,
+        -0.333_332_8,
+    ];
+    let magnitude = x.abs();
+    let e = exp_f32(-2.0 * magnitude);
+    let large = (1.0 - e) / (1.0 + e);
+    let square = magnitude * magnitude;
+    let polynomial = P[1..].iter().fold(P[0], |p, &c| p * square + c);
+    let small = magnitude + magnitude * square * polynomial;
+    // Both halves are computed and one is chosen, which vectorises; tanh is odd, and copying the
+    // sign keeps tanh(-0) = -0. NaN fails the comparison and stays NaN through `large`.
+    let value = if magnitude < 0.625 { small } else { large };
+    value.copysign(x)
+}
+
+/// The logistic sigmoid `1 / (1 + exp(-x))` of every element, within 4 units in the last place
+/// where the result is at least `f32::MIN_POSITIVE` (below, for `x < -87.3`, it is flushed to
+/// zero), without branches so that the loop vectorises.
+///
+/// With `e = exp(-|x|)` in `(0, 1]`, it is `1 / (1 + e)` for `x >= 0` and `e / (1 + e)` below:
+/// nothing overflows, however large `|x|` (the textbook formula's `exp(-x)` is infinite past
+/// `x = -88.7`), and `±inf` give exactly 1 and 0.
+#[inline]
+pub(crate) fn sigmoid_in_place_f32(x: &mut [f32]) {
+    let (vectors, rest) = x.as_chunks_mut::<EXP_LANES>();
+    for vector in vectors {
+        for x in vector {
+            *x = sigmoid_f32(*x);
+        }
+    }
+    for x in rest {
+        *x = sigmoid_f32(*x);
+    }
+}
+
+/// One lane of [`sigmoid_in_place_f32`].
+#[inline(always)]
+fn sigmoid_f32(x: f32) -> f32 {
+    let e = exp_f32(-x.abs());
+    let denominator = 1.0 + e;
+    // NaN fails the comparison and stays NaN through `e`.
+    if x >= 0.0 {
+        1.0 / denominator
+    } else {
+        e / denominator
+    }
 }
 
 #[cfg(test)]
@@ -112,6 +188,122 @@ mod tests {
         f64::exp_in_place(&mut y);
         for (x, y) in x.iter().zip(y) {
             assert_eq!(y.to_bits(), x.exp().to_bits(), "exp({x})");
+        }
+    }
+
+    /// The error of an `f32` result against an `f64` one, in units in the last place of `f32` at
+    /// the exact value (an ulp of a value below `f32::MIN_POSITIVE` counts as that of
+    /// `MIN_POSITIVE`, where results may be flushed).
+    fn ulps(actual: f32, exact: f64) -> f64 {
+        let magnitude = exact.abs().max(f64::from(f32::MIN_POSITIVE));
+        let ulp = f64::from(f32::EPSILON) * magnitude / 2.0;
+        (f64::from(actual) - exact).abs() / ulp
+    }
+
+    /// Every f32 from -100 to 100 in steps a little under 0.001, plus tiny, huge and infinite
+    /// values where naive formulas divide infinities.
+    fn grid() -> Vec<f32> {
+        let mut x: Vec<f32> = (0..200_000)
+            .map(|i| -100.0 + i as f32 * 0.000_999_7)
+            .collect();
+        for magnitude in [
+            0.0,
+            1e-30,
+            f32::MIN_POSITIVE,
+            1e-8,
+            1e-4,
+            0.624_999_9,
+            0.625,
+            9.0,
+            20.0,
+            44.0,
+            87.0,
+            88.0,
+            100.0,
+            1e30,
+            f32::MAX,
+            f32::INFINITY,
+        ] {
+            x.extend([magnitude, -magnitude]);
+        }
+        x
+    }
+
+    #[test]
+    fn f32_tanh_is_within_three_ulps_of_the_c_library_s() {
+        // Oracle: the f64 C library tanh, whose error is far below an f32 ulp.
+        let x = grid();
+        let mut y = x.clone();
+        f32::tanh_in_place(&mut y);
+        let mut worst = 0.0f64;
+        for (&x, &y) in x.iter().zip(&y) {
+            let exact = f64::from(x).tanh();
+            let error = ulps(y, exact);
+            assert!(error <= 3.0, "tanh({x}) = {y}, not {exact}: {error} ulps");
+            worst = worst.max(error);
+        }
+        eprintln!("f32 tanh: worst {worst} ulps");
+        let mut special = [-0.0f32, f32::NEG_INFINITY, f32::INFINITY, f32::NAN];
+        f32::tanh_in_place(&mut special);
+        assert!(
+            special[0] == 0.0 && special[0].is_sign_negative(),
+            "tanh(-0) = -0"
+        );
+        assert_eq!(special[1..3], [-1.0, 1.0]);
+        assert!(special[3].is_nan());
+    }
+
+    #[test]
+    fn f32_sigmoid_is_within_four_ulps_and_never_nan_for_large_inputs() {
+        // Oracle: 1 / (1 + exp(-x)) in f64 with the C library's exp (exp(-x) is finite for
+        // |x| <= 100, and the f64 rounding is far below an f32 ulp).
+        let x = grid();
+        let mut y = x.clone();
+        f32::sigmoid_in_place(&mut y);
+        let mut worst = 0.0f64;
+        for (&x, &y) in x.iter().zip(&y) {
+            let exact = if x.abs() <= 100.0 {
+                1.0 / (1.0 + (-f64::from(x)).exp())
+            } else if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            };
+            if exact < f64::from(f32::MIN_POSITIVE) {
+                assert!(y == 0.0 || ulps(y, exact) <= 4.0, "sigmoid({x}) = {y}");
+                continue;
+            }
+            let error = ulps(y, exact);
+            assert!(
+                error <= 4.0,
+                "sigmoid({x}) = {y}, not {exact}: {error} ulps"
+            );
+            worst = worst.max(error);
+        }
+        eprintln!("f32 sigmoid: worst {worst} ulps");
+        let mut special = [f32::NEG_INFINITY, -0.0, f32::INFINITY, f32::NAN];
+        f32::sigmoid_in_place(&mut special);
+        assert_eq!(special[..3], [0.0, 0.5, 1.0]);
+        assert!(special[3].is_nan());
+    }
+
+    #[test]
+    fn f64_tanh_and_sigmoid_are_the_c_library_s() {
+        let x = [-800.0, -30.0, -0.7, -1e-300, 0.0, 0.3, 2.5, 40.0, 800.0];
+        let mut tanh = x;
+        f64::tanh_in_place(&mut tanh);
+        let mut sigmoid = x;
+        f64::sigmoid_in_place(&mut sigmoid);
+        for ((&x, tanh), sigmoid) in x.iter().zip(tanh).zip(sigmoid) {
+            assert_eq!(tanh.to_bits(), x.tanh().to_bits(), "tanh({x})");
+            // The formula in the doc of Float::sigmoid_in_place, with the C library's exp.
+            let e = (-x.abs()).exp();
+            let formula = if x >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            assert_eq!(sigmoid.to_bits(), formula.to_bits(), "sigmoid({x})");
         }
     }
 }

@@ -62,7 +62,28 @@ impl Binary {
 }
 
 impl<F: Float> Tape<F> {
-    /// `a + b`, elementwise, broadcasting by NumPy's rules (a bias `[C]` onto `[B, T, C]`, say).
+    /// `a + b`, elementwise, broadcasting by NumPy's rules (a bias `[C]` onto `[B, T, C]`, say):
+    /// the shapes are aligned at their last axis, and along each axis the lengths must be equal
+    /// or one of them 1 (or missing); the output has the larger length of each axis. Each input's
+    /// gradient is summed back to its own shape. Shapes that do not broadcast are a
+    /// [`TapeError::Shape`] naming the op and both shapes.
+    ///
+    /// A bias added to every row of a batch, and its gradient, summed over the rows:
+    ///
+    /// ```
+    /// use ndarray::{arr1, arr2};
+    /// use tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let bias = tape.parameter(arr1(&[10.0, 20.0, 30.0]));
+    /// let batch = tape.constant(arr2(&[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])); // [2, 3]
+    /// let out = tape.add(batch, bias)?; // [2, 3] + [3]
+    /// assert_eq!(tape.value(out), &arr2(&[[11.0, 22.0, 33.0], [14.0, 25.0, 36.0]]).into_dyn());
+    /// let loss = tape.sum(out)?;
+    /// let gradients = tape.backward(loss)?;
+    /// assert_eq!(gradients.parameter(bias).as_slice(), &[2.0, 2.0, 2.0]);
+    /// # Ok::<(), tape::TapeError>(())
+    /// ```
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
         self.binary(Binary::Add, a, b)
     }

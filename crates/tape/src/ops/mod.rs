@@ -12,6 +12,7 @@ mod normalize;
 mod permute;
 mod reduce;
 mod shape;
+mod unary;
 
 use std::ops::Range;
 
@@ -30,6 +31,9 @@ pub(crate) enum Op<F> {
     Relu(Var),
     Exp(Var),
     Log(Var),
+    // Elementwise family: unary math (unary.rs) and whole-buffer activations (activation.rs).
+    Unary(unary::Unary<F>, Var),
+    Activation(activation::Activation, Var),
     Linear {
         x: Var,
         w: Var,
@@ -144,6 +148,9 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         Op::Relu(a) => activation::relu_backward(context, a),
         Op::Exp(a) => activation::exp_backward(context, a),
         Op::Log(a) => activation::log_backward(context, a),
+        // Elementwise family.
+        Op::Unary(kind, a) => unary::unary_backward(context, kind, a),
+        Op::Activation(kind, a) => activation::activation_backward(context, kind, a),
         Op::Linear { x, w } => matmul::linear_backward(context, x, &[w]),
         Op::LinearStacked { x, ref weights } => {
             let weights = &context.tape.operands[weights.clone()];
