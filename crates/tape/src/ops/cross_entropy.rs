@@ -192,12 +192,14 @@ impl<F: Float> Tape<F> {
             return Err(TapeError::shape(op, detail));
         }
         let start = self.indices.len();
-        let stored = targets
-            .iter()
-            .map(|&target| match Some(target) == ignore_index {
-                true => IGNORED,
-                false => target as usize,
-            });
+        // Every target left is a class, so it converts; an ignored one becomes the marker.
+        let stored = targets.iter().map(|&target| {
+            if Some(target) == ignore_index {
+                IGNORED
+            } else {
+                target as usize
+            }
+        });
         self.indices.extend(stored);
         let targets = start..self.indices.len();
         let recorded = Op::CrossEntropyIgnoring {
