@@ -95,7 +95,7 @@ fn tape_ops(c: &mut Criterion) {
         ("relu", |tape, a, _, _| tape.relu(a)),
         ("exp", |tape, a, _, _| tape.exp(a)),
         ("softmax", |tape, a, _, _| tape.softmax(a)),
-        ("rms_norm", |tape, a, _, _| tape.rms_norm(a, 1e-5)),
+        ("rms_norm", |tape, a, _, _| tape.rms_norm(a, None, 1e-5)),
         ("dot", |tape, a, b, _| tape.dot(a, b)),
         ("linear_16x16", |tape, a, _, w| tape.linear(a, w)),
     ];

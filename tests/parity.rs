@@ -169,7 +169,7 @@ fn small_expressions_agree_with_the_scalar_engine() {
     let mut tape = Tape::<f64>::new();
     let xv = tape.parameter(arr1(&x).into_dyn());
     let wv = tape.parameter(ArrayD::from_shape_vec(vec![3, 4], w.to_vec()).unwrap());
-    let normed = tape.rms_norm(xv, 1e-5).unwrap();
+    let normed = tape.rms_norm(xv, None, 1e-5).unwrap();
     let hidden = tape.matvec(wv, normed).unwrap();
     let activated = tape.relu(hidden).unwrap();
     let tape_loss = tape.softmax_cross_entropy(activated, &[2]).unwrap();

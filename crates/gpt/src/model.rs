@@ -458,11 +458,11 @@ impl Graph {
         let token_embeddings = tape.gather(weights[WTE], &rows.inputs)?;
         let position_embeddings = tape.gather(weights[WPE], &rows.positions)?;
         let sum = tape.add(token_embeddings, position_embeddings)?;
-        let mut x = tape.rms_norm(sum, epsilon)?;
+        let mut x = tape.rms_norm(sum, None, epsilon)?;
         for layer in 0..config.n_layer {
             let weight = |which| weights[layer_index(layer, which)];
             let residual = x;
-            let normed = tape.rms_norm(x, epsilon)?;
+            let normed = tape.rms_norm(x, None, epsilon)?;
             let projections = [
                 weight(LayerWeight::Query),
                 weight(LayerWeight::Key),
@@ -474,7 +474,7 @@ impl Graph {
             x = tape.add(projected, residual)?;
 
             let residual = x;
-            let normed = tape.rms_norm(x, epsilon)?;
+            let normed = tape.rms_norm(x, None, epsilon)?;
             let hidden = tape.linear(normed, weight(LayerWeight::Expand))?;
             let hidden = tape.relu(hidden)?;
             let contracted = tape.linear(hidden, weight(LayerWeight::Contract))?;

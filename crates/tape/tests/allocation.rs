@@ -56,7 +56,7 @@ fn a_warm_step_allocates_nothing() {
         let x = tape.constant_from_slice(&[4], &data).unwrap();
         let row = tape.row(table, 2).unwrap();
         let sum = tape.add(row, x).unwrap();
-        let normed = tape.rms_norm(rows, 1e-5).unwrap();
+        let normed = tape.rms_norm(rows, None, 1e-5).unwrap();
         let heads = [
             tape.slice(normed, 0..2).unwrap(),
             tape.slice(normed, 2..4).unwrap(),

@@ -284,7 +284,7 @@ fn forward_values_match_independent_formulas() {
 
     // rmsnorm([3, 4]) with eps 0: mean square 12.5, so [3, 4] / sqrt(12.5)
     let v = tape.constant(vector(&[3.0, 4.0]));
-    let normed = tape.rms_norm(v, 0.0).unwrap();
+    let normed = tape.rms_norm(v, None, 0.0).unwrap();
     let expected = vector(&[3.0 / 12.5f64.sqrt(), 4.0 / 12.5f64.sqrt()]);
     assert!(
         (&tape.value(normed).view() - &expected)

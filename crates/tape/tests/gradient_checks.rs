@@ -142,7 +142,7 @@ proptest! {
 
     #[test]
     fn rms_norm_rows((a, _, weights) in two_of_a_shape(-2.0..2.0), epsilon in prop_oneof![Just(1e-5), 0.01..1.0f64]) {
-        check(&[a], &weights, |tape, v| tape.rms_norm(v[0], epsilon))?;
+        check(&[a], &weights, |tape, v| tape.rms_norm(v[0], None, epsilon))?;
     }
 
     #[test]

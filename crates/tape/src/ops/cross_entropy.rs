@@ -1,12 +1,17 @@
 //! The fused softmax cross-entropy: the mean over rows of `-log softmax(logits_row)[target_row]`,
 //! computed through log-sum-exp so it never takes the log of an underflowed probability. Rows may be
 //! grouped into segments (documents laid end to end) that each weigh the same in the mean, or kept
-//! apart, one loss per row (for an evaluation that sums them its own way).
+//! apart, one loss per row (for an evaluation that sums them its own way), or taken over rows of
+//! any number of leading axes with some rows ignored (padding).
 
 use std::ops::Range;
 
+use super::normalize::{maximum, shifted_exponentials};
 use super::{Backward, Op, shape_of};
 use crate::{Float, Tape, TapeError, Tensor, Var};
+
+/// How an ignored row's target is stored among the tape's integer operands.
+const IGNORED: usize = usize::MAX;
 
 impl<F: Float> Tape<F> {
     /// The mean negative log-likelihood of `targets` under `softmax(logits)`: `logits` is a vector
@@ -106,35 +111,149 @@ impl<F: Float> Tape<F> {
     }
 }
 
+impl<F: Float> Tape<F> {
+    /// The mean negative log-likelihood of `targets` under `softmax(logits)` over the rows that are
+    /// not ignored, as `torch.nn.functional.cross_entropy(logits, targets, ignore_index=i)` with
+    /// logits flattened to rows: `logits` is `[.., classes]` (every leading axis counts rows, so a
+    /// `[B, T, C]` batch has `B * T` rows) with one target per row, in row-major order.
+    ///
+    /// A row whose target equals `ignore_index` contributes nothing, to the loss or to the
+    /// gradient, and the mean is over the other rows (makemore pads its targets with -1 this way).
+    /// If every row is ignored the mean is over no rows: PyTorch returns NaN, which then spreads
+    /// silently through training; this returns an error instead. Any other target must be a class
+    /// (`0..classes`): a larger one is a [`TapeError::Index`], a negative one a
+    /// [`TapeError::Shape`] naming it (an index error cannot hold a negative number).
+    ///
+    /// ```
+    /// use ndarray::arr3;
+    /// use tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// // Two sequences of two positions over three classes: [B, T, C] = [2, 2, 3].
+    /// let logits = tape.constant(arr3(&[
+    ///     [[0.0, 0.0, 0.0], [9.0, 0.0, 0.0]],
+    ///     [[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]],
+    /// ]));
+    /// // The second sequence ends early: its last position is padding.
+    /// let loss = tape.cross_entropy(logits, &[2, 0, 1, -1], Some(-1))?;
+    /// // Rows 0 and 2 are uniform (ln 3 each), row 1 about 0: the mean over three rows.
+    /// let row_1 = (1.0 + 2.0 * (-9f64).exp()).ln();
+    /// assert!((tape.scalar(loss) - (2.0 * 3f64.ln() + row_1) / 3.0).abs() < 1e-12);
+    /// # Ok::<(), tape::TapeError>(())
+    /// ```
+    pub fn cross_entropy(
+        &mut self,
+        logits: Var,
+        targets: &[i64],
+        ignore_index: Option<i64>,
+    ) -> Result<Var, TapeError> {
+        let op = "cross_entropy";
+        let scores = self.try_value(logits)?;
+        let classes = scores.row_len();
+        if scores.ndim() == 0 || classes == 0 || scores.len() / classes != targets.len() {
+            let detail = format!(
+                "logits {} need a non-empty last axis of classes and one target per row of the \
+                 other axes, got {} targets",
+                shape_of(scores),
+                targets.len()
+            );
+            return Err(TapeError::shape(op, detail));
+        }
+        let mut kept = 0;
+        for (row, &target) in targets.iter().enumerate() {
+            if Some(target) == ignore_index {
+                continue;
+            }
+            if target < 0 {
+                let detail = format!(
+                    "target {target} of row {row} is negative, and only the ignore index \
+                     ({ignore_index:?}) may be"
+                );
+                return Err(TapeError::shape(op, detail));
+            }
+            let index = usize::try_from(target).unwrap_or(usize::MAX);
+            if index >= classes {
+                return Err(TapeError::Index {
+                    op,
+                    index,
+                    len: classes,
+                });
+            }
+            kept += 1;
+        }
+        if kept == 0 {
+            let rows = match targets.len() {
+                0 => "there are no rows".to_string(),
+                rows => {
+                    format!("every one of the {rows} rows has the ignore index {ignore_index:?}")
+                }
+            };
+            let detail = format!("{rows}: the mean over no rows is undefined");
+            return Err(TapeError::shape(op, detail));
+        }
+        let start = self.indices.len();
+        // Every target left is a class, so it converts; an ignored one becomes the marker.
+        let stored = targets.iter().map(|&target| {
+            if Some(target) == ignore_index {
+                IGNORED
+            } else {
+                target as usize
+            }
+        });
+        self.indices.extend(stored);
+        let targets = start..self.indices.len();
+        let recorded = Op::CrossEntropyIgnoring {
+            logits,
+            targets: targets.clone(),
+        };
+        self.record(recorded, |tape, node| {
+            let scores = tape.try_value(logits)?;
+            let probabilities = node.saved.resize(scores.shape());
+            let rows = row_log_sum_exps(scores.as_slice(), classes, probabilities);
+            let mut total = F::zero();
+            for ((log_sum_exp, row), &target) in rows.zip(&tape.indices[targets]) {
+                if target != IGNORED {
+                    total += log_sum_exp - row[target];
+                }
+            }
+            node.value.resize(&[])[0] = total / F::from_f64(kept as f64);
+            Ok(())
+        })
+    }
+}
+
 /// Writes `softmax(row)` of every row of `scores` into `probabilities` (what backward needs) and
-/// returns each row's `-log softmax(row)[target]`, in order. The exponentials of the whole matrix
-/// are computed in one call, and the loss comes from their unnormalised sum (log-sum-exp). A row's
-/// probabilities are normalised as its loss is taken, so callers take every row's.
+/// returns each row's log-sum-exp `ln(sum(exp(row)))` beside the row, in order. The exponentials of
+/// the whole matrix are computed in one call, and the log-sum-exp comes from their unnormalised sum
+/// shifted back by the row's maximum. A row's probabilities are normalised as its log-sum-exp is
+/// taken, so callers take every row's.
+fn row_log_sum_exps<'a, F: Float>(
+    scores: &'a [F],
+    classes: usize,
+    probabilities: &'a mut [F],
+) -> impl Iterator<Item = (F, &'a [F])> + 'a {
+    shifted_exponentials(scores, classes, probabilities);
+    probabilities
+        .chunks_exact_mut(classes)
+        .zip(scores.chunks_exact(classes))
+        .map(|(probabilities, row)| {
+            let sum = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
+            probabilities.iter_mut().for_each(|p| *p /= sum);
+            (sum.ln() + maximum(row), row)
+        })
+}
+
+/// Each row's `-log softmax(row)[target] = log-sum-exp(row) - row[target]`, in order, with the
+/// probabilities written as [`row_log_sum_exps`] does.
 fn row_losses<'a, F: Float>(
     scores: &'a [F],
     classes: usize,
     targets: &'a [usize],
     probabilities: &'a mut [F],
 ) -> impl Iterator<Item = F> + 'a {
-    for (shifted, row) in probabilities
-        .chunks_exact_mut(classes)
-        .zip(scores.chunks_exact(classes))
-    {
-        let max = maximum(row);
-        for (shifted, &x) in shifted.iter_mut().zip(row) {
-            *shifted = x - max;
-        }
-    }
-    F::exp_in_place(probabilities);
-    probabilities
-        .chunks_exact_mut(classes)
-        .zip(scores.chunks_exact(classes))
+    row_log_sum_exps(scores, classes, probabilities)
         .zip(targets)
-        .map(|((probabilities, row), &target)| {
-            let sum = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
-            probabilities.iter_mut().for_each(|p| *p /= sum);
-            sum.ln() + maximum(row) - row[target]
-        })
+        .map(|((log_sum_exp, row), &target)| log_sum_exp - row[target])
 }
 
 /// Checks that `scores` has one target per row, each a valid class, and that the segments' lengths
@@ -171,10 +290,6 @@ fn check_shapes<F: Float>(
         }),
         None => Ok(classes),
     }
-}
-
-fn maximum<F: Float>(row: &[F]) -> F {
-    row.iter().fold(F::neg_infinity(), |max, &x| max.max(x))
 }
 
 /// d loss / d logits_row = (softmax(logits_row) - onehot(target)) / (segments * segment_length).
@@ -229,4 +344,27 @@ fn add_softmax_gradient<F: Float>(sum: &mut [F], probabilities: &[F], target: us
         *sum += share * p;
     }
     sum[target] -= share;
+}
+
+/// d loss / d logits_row = (softmax(logits_row) - onehot(target)) / kept rows, and 0 for an
+/// ignored row.
+pub(super) fn cross_entropy_ignoring_backward<F: Float>(
+    context: &mut Backward<'_, F>,
+    logits: Var,
+    targets: Range<usize>,
+) {
+    let targets = &context.tape.indices[targets];
+    let probabilities = context.node.saved.as_slice();
+    let classes = probabilities.len() / targets.len();
+    let kept = targets.iter().filter(|&&target| target != IGNORED).count();
+    let share = context.grad.as_slice()[0] / F::from_f64(kept as f64);
+    let gradient = context.sink.of(logits).as_mut_slice();
+    let rows = gradient
+        .chunks_exact_mut(classes)
+        .zip(probabilities.chunks_exact(classes));
+    for ((sum, row), &target) in rows.zip(targets) {
+        if target != IGNORED {
+            add_softmax_gradient(sum, row, target, share);
+        }
+    }
 }

@@ -3,9 +3,12 @@
 
 mod activation;
 mod axis;
+mod axis_split;
 mod cross_entropy;
+mod dropout;
 mod elementwise;
 mod gather;
+mod layer_norm;
 mod mask;
 mod matmul;
 mod normalize;
@@ -58,11 +61,34 @@ pub(crate) enum Op<F> {
     Concat {
         parts: Range<usize>,
     },
+    // Reductions, normalisations, losses and dropout.
     Dot(Var, Var),
     Sum(Var),
     Mean(Var),
+    AxisReduction {
+        kind: reduce::Reduction,
+        input: Var,
+        axis: usize,
+    },
     Softmax(Var),
-    RmsNorm(Var),
+    SoftmaxAxis {
+        input: Var,
+        axis: usize,
+    },
+    LogSoftmax {
+        input: Var,
+        axis: usize,
+    },
+    RmsNorm {
+        input: Var,
+        gain: Option<Var>,
+    },
+    LayerNorm {
+        input: Var,
+        gain: Option<Var>,
+        bias: Option<Var>,
+    },
+    Dropout(Var),
     CrossEntropy {
         logits: Var,
         targets: Range<usize>,
@@ -70,6 +96,11 @@ pub(crate) enum Op<F> {
         lengths: Range<usize>,
     },
     RowCrossEntropy {
+        logits: Var,
+        targets: Range<usize>,
+    },
+    /// Targets of ignored rows are stored as `usize::MAX`.
+    CrossEntropyIgnoring {
         logits: Var,
         targets: Range<usize>,
     },
@@ -161,11 +192,24 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         Op::Row { table, row } => gather::row_backward(context, table, row),
         Op::Slice { input, start } => shape::slice_backward(context, input, start),
         Op::Concat { ref parts } => shape::concat_backward(context, parts.clone()),
+        // Reductions, normalisations, losses and dropout.
         Op::Dot(a, b) => reduce::dot_backward(context, a, b),
         Op::Sum(a) => reduce::sum_backward(context, a),
         Op::Mean(a) => reduce::mean_backward(context, a),
-        Op::Softmax(a) => normalize::softmax_backward(context, a),
-        Op::RmsNorm(a) => normalize::rms_norm_backward(context, a),
+        Op::AxisReduction { kind, input, axis } => {
+            reduce::axis_reduction_backward(context, kind, input, axis)
+        }
+        Op::Softmax(a) => {
+            let last = context.grad.ndim() - 1;
+            normalize::softmax_backward(context, a, last)
+        }
+        Op::SoftmaxAxis { input, axis } => normalize::softmax_backward(context, input, axis),
+        Op::LogSoftmax { input, axis } => normalize::log_softmax_backward(context, input, axis),
+        Op::RmsNorm { input, gain } => normalize::rms_norm_backward(context, input, gain),
+        Op::LayerNorm { input, gain, bias } => {
+            layer_norm::layer_norm_backward(context, input, gain, bias)
+        }
+        Op::Dropout(a) => dropout::dropout_backward(context, a),
         Op::CrossEntropy {
             logits,
             ref targets,
@@ -177,6 +221,10 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
             logits,
             ref targets,
         } => cross_entropy::row_cross_entropy_backward(context, logits, targets.clone()),
+        Op::CrossEntropyIgnoring {
+            logits,
+            ref targets,
+        } => cross_entropy::cross_entropy_ignoring_backward(context, logits, targets.clone()),
         Op::Custom {
             op,
             ref inputs,

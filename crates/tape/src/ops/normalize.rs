@@ -1,40 +1,113 @@
-//! Row-wise normalisations over the last axis: softmax and RMSNorm.
+//! Normalisations along one axis: softmax and log-softmax (along any axis), and RMSNorm over the
+//! last axis. The last axis is the fast path (contiguous rows); the other axes walk strided lanes.
 
+use super::axis_split::AxisSplit;
 use super::{Backward, Op, shape_of};
 use crate::{Float, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
-    /// `softmax` over the last axis: of a vector, or of each row of a matrix. Stable: the row's
-    /// maximum is subtracted before exponentiating.
+    /// `softmax` over the last axis: of a vector, or of each row of a matrix or of a stack of them.
+    /// Stable: the row's maximum is subtracted before exponentiating. The same values, to the bit,
+    /// as [`Tape::softmax_axis`] along the last axis.
     pub fn softmax(&mut self, a: Var) -> Result<Var, TapeError> {
         self.record(Op::Softmax(a), |tape, node| {
             let input = tape.try_value(a)?;
             require_rows("softmax", input)?;
-            let width = input.row_len();
             let out = node.value.resize(input.shape());
-            for (out, row) in out
-                .chunks_exact_mut(width)
-                .zip(input.as_slice().chunks_exact(width))
-            {
-                let max = row.iter().fold(F::neg_infinity(), |max, &x| max.max(x));
-                for (y, &x) in out.iter_mut().zip(row) {
-                    *y = x - max;
+            softmax_rows(input.as_slice(), input.row_len(), out);
+            Ok(())
+        })
+    }
+
+    /// `softmax` along `axis`: `exp(x - max) / sum(exp(x - max))` over each lane of that axis
+    /// (PyTorch's `softmax(x, dim=axis)`), the shape unchanged. Stable as [`Tape::softmax`], and
+    /// along the last axis the same values to the bit.
+    pub fn softmax_axis(&mut self, a: Var, axis: usize) -> Result<Var, TapeError> {
+        self.record(Op::SoftmaxAxis { input: a, axis }, |tape, node| {
+            let input = tape.try_value(a)?;
+            let split = AxisSplit::new("softmax_axis", input.shape(), axis)?;
+            let out = node.value.resize(input.shape());
+            if out.is_empty() {
+                return Ok(());
+            }
+            if split.inner == 1 {
+                softmax_rows(input.as_slice(), split.len, out);
+            } else {
+                shifted_exponentials_strided(input.as_slice(), split, out);
+                for lane in 0..split.lanes() {
+                    let lane = split.lane(lane);
+                    let total = lane.clone().fold(F::zero(), |sum, k| sum + out[k]);
+                    lane.for_each(|k| out[k] /= total);
                 }
-                F::exp_in_place(out);
-                let total = out.iter().fold(F::zero(), |sum, &y| sum + y);
-                out.iter_mut().for_each(|y| *y /= total);
             }
             Ok(())
         })
     }
 
-    /// RMSNorm over the last axis without a learned gain: `x / sqrt(mean(x^2) + epsilon)` for a
-    /// vector, or for each row of a matrix.
-    pub fn rms_norm(&mut self, a: Var, epsilon: F) -> Result<Var, TapeError> {
-        self.record(Op::RmsNorm(a), |tape, node| {
+    /// `log softmax` along `axis`, computed stably as `x - max - ln(sum(exp(x - max)))` over each
+    /// lane of that axis (PyTorch's `log_softmax(x, dim=axis)`), the shape unchanged. Unlike the
+    /// log of [`Tape::softmax_axis`], it stays finite where a probability underflows to zero.
+    pub fn log_softmax(&mut self, a: Var, axis: usize) -> Result<Var, TapeError> {
+        self.record(Op::LogSoftmax { input: a, axis }, |tape, node| {
+            let input = tape.try_value(a)?;
+            let split = AxisSplit::new("log_softmax", input.shape(), axis)?;
+            let out = node.value.resize(input.shape());
+            // The backward pass needs the probabilities: they are kept in `saved`.
+            let probabilities = node.saved.resize(input.shape());
+            if out.is_empty() {
+                return Ok(());
+            }
+            let x = input.as_slice();
+            if split.inner == 1 {
+                shifted_exponentials(x, split.len, probabilities);
+                let rows = probabilities.chunks_exact_mut(split.len);
+                for ((out, probabilities), row) in out
+                    .chunks_exact_mut(split.len)
+                    .zip(rows)
+                    .zip(x.chunks_exact(split.len))
+                {
+                    let total = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
+                    let (max, log_total) = (maximum(row), total.ln());
+                    for ((y, p), &x) in out.iter_mut().zip(probabilities).zip(row) {
+                        *y = x - max - log_total;
+                        *p /= total;
+                    }
+                }
+                return Ok(());
+            }
+            shifted_exponentials_strided(x, split, probabilities);
+            for lane in 0..split.lanes() {
+                let lane = split.lane(lane);
+                let max = lane.clone().fold(F::neg_infinity(), |max, k| max.max(x[k]));
+                let total = lane
+                    .clone()
+                    .fold(F::zero(), |sum, k| sum + probabilities[k]);
+                let log_total = total.ln();
+                for k in lane {
+                    out[k] = x[k] - max - log_total;
+                    probabilities[k] /= total;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// RMSNorm over the last axis: `x / sqrt(mean(x^2) + epsilon)` for a vector, or for each row of
+    /// a matrix or of a stack of them, times `gain` (of the last axis's length) if one is given.
+    pub fn rms_norm(&mut self, a: Var, gain: Option<Var>, epsilon: F) -> Result<Var, TapeError> {
+        self.record(Op::RmsNorm { input: a, gain }, |tape, node| {
             let input = tape.try_value(a)?;
             require_rows("rms_norm", input)?;
             let width = input.row_len();
+            let gain = match gain {
+                Some(gain) => Some(require_gain(
+                    "rms_norm",
+                    "gain",
+                    tape.try_value(gain)?,
+                    input,
+                )?),
+                None => None,
+            };
             let out = node.value.resize(input.shape());
             // The backward pass needs each row's inverse RMS; keeping it costs one number a row.
             let saved = node.saved.resize(&input.shape()[..input.ndim() - 1]);
@@ -50,64 +123,177 @@ impl<F: Float> Tape<F> {
                 for (y, &x) in out.iter_mut().zip(row) {
                     *y = x * *inverse_rms;
                 }
+                if let Some(gain) = gain {
+                    out.iter_mut().zip(gain).for_each(|(y, &g)| *y *= g);
+                }
             }
             Ok(())
         })
     }
 }
 
-/// Softmax and RMSNorm work on the last axis of a vector or a matrix.
+/// Softmax and RMSNorm work on the last axis, which must exist and not be empty.
 fn require_rows<F: Float>(op: &'static str, input: &Tensor<F>) -> Result<(), TapeError> {
-    match input.ndim() {
-        1 | 2 if input.shape()[input.ndim() - 1] > 0 => Ok(()),
-        _ => Err(TapeError::shape(
-            op,
-            format!(
-                "needs a non-empty vector or matrix, got {}",
-                shape_of(input)
-            ),
-        )),
+    if input.ndim() > 0 && input.row_len() > 0 {
+        return Ok(());
     }
+    let detail = format!(
+        "needs a non-empty vector or matrix (or a stack of them: a non-empty last axis), got {}",
+        shape_of(input)
+    );
+    Err(TapeError::shape(op, detail))
 }
 
-/// y = softmax(x): dx = y * (dy - sum(dy * y)) per row.
-pub(super) fn softmax_backward<F: Float>(context: &mut Backward<'_, F>, a: Var) {
-    let width = context.grad.row_len();
-    let grads = context.grad.as_slice().chunks_exact(width);
-    let outputs = context.node.value.as_slice().chunks_exact(width);
-    let target = context.sink.of(a).as_mut_slice();
-    for ((sums, grad), output) in target.chunks_exact_mut(width).zip(grads).zip(outputs) {
-        let inner = grad
-            .iter()
-            .zip(output)
-            .fold(F::zero(), |sum, (&g, &y)| sum + g * y);
-        for ((sum, &grad), &y) in sums.iter_mut().zip(grad).zip(output) {
-            *sum += y * (grad - inner);
+/// A gain or bias of a normalisation over the last axis: a vector of that axis's length.
+pub(super) fn require_gain<'a, F: Float>(
+    op: &'static str,
+    name: &str,
+    gain: &'a Tensor<F>,
+    input: &Tensor<F>,
+) -> Result<&'a [F], TapeError> {
+    if gain.shape() == [input.row_len()] {
+        return Ok(gain.as_slice());
+    }
+    let detail = format!(
+        "{name} {} must be [{}], the length of the last axis of the input {}",
+        shape_of(gain),
+        input.row_len(),
+        shape_of(input)
+    );
+    Err(TapeError::shape(op, detail))
+}
+
+/// The largest element of a row (a NaN is skipped, and then poisons the exponentials anyway).
+pub(super) fn maximum<F: Float>(row: &[F]) -> F {
+    row.iter().fold(F::neg_infinity(), |max, &x| max.max(x))
+}
+
+/// Writes `exp(x - max(row))` of every row of width `width` of `scores` into `out`: all the
+/// exponentials in one call, the vectorised one in `f32`. Softmax, log-softmax and the fused
+/// cross-entropies start from it.
+pub(super) fn shifted_exponentials<F: Float>(scores: &[F], width: usize, out: &mut [F]) {
+    for (shifted, row) in out.chunks_exact_mut(width).zip(scores.chunks_exact(width)) {
+        let max = maximum(row);
+        for (shifted, &x) in shifted.iter_mut().zip(row) {
+            *shifted = x - max;
         }
     }
+    F::exp_in_place(out);
 }
 
-/// y = x s with s = (mean(x^2) + eps)^(-1/2): dx = s dy - (s^3 / n) (dy . x) x per row.
-pub(super) fn rms_norm_backward<F: Float>(context: &mut Backward<'_, F>, a: Var) {
+/// [`shifted_exponentials`] along the lanes of any axis.
+fn shifted_exponentials_strided<F: Float>(x: &[F], split: AxisSplit, out: &mut [F]) {
+    for lane in 0..split.lanes() {
+        let lane = split.lane(lane);
+        let max = lane.clone().fold(F::neg_infinity(), |max, k| max.max(x[k]));
+        lane.for_each(|k| out[k] = x[k] - max);
+    }
+    F::exp_in_place(out);
+}
+
+/// `softmax` of every row of width `width` (at least 1) of `scores`, into `out`.
+fn softmax_rows<F: Float>(scores: &[F], width: usize, out: &mut [F]) {
+    shifted_exponentials(scores, width, out);
+    for out in out.chunks_exact_mut(width) {
+        let total = out.iter().fold(F::zero(), |sum, &y| sum + y);
+        out.iter_mut().for_each(|y| *y /= total);
+    }
+}
+
+/// y = softmax(x) along `axis`: dx = y * (dy - sum(dy * y)) per lane.
+pub(super) fn softmax_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, axis: usize) {
+    let split = AxisSplit::new("softmax", context.grad.shape(), axis)
+        .expect("the axis was checked when the op was recorded");
+    let (grad, output) = (context.grad.as_slice(), context.node.value.as_slice());
+    let target = context.sink.of(a).as_mut_slice();
+    if target.is_empty() {
+        return;
+    }
+    if split.inner == 1 {
+        let width = split.len;
+        let rows = grad.chunks_exact(width).zip(output.chunks_exact(width));
+        for (sums, (grad, output)) in target.chunks_exact_mut(width).zip(rows) {
+            let inner = grad
+                .iter()
+                .zip(output)
+                .fold(F::zero(), |sum, (&g, &y)| sum + g * y);
+            for ((sum, &grad), &y) in sums.iter_mut().zip(grad).zip(output) {
+                *sum += y * (grad - inner);
+            }
+        }
+        return;
+    }
+    for lane in 0..split.lanes() {
+        let lane = split.lane(lane);
+        let inner = lane
+            .clone()
+            .fold(F::zero(), |sum, k| sum + grad[k] * output[k]);
+        lane.for_each(|k| target[k] += output[k] * (grad[k] - inner));
+    }
+}
+
+/// y = log softmax(x) along `axis`, p = softmax(x): dx = dy - p * sum(dy) per lane.
+pub(super) fn log_softmax_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, axis: usize) {
+    let split = AxisSplit::new("log_softmax", context.grad.shape(), axis)
+        .expect("the axis was checked when the op was recorded");
+    let (grad, probabilities) = (context.grad.as_slice(), context.node.saved.as_slice());
+    let target = context.sink.of(a).as_mut_slice();
+    for lane in 0..split.lanes() {
+        let lane = split.lane(lane);
+        let total = lane.clone().fold(F::zero(), |sum, k| sum + grad[k]);
+        lane.for_each(|k| target[k] += grad[k] - probabilities[k] * total);
+    }
+}
+
+/// y = g x s with s = (mean(x^2) + eps)^(-1/2) (g = 1 without a gain), per row. With u = g dy:
+/// dx = s u - (s^3 / n) (u . x) x, and dg = sum over rows of dy x s.
+pub(super) fn rms_norm_backward<F: Float>(
+    context: &mut Backward<'_, F>,
+    a: Var,
+    gain: Option<Var>,
+) {
     let input = context.tape.value(a);
     let width = input.row_len();
     let size = F::from_f64(width as f64);
     let (input, grad) = (input.as_slice(), context.grad.as_slice());
     let scales = context.node.saved.as_slice();
+    let rows = || {
+        grad.chunks_exact(width)
+            .zip(input.chunks_exact(width))
+            .zip(scales)
+    };
+    // One input at a time, so that a vector may be its own gain.
     let target = context.sink.of(a).as_mut_slice();
-    for (((sum, grad), row), &scale) in target
-        .chunks_exact_mut(width)
-        .zip(grad.chunks_exact(width))
-        .zip(input.chunks_exact(width))
-        .zip(scales)
-    {
-        let dot = grad
-            .iter()
-            .zip(row)
-            .fold(F::zero(), |sum, (&g, &x)| sum + g * x);
-        let projection = dot * scale * scale * scale / size;
-        for ((sum, &grad), &x) in sum.iter_mut().zip(grad).zip(row) {
-            *sum += scale * grad - projection * x;
+    match gain.map(|gain| context.tape.value(gain).as_slice()) {
+        None => {
+            for (sum, ((grad, row), &scale)) in target.chunks_exact_mut(width).zip(rows()) {
+                let dot = grad
+                    .iter()
+                    .zip(row)
+                    .fold(F::zero(), |sum, (&g, &x)| sum + g * x);
+                let projection = dot * scale * scale * scale / size;
+                for ((sum, &grad), &x) in sum.iter_mut().zip(grad).zip(row) {
+                    *sum += scale * grad - projection * x;
+                }
+            }
+        }
+        Some(gains) => {
+            for (sum, ((grad, row), &scale)) in target.chunks_exact_mut(width).zip(rows()) {
+                let dot = (grad.iter().zip(gains).zip(row))
+                    .fold(F::zero(), |sum, ((&dy, &g), &x)| sum + g * dy * x);
+                let projection = dot * scale * scale * scale / size;
+                for (((sum, &dy), &g), &x) in sum.iter_mut().zip(grad).zip(gains).zip(row) {
+                    *sum += scale * (g * dy) - projection * x;
+                }
+            }
+        }
+    }
+    if let Some(gain) = gain {
+        let target = context.sink.of(gain).as_mut_slice();
+        for ((grad, row), &scale) in rows() {
+            for ((sum, &dy), &x) in target.iter_mut().zip(grad).zip(row) {
+                *sum += dy * (x * scale);
+            }
         }
     }
 }
