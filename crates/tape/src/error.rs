@@ -23,6 +23,13 @@ pub enum TapeError {
         /// The number of valid positions.
         len: usize,
     },
+    /// An argument other than a shape is outside what the op accepts (a probability, a target).
+    Argument {
+        /// The op that refused the argument, such as `"dropout"`.
+        op: &'static str,
+        /// What was passed and what the op needs.
+        detail: String,
+    },
     /// The variable belongs to a step that [`Tape::clear`](crate::Tape::clear) has ended.
     StaleVar(Var),
     /// The variable was handed out by another tape.
@@ -42,12 +49,21 @@ impl TapeError {
             detail: detail.into(),
         }
     }
+
+    /// An argument error of `op`, described by `detail`.
+    pub fn argument(op: &'static str, detail: impl Into<String>) -> Self {
+        TapeError::Argument {
+            op,
+            detail: detail.into(),
+        }
+    }
 }
 
 impl fmt::Display for TapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TapeError::Shape { op, detail } => write!(f, "{op}: shape mismatch: {detail}"),
+            TapeError::Argument { op, detail } => write!(f, "{op}: {detail}"),
             TapeError::Index { op, index, len } => {
                 write!(f, "{op}: index {index} is out of range for length {len}")
             }

@@ -231,7 +231,7 @@ fn cross_entropy_errors_name_the_op_the_rows_and_the_rule() {
     );
     assert_eq!(
         message(tape.cross_entropy(logits, &[0, -2, 1, 1], Some(-1))),
-        "cross_entropy: shape mismatch: target -2 of row 1 is negative, and only the ignore index \
+        "cross_entropy: target -2 of row 1 is negative, and only the ignore index \
          (Some(-1)) may be"
     );
     assert!(
@@ -239,7 +239,7 @@ fn cross_entropy_errors_name_the_op_the_rows_and_the_rule() {
     );
     assert_eq!(
         message(tape.cross_entropy(logits, &[-1; 4], Some(-1))),
-        "cross_entropy: shape mismatch: every one of the 4 rows has the ignore index Some(-1): the \
+        "cross_entropy: every one of the 4 rows has the ignore index Some(-1): the \
          mean over no rows is undefined"
     );
     assert!(

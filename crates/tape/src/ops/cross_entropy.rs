@@ -169,7 +169,7 @@ impl<F: Float> Tape<F> {
                     "target {target} of row {row} is negative, and only the ignore index \
                      ({ignore_index:?}) may be"
                 );
-                return Err(TapeError::shape(op, detail));
+                return Err(TapeError::argument(op, detail));
             }
             let index = usize::try_from(target).unwrap_or(usize::MAX);
             if index >= classes {
@@ -189,7 +189,7 @@ impl<F: Float> Tape<F> {
                 }
             };
             let detail = format!("{rows}: the mean over no rows is undefined");
-            return Err(TapeError::shape(op, detail));
+            return Err(TapeError::argument(op, detail));
         }
         let start = self.indices.len();
         // Every target left is a class, so it converts; an ignored one becomes the marker.

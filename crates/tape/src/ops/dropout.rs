@@ -42,7 +42,7 @@ impl<F: Float> Tape<F> {
                     "the drop probability p = {probability} is outside [0, 1) (p = 1 would drop \
                      everything and scale by infinity)"
                 );
-                return Err(TapeError::shape("dropout", detail));
+                return Err(TapeError::argument("dropout", detail));
             }
         };
         let scale = (F::one() - p).recip();
