@@ -1,4 +1,4 @@
-//! Reverse-mode automatic differentiation on a tape of vectors and matrices.
+//! Reverse-mode automatic differentiation on a tape of tensors (f32 or f64, up to six axes).
 //!
 //! A [`Tape`] records every op as it runs, in an arena that hands out small `Copy` handles
 //! ([`Var`]). [`Tape::backward`] walks the recording once, newest first, and returns the gradients in
@@ -33,14 +33,32 @@
 //! # Ok::<(), tape::TapeError>(())
 //! ```
 //!
-//! Values and gradients are [`Tensor`]s: row-major buffers with a shape of up to [`MAX_AXES`] (six) axes, which a
-//! new step reshapes in place. Parameters and constants come in as ndarray arrays, and
-//! [`Tensor::view`] hands any value back as an ndarray view.
+//! Values and gradients are [`Tensor`]s: row-major buffers with a shape of up to [`MAX_AXES`] (six)
+//! axes, which a new step reshapes in place. Parameters and constants come in as ndarray arrays,
+//! and [`Tensor::view`] hands any value back as an ndarray view.
 //!
-//! Ops ([`Tape::add`], [`Tape::linear`], [`Tape::softmax_cross_entropy`], ...) check their input
-//! shapes and return a [`TapeError`] naming the op and the shapes instead of panicking. Inside
-//! [`Tape::without_grad`] they compute values only. New ops plug in through [`CustomOp`], and
-//! [`check_gradients`] verifies any op's backward against finite differences.
+//! # The ops
+//!
+//! Every op is a method of [`Tape`] that checks its inputs and returns a [`TapeError`] naming the
+//! op, the shapes and the rule broken instead of panicking. Inside [`Tape::without_grad`] ops
+//! compute values only.
+//!
+//! | family | ops |
+//! | --- | --- |
+//! | elementwise, broadcasting by NumPy's rules | [`add`](Tape::add), [`sub`](Tape::sub), [`mul`](Tape::mul), [`div`](Tape::div), [`maximum`](Tape::maximum), [`minimum`](Tape::minimum) |
+//! | elementwise, one input | [`scale`](Tape::scale), [`neg`](Tape::neg), [`square`](Tape::square), [`sqrt`](Tape::sqrt), [`powf`](Tape::powf), [`abs`](Tape::abs), [`clamp`](Tape::clamp), [`exp`](Tape::exp), [`log`](Tape::log) |
+//! | activations | [`relu`](Tape::relu), [`tanh`](Tape::tanh), [`sigmoid`](Tape::sigmoid), [`gelu`](Tape::gelu) (tanh form), [`silu`](Tape::silu) |
+//! | shape | [`reshape`](Tape::reshape), [`flatten`](Tape::flatten), [`squeeze`](Tape::squeeze), [`unsqueeze`](Tape::unsqueeze), [`broadcast_to`](Tape::broadcast_to), [`transpose`](Tape::transpose), [`permute`](Tape::permute), [`slice_axis`](Tape::slice_axis), [`concat_axis`](Tape::concat_axis), [`stack`](Tape::stack), [`slice`](Tape::slice) and [`concat`](Tape::concat) (last axis) |
+//! | selection | [`embedding`](Tape::embedding) (ids of any shape), [`gather`](Tape::gather) and [`row`](Tape::row) (rows of a matrix), [`masked_fill`](Tape::masked_fill), [`causal_mask`](Tape::causal_mask) |
+//! | reductions | [`sum`](Tape::sum), [`mean`](Tape::mean), [`dot`](Tape::dot); along an axis with keepdim: [`sum_axis`](Tape::sum_axis), [`mean_axis`](Tape::mean_axis), [`max_axis`](Tape::max_axis) |
+//! | matrix products | [`matmul`](Tape::matmul) (batch axes broadcast: `[B, H, T, D] @ [B, H, D, T]`), [`linear`](Tape::linear) (`x W^T` over any leading axes), [`matvec`](Tape::matvec), [`vecmat`](Tape::vecmat) |
+//! | normalisation | [`softmax`](Tape::softmax) (last axis), [`softmax_axis`](Tape::softmax_axis), [`log_softmax`](Tape::log_softmax), [`layer_norm`](Tape::layer_norm) and [`rms_norm`](Tape::rms_norm) (optional gain and bias), [`dropout`](Tape::dropout) (with the caller's RNG) |
+//! | losses | [`cross_entropy`](Tape::cross_entropy) (logits `[.., C]`, with an ignore index), [`softmax_cross_entropy`](Tape::softmax_cross_entropy), [`row_cross_entropy`](Tape::row_cross_entropy) (one loss per row) |
+//! | fused, for speed | [`linear_stacked`](Tape::linear_stacked) (several weights, one product), [`segmented_cross_entropy`](Tape::segmented_cross_entropy) (documents laid end to end); each is tested equal to its composition from the ops above |
+//! | your own | [`CustomOp`], registered once with [`Tape::register`] and recorded with [`Tape::custom`]; [`check_gradients`] verifies any op's backward against finite differences |
+//!
+//! The examples in `crates/tape/examples/` teach the crate in order: an XOR perceptron, makemore's
+//! MLP on names, microgpt written from these primitives, and a custom op.
 
 mod broadcast;
 mod check;

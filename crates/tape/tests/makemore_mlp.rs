@@ -1,0 +1,29 @@
+//! Example 02 as a test: the makemore MLP, written with the crate's general ops alone, reaches the
+//! held-out loss of Karpathy's lecture for this model (about 2.17; the bar is 2.20). A
+//! wrong gradient anywhere in embedding, reshape, broadcast add, tanh or cross-entropy leaves it
+//! far above that: the untrained model is at ln 27 = 3.30 and a bigram model at 2.45.
+
+#[allow(dead_code)] // the example's `main` is not used here
+#[path = "../examples/02_makemore_mlp.rs"]
+mod example;
+
+#[test]
+fn the_makemore_mlp_reaches_the_lectures_held_out_loss() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/names.txt");
+    let Ok(text) = std::fs::read_to_string(path) else {
+        // CI always has the data set (its script copies it); anywhere else say what was skipped.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{path} is missing under CI"
+        );
+        eprintln!("skipped: {path} is missing (copy names.txt there to run this test)");
+        return;
+    };
+    let losses = example::train_and_evaluate(&text, 100_000).unwrap();
+    assert!(
+        losses.validation <= 2.20,
+        "held-out loss {} (train {})",
+        losses.validation,
+        losses.train
+    );
+}
