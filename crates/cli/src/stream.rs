@@ -1,4 +1,5 @@
-//! Printing that cannot panic: `println!` panics when stdout is a closed pipe or a full disk.
+//! Printing that cannot panic: the standard print macros panic when stdout is a closed pipe or a
+//! full disk.
 //!
 //! Results go to stdout through [`write_line`] (or the [`outln!`] macro), whose failure is an error like
 //! any other: a closed pipe ends the program quietly, any other write error with exit status 1.
