@@ -720,3 +720,51 @@ fn a_bom_crlf_and_control_characters_are_cleaned_or_escaped() {
         );
     }
 }
+
+#[test]
+fn save_every_keeps_a_resumable_checkpoint_through_a_kill_9() {
+    let directory = scratch_directory("save-every");
+    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let mut child = spawn(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "names.txt",
+            "--steps",
+            "3000",
+            "--save-every",
+            "100",
+            "--out",
+            "model.safetensors",
+        ],
+    );
+    let (_, reader) = wait_for_line(&mut child, "step 300/3000");
+    signal(&child, "KILL");
+    drop(reader);
+    let _ = child.wait();
+    let info = run_microgpt(&directory, &["info", "--model", "model.safetensors"]);
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    let step: usize = info
+        .lines()
+        .find_map(|line| line.strip_prefix("step: "))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{info}"));
+    assert!(step >= 100 && step.is_multiple_of(100), "{info}");
+    // The next run removes whatever the kill left and continues from the periodic save.
+    let output = train(
+        &directory,
+        &[
+            "--resume",
+            "model.safetensors",
+            "--steps",
+            "3000",
+            "--stop-after",
+            &(step + 10).to_string(),
+            "--samples",
+            "0",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(leftovers(&directory).is_empty());
+}

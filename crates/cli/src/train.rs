@@ -284,6 +284,8 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         tokenizer: &tokenizer,
         fingerprint: corpus.fingerprint().clone(),
     };
+    // Listening from before the first temporary file is created, so that none can outlive a signal.
+    let interrupts = Interrupts::install(paths.temporaries())?;
     // Every step's row goes to the CSV's temporary file beside it as training goes, the chart gets
     // a bounded summary: memory stays the same however many steps are run.
     let mut csv = LossCsv::create(&paths.csv).map_err(|error| cannot_write(&paths.csv, error))?;
@@ -301,7 +303,6 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             );
         }
     }
-    let interrupts = Interrupts::install(paths.temporaries())?;
     let mut guard = Guard::new(config.vocab_size);
     let names = params.names().to_vec();
     let mut healthy = Healthy::new(params.clone(), &adam.state);
