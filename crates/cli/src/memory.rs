@@ -6,7 +6,8 @@
 //! two moments, the last healthy state kept for divergence, the copies of the weights on extra
 //! worker threads, the tape's activations (values and gradients) of a batch, and the KV cache of a
 //! sample batch. It is computed in f64 from the sizes alone, so no product of huge numbers can
-//! overflow, and it errs high: within about 2x of the peak resident size of real runs.
+//! overflow. It is a rough upper-side model of the tape, not a measurement: its purpose is to
+//! catch sizes off by orders of magnitude.
 
 use gpt::{CHUNK, Config};
 
