@@ -120,6 +120,14 @@ pub struct TrainArgs {
     /// Random generator: rust (fast) or python (CPython's, reproducing microgpt.py exactly) [default: rust]
     #[arg(long, value_enum)]
     pub rng: Option<RngKind>,
+
+    /// Also save the checkpoint every N steps (atomically), so that a kill loses at most N steps
+    #[arg(long, value_name = "N")]
+    pub save_every: Option<usize>,
+
+    /// The most memory the run may need, in GB (10^9 bytes) [default: half the physical memory]
+    #[arg(long, value_name = "GB")]
+    pub max_memory: Option<f64>,
 }
 
 /// `microgpt sample`.
@@ -160,6 +168,10 @@ pub struct SampleArgs {
     /// Random generator: rust or python (CPython's `random.choices`)
     #[arg(long, value_enum, default_value_t = RngKind::Rust)]
     pub rng: RngKind,
+
+    /// The most memory sampling may need, in GB (10^9 bytes) [default: half the physical memory]
+    #[arg(long, value_name = "GB")]
+    pub max_memory: Option<f64>,
 }
 
 /// `microgpt eval`.

@@ -20,6 +20,7 @@ use crate::corpus::Corpus;
 use crate::data::DEFAULT_DATA;
 use crate::error::{CliError, Result};
 use crate::plot::{Chart, Series};
+use crate::stream::{note, outln};
 
 /// A model size and batch to train, as in the table of peers.
 struct Workload {
@@ -100,6 +101,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "unknown workload {unknown:?}; choose from {}",
             known.join(", ")
         )));
+    }
+    if let Some(path) = &args.svg {
+        crate::outputs::check(
+            &[crate::outputs::Planned {
+                what: "the chart (--svg)",
+                path,
+                may_replace: None,
+            }],
+            &[],
+        )?;
     }
     let documents = documents()?;
     let tokenizer = Tokenizer::from_documents(documents.iter().map(String::as_str));
@@ -185,13 +196,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             &timings,
         );
     }
-    print(&rows, args.json);
+    // The chart first: a closed stdout must not lose it.
     if let Some(path) = &args.svg {
         let svg = chart(&rows).to_svg();
         gpt::write_atomically(path, svg.as_bytes())
-            .map_err(|error| CliError::input(format!("cannot write the chart: {error}")))?;
+            .map_err(|error| CliError::failure(format!("cannot write the chart: {error}")))?;
     }
-    Ok(())
+    print(&rows, args.json)
 }
 
 /// Seconds per training step against parameter count, one line per engine, both axes logarithmic.
@@ -220,12 +231,16 @@ fn chart(rows: &[Row]) -> Chart {
     chart
 }
 
-/// The real names when they are here; otherwise 2,000 pseudo-names, so the benchmark runs anywhere.
+/// The real names when they are here; otherwise 2,000 pseudo-names, so the benchmark runs anywhere
+/// (saying so, since its times are then not those of names.txt).
 fn documents() -> Result<Vec<String>> {
     if Path::new(DEFAULT_DATA).is_file() {
         let corpus = Corpus::read(Path::new(DEFAULT_DATA))?;
         return Ok(corpus.documents().map(str::to_string).collect());
     }
+    note!(
+        "note: {DEFAULT_DATA} not found: timing 2,000 made-up names instead (microgpt train downloads names.txt)"
+    );
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
     Ok((0..2000)
         .map(|_| {
@@ -408,7 +423,7 @@ fn sample_scalar_names(model: &mut ScalarGpt, params: &Params<f64>, count: usize
     }
 }
 
-fn print(rows: &[Row], json: bool) {
+fn print(rows: &[Row], json: bool) -> Result<()> {
     if json {
         let items: Vec<String> = rows
             .iter()
@@ -423,21 +438,27 @@ fn print(rows: &[Row], json: bool) {
                 )
             })
             .collect();
-        println!("[{}]", items.join(", "));
-        return;
+        return outln!("[{}]", items.join(", "));
     }
-    println!(
+    outln!(
         "{:<50} {:<26} {:>16} {:>9}",
-        "work", "engine", "median", "speed-up"
-    );
+        "work",
+        "engine",
+        "median",
+        "speed-up"
+    )?;
     for row in rows {
         let speedup = row.speedup.map_or(String::new(), |s| format!("{s:.1}x"));
         let median = format!("{} /{}", seconds(row.median_seconds), row.unit);
-        println!(
+        outln!(
             "{:<50} {:<26} {:>16} {:>9}",
-            row.work, row.engine, median, speedup
-        );
+            row.work,
+            row.engine,
+            median,
+            speedup
+        )?;
     }
+    Ok(())
 }
 
 fn json_string(text: &str) -> String {

@@ -10,14 +10,32 @@ use std::ops::Range;
 use std::path::Path;
 
 use gpt::{Randomness, Tokenizer};
+use sha2::{Digest, Sha256};
 
 use crate::error::{CliError, Result};
+use crate::stream::note;
 
 /// The non-blank lines of a text file, trimmed, in an order that can be shuffled.
 pub struct Corpus {
     text: String,
     /// Byte ranges of the documents in `text`, in the current order.
     spans: Vec<Range<u32>>,
+    /// What identifies the file's contents.
+    fingerprint: Fingerprint,
+}
+
+/// What identifies a data file, recorded in checkpoints so that `--resume` can tell when it is
+/// given other data: the number of documents and the SHA-256 of the file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub documents: usize,
+    pub sha256: String,
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} documents, sha256 {}", self.documents, &self.sha256)
+    }
 }
 
 impl Corpus {
@@ -28,25 +46,61 @@ impl Corpus {
                 "data file {} not found: pass --data FILE with one document per line",
                 path.display()
             )),
-            _ => CliError::input(format!("cannot read data file {}: {error}", path.display())),
+            io::ErrorKind::IsADirectory | io::ErrorKind::PermissionDenied => {
+                CliError::input(format!("cannot read data file {}: {error}", path.display()))
+            }
+            _ => CliError::failure(format!("cannot read data file {}: {error}", path.display())),
         })?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            CliError::input(format!("data file {} is not UTF-8 text", path.display()))
+        let (corpus, cleaned) = Corpus::from_bytes(bytes).map_err(|problem| {
+            CliError::input(format!("data file {} {problem}", path.display()))
         })?;
+        if let Some(cleaned) = cleaned {
+            note!("note: data file {}: {cleaned}", path.display());
+        }
+        Ok(corpus)
+    }
+
+    /// The corpus in a file's bytes, and a note of what was cleaned (a UTF-8 byte-order mark,
+    /// CRLF line endings), or why the bytes hold no corpus (the end of a sentence beginning with
+    /// the file's name). Any bytes give one or the other, never a panic.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<(Self, Option<String>), String> {
+        let sha256 = format!("{:x}", Sha256::digest(&bytes));
+        let mut text = String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())?;
+        let mut cleaned = Vec::new();
+        // A byte-order mark would otherwise become part of the first document (and a character
+        // of the vocabulary); a CR before each newline is removed with the trimming of the lines.
+        if text.starts_with('\u{feff}') {
+            text.drain(..'\u{feff}'.len_utf8());
+            cleaned.push("removed its UTF-8 byte-order mark");
+        }
+        if text.contains("\r\n") {
+            cleaned.push("its CRLF line endings are read as LF");
+        }
         if u32::try_from(text.len()).is_err() {
-            return Err(CliError::input(format!(
-                "data file {} is larger than 4 GiB; split it",
-                path.display()
-            )));
+            return Err("is larger than 4 GiB; split it".to_string());
         }
         let spans = document_spans(&text);
         if spans.is_empty() {
-            return Err(CliError::input(format!(
-                "data file {} has no documents: it is empty or holds only blank lines",
-                path.display()
-            )));
+            return Err("has no documents: it is empty or holds only blank lines".to_string());
         }
-        Ok(Corpus { text, spans })
+        let fingerprint = Fingerprint {
+            documents: spans.len(),
+            sha256,
+        };
+        let cleaned = (!cleaned.is_empty()).then(|| cleaned.join("; "));
+        Ok((
+            Corpus {
+                text,
+                spans,
+                fingerprint,
+            },
+            cleaned,
+        ))
+    }
+
+    /// The file's fingerprint (the count is of the whole file, before any validation split).
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
     }
 
     /// The number of documents.
@@ -116,10 +170,7 @@ mod tests {
     use super::*;
 
     fn corpus(text: &str) -> Corpus {
-        Corpus {
-            text: text.to_string(),
-            spans: document_spans(text),
-        }
+        Corpus::from_bytes(text.as_bytes().to_vec()).unwrap().0
     }
 
     #[test]
@@ -164,5 +215,54 @@ mod tests {
             .to_string();
         assert!(error.contains("names.txt: document \"abz\""), "{error}");
         assert!(error.contains("'z'"), "{error}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_are_cleaned_and_said_once() {
+        let (corpus, cleaned) =
+            Corpus::from_bytes(b"\xef\xbb\xbfemma\r\nava\r\n".to_vec()).unwrap();
+        assert_eq!(corpus.documents().collect::<Vec<_>>(), ["emma", "ava"]);
+        let cleaned = cleaned.expect("a note");
+        assert!(
+            cleaned.contains("byte-order mark") && cleaned.contains("CRLF"),
+            "{cleaned}"
+        );
+        assert_eq!(Corpus::from_bytes(b"emma\n".to_vec()).unwrap().1, None);
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_document_count_and_the_files_sha256() {
+        let corpus = corpus("emma\n\nava");
+        // `printf 'emma\n\nava' | sha256sum`
+        let expected = "cdb6297095ad1e502d3a9e189a7a98039636b760f3fa9cace7d0424abb1750ae";
+        assert_eq!(corpus.fingerprint().documents, 2);
+        assert_eq!(corpus.fingerprint().sha256, expected);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes are a corpus or one reason why not; a corpus's documents are the file's
+        /// trimmed non-blank lines, each tokenizable with the vocabulary built from them.
+        #[test]
+        fn any_bytes_load_or_are_refused_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            text in "[a-c \r\n\t\u{feff}\u{1b}é]{0,60}",
+        ) {
+            for input in [bytes, text.into_bytes()] {
+                let Ok((corpus, _)) = Corpus::from_bytes(input.clone()) else { continue };
+                let text = String::from_utf8(input).unwrap();
+                let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+                let expected: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                proptest::prop_assert_eq!(corpus.documents().collect::<Vec<_>>(), expected);
+                let tokenizer = Tokenizer::from_documents(corpus.documents());
+                proptest::prop_assert!(corpus.check_vocabulary(&tokenizer, Path::new("x")).is_ok());
+                let mut tokens = Vec::new();
+                for index in 0..corpus.len() {
+                    corpus.encode_into(index, &tokenizer, &mut tokens);
+                    proptest::prop_assert_eq!(tokens.len(), corpus.document(index).chars().count() + 2);
+                }
+            }
+        }
     }
 }

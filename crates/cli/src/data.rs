@@ -5,6 +5,7 @@ use std::path::Path;
 
 use crate::download;
 use crate::error::{CliError, Result};
+use crate::stream::note;
 
 /// Where `train` looks for data when `--data` is not given.
 pub const DEFAULT_DATA: &str = "data/names.txt";
@@ -20,7 +21,7 @@ pub fn ensure_default_dataset(path: &Path) -> Result<()> {
         return Ok(());
     }
     let url = std::env::var(NAMES_URL_VARIABLE).unwrap_or_else(|_| download::NAMES_URL.to_string());
-    eprintln!(
+    note!(
         "{} is missing: downloading names.txt from {url}",
         path.display()
     );

@@ -7,6 +7,7 @@ use crate::args::EvalArgs;
 use crate::checkpoint_error;
 use crate::corpus::Corpus;
 use crate::error::{CliError, Result};
+use crate::stream::outln;
 use crate::train::mean_loss;
 
 /// Runs `eval`.
@@ -37,14 +38,14 @@ fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
     }
     let perplexity = loss.exp();
     if args.json {
-        println!(
+        outln!(
             "{{\"loss\": {loss}, \"perplexity\": {perplexity}, \"tokens\": {predicted}, \"documents\": {}}}",
             corpus.len()
-        );
+        )?;
     } else {
-        println!("loss {loss:.6}");
-        println!("perplexity {perplexity:.4}");
-        println!("tokens {predicted}");
+        outln!("loss {loss:.6}")?;
+        outln!("perplexity {perplexity:.4}")?;
+        outln!("tokens {predicted}")?;
     }
     Ok(())
 }

@@ -5,22 +5,28 @@ mod args;
 mod bench;
 mod corpus;
 mod data;
+mod divergence;
 mod download;
 mod error;
 mod eval;
 mod info;
 mod loss_csv;
 mod loss_log;
+mod memory;
+mod outputs;
 mod plot;
 mod progress;
 mod rng;
 mod sample;
 mod settings;
+mod signals;
+mod stream;
 #[cfg(test)]
 mod test_support;
 mod train;
 
 use std::ffi::OsString;
+use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -29,7 +35,8 @@ use gpt::CheckpointError;
 
 use crate::args::{Cli, Command};
 pub use crate::bench::scalar_model;
-use crate::error::CliError;
+use crate::error::{CliError, Kind};
+use crate::train::DEFAULT_OUT;
 
 /// Parses `arguments` (the program name first), runs the command and returns the exit status:
 /// 0 on success, 2 for bad arguments or input, 1 for other failures, with one line on stderr.
@@ -53,17 +60,41 @@ pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            match error.kind {
+                Kind::ClosedPipe => {}
+                Kind::Interrupted(_) => stream::write_note(format_args!("{error}")),
+                Kind::Input | Kind::Environment => {
+                    stream::write_note(format_args!("error: {error}"))
+                }
+            }
             ExitCode::from(error.exit_code())
         }
     }
 }
 
-/// One line for a checkpoint that cannot be read or written.
+/// One line for a checkpoint that cannot be read.
 fn checkpoint_error(path: &Path, error: CheckpointError) -> CliError {
-    match error {
+    match &error {
+        CheckpointError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            if path == Path::new(DEFAULT_OUT) {
+                CliError::input(format!(
+                    "{} not found: train a model first (microgpt train), or pass --model CKPT",
+                    path.display()
+                ))
+            } else {
+                CliError::input(format!("{error}: check the checkpoint's path"))
+            }
+        }
         // An I/O error names its path already.
-        CheckpointError::Io { .. } => CliError::input(error.to_string()),
+        CheckpointError::Io { source, .. }
+            if matches!(
+                source.kind(),
+                io::ErrorKind::IsADirectory | io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            CliError::input(error.to_string())
+        }
+        CheckpointError::Io { .. } => CliError::failure(error.to_string()),
         _ => CliError::input(format!("{}: {error}", path.display())),
     }
 }

@@ -1,35 +1,35 @@
 //! The loss log as CSV, one row per training step, written as the steps complete so that a long run
 //! does not hold its whole history in memory.
 //!
-//! The rows wait in an unnamed temporary file, which the operating system deletes however the
-//! process ends (an error, Ctrl-C, a kill), and are copied over the CSV only when the run succeeds,
-//! through [`gpt::AtomicFile`]: a failed or interrupted run leaves the old CSV as it was and no file
-//! behind.
+//! The rows go to the temporary file `.NAME.tmp-PID` beside the CSV (through [`gpt::AtomicFile`],
+//! on the same disk as the CSV, never in `$TMPDIR`), which replaces the CSV only when the run
+//! saves: a failed run leaves the old CSV as it was, and removes the temporary file.
 
-use std::io::{self, BufWriter, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::Path;
 
 use gpt::AtomicFile;
 
+use crate::loss_log::LossLog;
 use crate::plot::LossPoint;
+
+/// The CSV's first line.
+const HEADER: &str = "step,train_loss,val_loss";
 
 /// A CSV with the header `step,train_loss,val_loss`, being written row by row; `val_loss` is empty
 /// when not evaluated.
 #[derive(Debug)]
 pub struct LossCsv {
-    path: PathBuf,
-    rows: BufWriter<std::fs::File>,
+    rows: AtomicFile,
 }
 
 impl LossCsv {
     /// Starts the CSV that will replace `path`, with its header.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let mut rows = BufWriter::new(tempfile::tempfile()?);
-        rows.write_all(b"step,train_loss,val_loss\n")?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            rows,
-        })
+        let mut rows = AtomicFile::create(path)?;
+        writeln!(rows, "{HEADER}")?;
+        Ok(Self { rows })
     }
 
     /// Appends the row of `point`.
@@ -42,14 +42,55 @@ impl LossCsv {
         writeln!(self.rows)
     }
 
+    /// Copies the rows of steps up to `last_step` from the CSV of the run being resumed, and adds
+    /// them to `log`, so that a resumed run's curve starts at step 1. Returns the last step copied
+    /// (0 when `earlier` is missing or holds no such row).
+    pub fn carry_over(
+        &mut self,
+        earlier: &Path,
+        last_step: usize,
+        log: &mut LossLog,
+    ) -> io::Result<usize> {
+        let file = match File::open(earlier) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let mut copied = 0;
+        for line in BufReader::new(file).lines().skip(1) {
+            let Some(point) = parse_row(&line?) else {
+                break;
+            };
+            if point.step > last_step || point.step <= copied {
+                break;
+            }
+            self.push(&point)?;
+            log.push(&point);
+            copied = point.step;
+        }
+        Ok(copied)
+    }
+
     /// Puts the CSV in place of the old one, atomically.
     pub fn commit(self) -> io::Result<()> {
-        let mut rows = self.rows.into_inner().map_err(|error| error.into_error())?;
-        rows.rewind()?;
-        let mut file = AtomicFile::create(&self.path)?;
-        io::copy(&mut rows, &mut file)?;
-        file.commit()
+        self.rows.commit()
     }
+}
+
+/// A row as [`LossCsv::push`] writes it.
+fn parse_row(row: &str) -> Option<LossPoint> {
+    let mut fields = row.split(',');
+    let step = fields.next()?.parse().ok()?;
+    let train_loss = fields.next()?.parse().ok()?;
+    let val_loss = match fields.next()? {
+        "" => None,
+        value => Some(value.parse().ok()?),
+    };
+    Some(LossPoint {
+        step,
+        train_loss,
+        val_loss,
+    })
 }
 
 #[cfg(test)]
@@ -107,6 +148,26 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), old);
         let entries: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(entries.len(), 1, "a temporary file was left: {entries:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_resumed_csv_keeps_the_earlier_rows_up_to_the_resumed_step() {
+        let dir = scratch_dir("carry-over");
+        let path = dir.join("loss.csv");
+        let points: Vec<LossPoint> = (1..=5)
+            .map(|step| point(step, 2.0 + step as f64, None))
+            .collect();
+        write_csv(&path, &points);
+        let mut csv = LossCsv::create(&path).unwrap();
+        let mut log = LossLog::default();
+        // The checkpoint was saved at step 3; rows 4 and 5 were of a later, lost part of the run.
+        assert_eq!(csv.carry_over(&path, 3, &mut log).unwrap(), 3);
+        csv.push(&point(4, 9.0, Some(8.5))).unwrap();
+        csv.commit().unwrap();
+        let expected = "step,train_loss,val_loss\n1,3,\n2,4,\n3,5,\n4,9,8.5\n";
+        assert_eq!(fs::read_to_string(&path).unwrap(), expected);
+        assert_eq!(log.train().count(), 3);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

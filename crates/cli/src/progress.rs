@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::stream::note;
+
 /// Reports steps as they finish.
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -55,7 +57,7 @@ impl Progress {
             None if step.is_multiple_of(self.log_every) || step == self.total => {
                 let done = (step - self.first_step) as f64;
                 let eta = elapsed / done.max(1.0) * (self.total - step) as f64;
-                eprintln!("step {step}/{} | {message} | eta {eta:.1}s", self.total);
+                note!("step {step}/{} | {message} | eta {eta:.1}s", self.total);
             }
             None => {}
         }
@@ -65,7 +67,7 @@ impl Progress {
     pub fn note(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => note!("{line}"),
         }
     }
 

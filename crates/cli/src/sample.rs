@@ -1,6 +1,7 @@
 //! `microgpt sample`: names from a checkpoint, one per line on stdout and nothing else there.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
+use std::ops::ControlFlow;
 
 use gpt::{Dtype, Sampler, SamplingOptions};
 use tape::Float;
@@ -8,7 +9,9 @@ use tape::Float;
 use crate::args::SampleArgs;
 use crate::checkpoint_error;
 use crate::error::{CliError, Result};
+use crate::memory;
 use crate::rng::{Generator, RngKind};
+use crate::stream::escaped;
 
 /// Runs `sample` in the precision the checkpoint was trained in.
 pub fn run(args: SampleArgs) -> Result<()> {
@@ -48,24 +51,36 @@ fn sample<F: Float>(
     } else {
         args.batch_size.min(args.num_samples.max(1))
     };
+    memory::check(
+        memory::sampling(&config, batch, size_of::<F>()),
+        args.max_memory,
+        "--batch-size",
+    )?;
     let mut sampler = Sampler::<F>::new(config, batch);
     let mut rng = Generator::new(args.rng, args.seed);
-    let names = sampler
-        .generate(
+    // Names are written as they finish, buffered, so memory stays the same for any --num-samples;
+    // the first failed write stops the sampling.
+    let mut stdout = BufWriter::new(io::stdout().lock());
+    let mut written = Ok(());
+    sampler
+        .generate_each(
             &checkpoint.params,
             &checkpoint.tokenizer,
             args.num_samples,
             &args.prefix,
             options,
             &mut rng,
+            |name| {
+                written = writeln!(stdout, "{}", escaped(name));
+                if written.is_ok() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            },
         )
         .map_err(|error| CliError::input(error.to_string()))?;
-    let mut stdout = io::stdout().lock();
-    for name in names {
-        if writeln!(stdout, "{name}").is_err() {
-            // The reader went away (`microgpt sample | head`): stop quietly.
-            return Ok(());
-        }
-    }
-    Ok(())
+    written
+        .and_then(|()| stdout.flush())
+        .map_err(CliError::stdout)
 }

@@ -49,7 +49,7 @@ impl RunSettings {
             block_size: args.block_size.unwrap_or(8),
             best_val_loss: None,
         };
-        settings.validate()?;
+        settings.validate(|_| None)?;
         Ok(settings)
     }
 
@@ -106,23 +106,38 @@ impl RunSettings {
             num_steps: args.steps.unwrap_or(recorded.num_steps),
             ..recorded
         };
-        settings.validate()?;
+        // Only --steps can change a resumed run's settings: any other bad value is the file's.
+        settings.validate(|key| (key != "num_steps" || args.steps.is_none()).then_some(key))?;
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<()> {
-        let problem = if self.num_steps == 0 {
-            "--steps must be at least 1"
+    /// Checks the values; `from_checkpoint(key)` names the metadata entry a value was read from,
+    /// so that the message blames the file rather than a flag the user never passed.
+    fn validate(
+        &self,
+        from_checkpoint: impl Fn(&'static str) -> Option<&'static str>,
+    ) -> Result<()> {
+        let (key, flag, rule) = if self.num_steps == 0 {
+            ("num_steps", "--steps", "must be at least 1")
         } else if self.batch_size == 0 {
-            "--batch-size must be at least 1"
+            ("batch_size", "--batch-size", "must be at least 1")
         } else if !(self.lr.is_finite() && self.lr > 0.0) {
-            "--lr must be a positive number"
+            ("lr", "--lr", "must be a positive number")
         } else if !(0.0..1.0).contains(&self.val_fraction) {
-            "--val-fraction must be at least 0 and below 1"
+            (
+                "val_fraction",
+                "--val-fraction",
+                "must be at least 0 and below 1",
+            )
         } else {
             return Ok(());
         };
-        Err(CliError::input(problem))
+        Err(CliError::input(match from_checkpoint(key) {
+            Some(key) => format!(
+                "the checkpoint's {key} {rule}: the file was edited or damaged; start a new run from its weights with --init"
+            ),
+            None => format!("{flag} {rule}"),
+        }))
     }
 
     /// The model configuration of a fresh run over a vocabulary of `vocab_size` tokens.

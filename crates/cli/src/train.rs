@@ -1,25 +1,30 @@
 //! `microgpt train`: microgpt.py's training run, with validation, checkpoints and resumption.
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 
 use gpt::{
-    Adam, AdamSettings, Checkpoint, Dtype, Model, NllSum, Params, Sampler, SamplingOptions,
-    Tokenizer,
+    Adam, AdamSettings, AdamState, Checkpoint, CheckpointError, Dtype, Model, NllSum, Params,
+    Sampler, SamplingOptions, Tokenizer,
 };
 use tape::Float;
 
 use crate::args::TrainArgs;
 use crate::checkpoint_error;
-use crate::corpus::Corpus;
+use crate::corpus::{Corpus, Fingerprint};
 use crate::data::{self, DEFAULT_DATA};
-use crate::error::{CliError, Result};
+use crate::divergence::{Guard, Healthy};
+use crate::error::{CliError, Kind, Result};
 use crate::loss_csv::LossCsv;
 use crate::loss_log::LossLog;
+use crate::memory;
+use crate::outputs::{self, Input, Planned};
 use crate::plot::{self, LossPoint};
 use crate::progress::Progress;
 use crate::rng::{Generator, RngKind};
 use crate::settings::RunSettings;
+use crate::signals::Interrupts;
+use crate::stream::{self, escaped, note};
 
 /// Where the checkpoint goes when `--out` is not given.
 pub const DEFAULT_OUT: &str = "microgpt.safetensors";
@@ -78,8 +83,36 @@ impl Start {
     }
 }
 
+/// The files a run writes, all beside `--out`.
+struct Paths {
+    out: PathBuf,
+    csv: PathBuf,
+    svg: PathBuf,
+    /// Where the last healthy state goes when training diverges (`--out` keeps its contents).
+    healthy: PathBuf,
+}
+
+impl Paths {
+    fn new(out: PathBuf) -> Self {
+        Paths {
+            csv: out.with_extension("csv"),
+            svg: out.with_extension("svg"),
+            healthy: out.with_extension("last-healthy.safetensors"),
+            out,
+        }
+    }
+
+    /// The temporary files a save of each may be writing, for the second Ctrl-C to remove.
+    fn temporaries(&self) -> Vec<PathBuf> {
+        [&self.out, &self.csv, &self.svg, &self.healthy]
+            .into_iter()
+            .filter_map(|path| gpt::temporary_path(path))
+            .collect()
+    }
+}
+
 fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
-    let settings = start.settings;
+    let mut settings = start.settings;
     let sampling = SamplingOptions {
         temperature: args.temperature,
         top_k: None,
@@ -88,11 +121,11 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     sampling
         .validate()
         .map_err(|error| CliError::input(error.to_string()))?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
-    check_output_directory(&out)?;
+    let paths = Paths::new(
+        args.out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT)),
+    );
 
     let loaded = start
         .checkpoint
@@ -110,7 +143,14 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             path
         }
     };
+    check_outputs(&paths, &data_path, start.checkpoint.as_ref())?;
+    // Held until the run ends: a second run on the same --out is refused.
+    let _lock = outputs::lock(&paths.out)?;
+
     let mut corpus = Corpus::read(&data_path)?;
+    if let Some(loaded) = start.checkpoint.as_ref().filter(|loaded| loaded.resumed) {
+        check_fingerprint(loaded, corpus.fingerprint(), &data_path)?;
+    }
     let mut rng = Generator::new(settings.rng, settings.seed);
     if settings.shuffle {
         corpus.shuffle(&mut rng);
@@ -119,8 +159,9 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         Some(checkpoint) => checkpoint.tokenizer.clone(),
         None => Tokenizer::from_documents(corpus.documents()),
     };
-    println!("num docs: {}", corpus.len());
-    println!("vocab size: {}", tokenizer.vocab_size());
+    let mut report = Report::default();
+    report.line(format_args!("num docs: {}", corpus.len()))?;
+    report.line(format_args!("vocab size: {}", tokenizer.vocab_size()))?;
 
     let config = match &loaded {
         Some(checkpoint) => *checkpoint.params.config(),
@@ -129,14 +170,6 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     config
         .validate()
         .map_err(|error| CliError::input(error.to_string()))?;
-    // The initial weights are always drawn, even when a checkpoint replaces them, so that the
-    // generator reaches the samples in the same state as in an uninterrupted run.
-    let fresh =
-        Params::<F>::init(config, &mut rng).map_err(|error| CliError::input(error.to_string()))?;
-    let params = loaded
-        .as_ref()
-        .map_or(fresh, |checkpoint| checkpoint.params.clone());
-    println!("num params: {}", params.num_params());
 
     corpus.check_vocabulary(&tokenizer, &data_path)?;
     let validation_size = (corpus.len() as f64 * settings.val_fraction) as usize;
@@ -148,13 +181,56 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             corpus.len()
         )));
     }
+    let resumed = start
+        .checkpoint
+        .as_ref()
+        .is_some_and(|loaded| loaded.resumed);
+    if settings.batch_size > train_size {
+        // More documents a step than there are would only repeat them, at the memory cost of
+        // each copy. A resumed run's batch was clamped when it started, unless the file was edited.
+        let source = if resumed {
+            "the checkpoint's batch_size"
+        } else {
+            "--batch-size"
+        };
+        note!(
+            "note: {source} {} is more than the {train_size} training documents; using {train_size}",
+            settings.batch_size
+        );
+        settings.batch_size = train_size;
+    }
+    let sample_batch = if settings.rng == RngKind::Python {
+        1
+    } else {
+        args.samples.clamp(1, 64)
+    };
+    let sizes = if loaded.is_some() {
+        "--batch-size (the model's size is the checkpoint's)"
+    } else {
+        "--n-embd, --n-layer, --block-size or --batch-size"
+    };
+    memory::check(
+        memory::training(&config, settings.batch_size, size_of::<F>(), sample_batch),
+        args.max_memory,
+        sizes,
+    )?;
+
+    // The initial weights are always drawn, even when a checkpoint replaces them, so that the
+    // generator reaches the samples in the same state as in an uninterrupted run.
+    let fresh =
+        Params::<F>::init(config, &mut rng).map_err(|error| CliError::input(error.to_string()))?;
+    let params = loaded
+        .as_ref()
+        .map_or(fresh, |checkpoint| checkpoint.params.clone());
+    report.line(format_args!("num params: {}", params.num_params()))?;
+
     // A document of n characters predicts n + 1 tokens (its last character's successor is BOS).
     let too_long = corpus
         .documents()
         .filter(|document| document.chars().count() + 1 > config.block_size)
         .count();
     if too_long > 0 {
-        eprintln!(
+        note!(
             "note: {too_long} documents are longer than block_size {} and are truncated to their first {} characters, as microgpt.py does",
             config.block_size,
             config.block_size - 1
@@ -193,22 +269,51 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         .stop_after
         .map_or(num_steps, |stop| stop.min(num_steps));
     if first_step >= last_step {
-        return Err(CliError::input(format!(
-            "nothing to do: the run is at step {first_step} of {num_steps}; raise --steps to train further"
-        )));
+        return Err(CliError::input(match args.stop_after {
+            Some(stop) if stop <= first_step => format!(
+                "--stop-after {stop} is not past the run's step {first_step}: give a later step (up to --steps {num_steps})"
+            ),
+            _ => format!(
+                "nothing to do: the run is at step {first_step} of {num_steps}; raise --steps to train further"
+            ),
+        }));
     }
 
-    // The CSV gets a row per step as training goes, the chart a bounded summary: memory stays
-    // the same however many steps are run. The CSV replaces the old one only once the run succeeds.
-    let csv_path = with_extension(&out, "csv");
-    let mut csv = LossCsv::create(&csv_path).map_err(|error| cannot_write(&csv_path, error))?;
+    let run = Run {
+        settings: &settings,
+        tokenizer: &tokenizer,
+        fingerprint: corpus.fingerprint().clone(),
+    };
+    // Listening from before the first temporary file is created, so that none can outlive a signal.
+    let interrupts = Interrupts::install(paths.temporaries())?;
+    // Every step's row goes to the CSV's temporary file beside it as training goes, the chart gets
+    // a bounded summary: memory stays the same however many steps are run.
+    let mut csv = LossCsv::create(&paths.csv).map_err(|error| cannot_write(&paths.csv, error))?;
     let mut loss_log = LossLog::default();
+    if let Some(loaded) = start.checkpoint.as_ref().filter(|loaded| loaded.resumed) {
+        let earlier = loaded.path.with_extension("csv");
+        let copied = csv
+            .carry_over(&earlier, first_step, &mut loss_log)
+            .map_err(|error| cannot_write(&paths.csv, error))?;
+        if copied < first_step {
+            note!(
+                "note: {} has loss rows up to step {copied} only; the new {} starts there",
+                earlier.display(),
+                paths.csv.display()
+            );
+        }
+    }
+    let mut guard = Guard::new(config.vocab_size);
+    let names = params.names().to_vec();
+    let mut healthy = Healthy::new(params.clone(), &adam.state);
     let mut model = Model::new(params);
     let mut best_val_loss = settings.best_val_loss;
     // The batch's documents, tokenized into buffers reused from step to step.
     let mut batch = vec![Vec::new(); settings.batch_size];
     let mut progress = Progress::new(first_step, last_step);
     let mut last_loss = 0.0;
+    let mut done = first_step;
+    let mut stopped_by = None;
     for step in first_step..last_step {
         for (b, tokens) in batch.iter_mut().enumerate() {
             let index = (step * settings.batch_size + b) % train_size;
@@ -218,17 +323,22 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             .batch_loss(&batch)
             .map_err(|error| CliError::failure(error.to_string()))?
             .to_f64();
-        if !loss.is_finite() {
+        if let Some(problem) = guard.problem(loss, &model, &names) {
             progress.finish();
+            let state = run.checkpoint(healthy.params, Some(healthy.adam), best_val_loss);
+            run.save(&state, &paths.healthy)?;
             return Err(CliError::input(format!(
-                "training diverged: the loss is {loss} at step {}; lower --lr (nothing was saved, {} is unchanged)",
+                "training diverged at step {}: {problem}; {} is unchanged and the last healthy state (step {step}) is in {}: lower --lr and continue from it with --init",
                 step + 1,
-                out.display()
+                paths.out.display(),
+                paths.healthy.display()
             )));
         }
+        healthy.record(&model, &adam.state);
         let lr = adam.settings.learning_rate(step, num_steps);
         model.apply_adam(&mut adam, num_steps);
         last_loss = loss;
+        done = step + 1;
         let predicted: usize = batch
             .iter()
             .map(|document| config.block_size.min(document.len() - 1))
@@ -250,59 +360,225 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             point.val_loss = Some(val_loss);
         }
         csv.push(&point)
-            .map_err(|error| cannot_write(&csv_path, error))?;
+            .map_err(|error| cannot_write(&paths.csv, error))?;
         loss_log.push(&point);
+        if let Some(signal) = interrupts.received() {
+            stopped_by = Some(signal);
+            break;
+        }
+        if args
+            .save_every
+            .is_some_and(|every| every > 0 && done.is_multiple_of(every))
+            && done < last_step
+        {
+            let state = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
+            run.save(&state, &paths.out)?;
+        }
     }
     progress.finish();
-    println!("step {last_step:4} / {num_steps:4} | loss {last_loss:.4}");
 
-    let mut metadata = settings.metadata();
-    if let Some(best) = best_val_loss {
-        metadata.insert("best_val_loss".to_string(), best.to_string());
-    }
-    let checkpoint = Checkpoint {
-        params: model.params(),
-        tokenizer: tokenizer.clone(),
-        adam: Some(adam.state.clone()),
-        metadata,
-    };
-    gpt::save(&checkpoint, &out, settings.dtype).map_err(|error| checkpoint_error(&out, error))?;
+    // Everything is saved before anything is reported, so that a closed stdout loses nothing.
+    let checkpoint = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
+    run.save(&checkpoint, &paths.out)?;
     csv.commit()
-        .map_err(|error| cannot_write(&csv_path, error))?;
-    let svg_path = with_extension(&out, "svg");
-    plot::write_svg(&svg_path, &loss_log, &chart_title(&settings))
-        .map_err(|error| cannot_write(&svg_path, error))?;
-    eprintln!(
+        .map_err(|error| cannot_write(&paths.csv, error))?;
+    plot::write_svg(&paths.svg, &loss_log, &chart_title(&settings))
+        .map_err(|error| cannot_write(&paths.svg, error))?;
+    note!(
         "saved {} (loss curve: {} and {})",
-        out.display(),
-        csv_path.display(),
-        svg_path.display()
+        paths.out.display(),
+        paths.csv.display(),
+        paths.svg.display()
     );
+    if let Some(signal) = stopped_by.or(interrupts.received()) {
+        return Err(CliError {
+            message: format!(
+                "{}: stopped after step {done} of {num_steps} and saved {}; continue with --resume {}",
+                signal.name(),
+                paths.out.display(),
+                paths.out.display()
+            ),
+            kind: Kind::Interrupted(signal.exit_status()),
+        });
+    }
+    report.line(format_args!(
+        "step {last_step:4} / {num_steps:4} | loss {last_loss:.4}"
+    ))?;
 
-    if args.samples > 0 {
-        println!("--- inference (new, hallucinated names) ---");
+    if args.samples > 0 && !report.closed {
+        report.line(format_args!("--- inference (new, hallucinated names) ---"))?;
         // CPython draws every token of a name before the next name: keep that order with batch 1.
-        let batch = if settings.rng == RngKind::Python {
-            1
-        } else {
-            args.samples.min(64)
-        };
-        let mut sampler = Sampler::<F>::new(config, batch);
-        let names = sampler
-            .generate(
+        let mut sampler = Sampler::<F>::new(config, sample_batch);
+        let mut index = 0;
+        let mut written = Ok(());
+        sampler
+            .generate_each(
                 &checkpoint.params,
                 &tokenizer,
                 args.samples,
                 "",
                 &sampling,
                 &mut rng,
+                |name| {
+                    index += 1;
+                    written = report.line(format_args!("sample {index:2}: {}", escaped(name)));
+                    if written.is_ok() && !report.closed {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                },
             )
             .map_err(|error| CliError::failure(error.to_string()))?;
-        for (index, name) in names.iter().enumerate() {
-            println!("sample {:2}: {name}", index + 1);
-        }
+        written?;
     }
     Ok(())
+}
+
+/// The run's lines on stdout. They report on the run rather than being its product, so when the
+/// reader goes away (`microgpt train | head -1`) the run goes on and saves its checkpoint, and only
+/// stops printing (and skips the samples, which would go nowhere); any other write error (a full
+/// disk) ends it.
+#[derive(Default)]
+struct Report {
+    closed: bool,
+}
+
+impl Report {
+    fn line(&mut self, arguments: std::fmt::Arguments) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match stream::write_line(arguments) {
+            Err(error) if error.kind == Kind::ClosedPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            result => result,
+        }
+    }
+}
+
+/// What every checkpoint of a run records besides its weights and optimizer state.
+struct Run<'a> {
+    settings: &'a RunSettings,
+    tokenizer: &'a Tokenizer,
+    fingerprint: Fingerprint,
+}
+
+impl Run<'_> {
+    fn checkpoint<F: Float>(
+        &self,
+        params: Params<F>,
+        adam: Option<AdamState<F>>,
+        best_val_loss: Option<f64>,
+    ) -> Checkpoint<F> {
+        let mut metadata = self.settings.metadata();
+        if let Some(best) = best_val_loss {
+            metadata.insert("best_val_loss".to_string(), best.to_string());
+        }
+        metadata.insert(
+            DATA_DOCUMENTS.to_string(),
+            self.fingerprint.documents.to_string(),
+        );
+        metadata.insert(DATA_SHA256.to_string(), self.fingerprint.sha256.clone());
+        Checkpoint {
+            params,
+            tokenizer: self.tokenizer.clone(),
+            adam,
+            metadata,
+        }
+    }
+
+    fn save<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<()> {
+        gpt::save(checkpoint, path, self.settings.dtype).map_err(|error| match error {
+            CheckpointError::Io { .. } => CliError::failure(format!("cannot save: {error}")),
+            _ => checkpoint_error(path, error),
+        })
+    }
+}
+
+/// The metadata entries of the data fingerprint.
+const DATA_DOCUMENTS: &str = "data_documents";
+const DATA_SHA256: &str = "data_sha256";
+
+/// `--resume` must be given the data the run was trained on: other data would silently continue a
+/// different run. Checkpoints saved before fingerprints were recorded resume unchecked, with a note.
+fn check_fingerprint(loaded: &Loaded, data: &Fingerprint, data_path: &Path) -> Result<()> {
+    let metadata = &loaded.checkpoint.metadata;
+    let recorded = metadata
+        .get(DATA_DOCUMENTS)
+        .zip(metadata.get(DATA_SHA256))
+        .map(|(documents, sha256)| (documents.as_str(), sha256.as_str()));
+    let Some((documents, sha256)) = recorded else {
+        note!(
+            "note: {} records no data fingerprint (it was saved by an older microgpt): --data {} cannot be checked against the run's data",
+            loaded.path.display(),
+            data_path.display()
+        );
+        return Ok(());
+    };
+    if documents == data.documents.to_string() && sha256 == data.sha256 {
+        return Ok(());
+    }
+    Err(CliError::input(format!(
+        "--data {} ({}) is not the data of the run in {} ({} documents, sha256 {}); pass the run's data file, or use --init to train its weights on new data",
+        data_path.display(),
+        short(data),
+        loaded.path.display(),
+        escaped(documents),
+        escaped(&sha256.chars().take(12).collect::<String>())
+    )))
+}
+
+fn short(fingerprint: &Fingerprint) -> String {
+    format!(
+        "{} documents, sha256 {}",
+        fingerprint.documents,
+        &fingerprint.sha256[..12]
+    )
+}
+
+/// Every file the run will write, checked against each other and the inputs before step 1.
+fn check_outputs(paths: &Paths, data: &Path, checkpoint: Option<&Loaded>) -> Result<()> {
+    let resumed_from = checkpoint.map(|loaded| loaded.path.as_path());
+    let planned = [
+        Planned {
+            what: "the checkpoint (--out)",
+            path: &paths.out,
+            may_replace: resumed_from,
+        },
+        Planned {
+            what: "the loss CSV (beside --out)",
+            path: &paths.csv,
+            may_replace: None,
+        },
+        Planned {
+            what: "the loss chart (beside --out)",
+            path: &paths.svg,
+            may_replace: None,
+        },
+        Planned {
+            what: "the last healthy state (beside --out)",
+            path: &paths.healthy,
+            may_replace: None,
+        },
+    ];
+    let mut inputs = vec![Input {
+        what: "the data (--data)",
+        path: data,
+    }];
+    if let Some(loaded) = checkpoint {
+        inputs.push(Input {
+            what: if loaded.resumed {
+                "the checkpoint (--resume)"
+            } else {
+                "the checkpoint (--init)"
+            },
+            path: &loaded.path,
+        });
+    }
+    outputs::check(&planned, &inputs)
 }
 
 /// The mean per-token loss of the documents `range` of `corpus` (whose vocabulary was checked).
@@ -330,26 +606,6 @@ pub fn mean_loss<F: Float>(
     Ok(sum.mean())
 }
 
-fn check_output_directory(out: &Path) -> Result<()> {
-    let directory = out
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !directory.is_dir() {
-        return Err(CliError::input(format!(
-            "cannot save to {}: directory {} does not exist; create it or choose another --out",
-            out.display(),
-            directory.display()
-        )));
-    }
-    Ok(())
-}
-
-/// `run.safetensors` -> `run.csv`.
-fn with_extension(path: &Path, extension: &str) -> PathBuf {
-    path.with_extension(extension)
-}
-
 fn chart_title(settings: &RunSettings) -> String {
     format!(
         "microgpt loss ({} steps, lr {})",
@@ -357,6 +613,7 @@ fn chart_title(settings: &RunSettings) -> String {
     )
 }
 
+/// A write that fails after the outputs were checked is the environment's failure (a full disk).
 fn cannot_write(path: &Path, error: std::io::Error) -> CliError {
-    CliError::input(format!("cannot write {}: {error}", path.display()))
+    CliError::failure(format!("cannot write {}: {error}", path.display()))
 }

@@ -234,6 +234,27 @@ impl<F: Float> Model<F> {
             .expect("the model's own tensors fit its config")
     }
 
+    /// Copies the current weights into `params` (of the model's configuration) without allocating:
+    /// a run keeps its last healthy state this way every step, to save it if training diverges.
+    ///
+    /// # Panics
+    /// If `params` has another configuration.
+    pub fn copy_params_into(&self, params: &mut Params<F>) {
+        let main = &self.workers[0];
+        assert_eq!(
+            params.config(),
+            &main.graph.config,
+            "params of another configuration"
+        );
+        for (target, &var) in params.tensors_mut().iter_mut().zip(&main.graph.weights) {
+            let source = main.tape.value(var).as_slice();
+            target
+                .as_slice_mut()
+                .expect("parameters are contiguous")
+                .copy_from_slice(source);
+        }
+    }
+
     /// The mean loss of one document `[BOS, tokens.., BOS]` (see [`Model::batch_loss`]).
     pub fn loss(&mut self, tokens: &[usize]) -> Result<F, TapeError> {
         self.batch_loss(&[tokens])

@@ -1,7 +1,9 @@
 //! Drawing names from a model: temperature, top-k and top-p over the decoder's logits, one
 //! [`Randomness::weighted_index`] per token.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::ControlFlow;
 
 use tape::{EXP_LANES, Float};
 
@@ -9,6 +11,10 @@ use crate::inference::vector::is_single;
 use crate::inference::{DecodeError, Decoder, KvCache};
 use crate::random::Randomness;
 use crate::{Config, Params, Tokenizer, UnknownCharacter};
+
+/// The most names reserved up front when collecting them: a huge `count` grows the list as names
+/// arrive rather than asking for its whole size at once.
+const MAX_RESERVED: usize = 4096;
 
 /// How the next token is drawn from the logits.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -573,6 +579,32 @@ impl<F: Float> Sampler<F> {
         options: &SamplingOptions,
         rng: &mut impl Randomness,
     ) -> Result<Vec<String>, SampleError> {
+        let mut names = Vec::with_capacity(count.min(MAX_RESERVED));
+        self.generate_each(params, tokenizer, count, prefix, options, rng, |name| {
+            names.push(name.to_string());
+            ControlFlow::Continue(())
+        })?;
+        Ok(names)
+    }
+
+    /// As [`Sampler::generate`], handing each name to `on_name` as soon as it and every name before
+    /// it are finished, in the same order and with the same draws: memory stays the same for any
+    /// `count`. `on_name` returns [`ControlFlow::Break`] to stop early (say, when its reader went
+    /// away).
+    ///
+    /// # Errors
+    /// As [`Sampler::generate`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_each(
+        &mut self,
+        params: &Params<F>,
+        tokenizer: &Tokenizer,
+        count: usize,
+        prefix: &str,
+        options: &SamplingOptions,
+        rng: &mut impl Randomness,
+        mut on_name: impl FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<(), SampleError> {
         if tokenizer.vocab_size() != self.config.vocab_size {
             return Err(SampleError::VocabularyMismatch {
                 tokenizer: tokenizer.vocab_size(),
@@ -582,8 +614,9 @@ impl<F: Float> Sampler<F> {
         let prefix = tokenizer
             .encode_prefix(prefix)
             .map_err(SampleError::UnknownCharacter)?;
-        let names = self.generate_tokens(params, count, &prefix, options, rng)?;
-        Ok(names.iter().map(|name| tokenizer.decode(name)).collect())
+        self.generate_tokens_each(params, count, &prefix, options, rng, |name| {
+            on_name(&tokenizer.decode(name))
+        })
     }
 
     /// As [`Sampler::generate`], on token ids: each name is its tokens, prefix included, BOS
@@ -600,6 +633,27 @@ impl<F: Float> Sampler<F> {
         options: &SamplingOptions,
         rng: &mut impl Randomness,
     ) -> Result<Vec<Vec<usize>>, SampleError> {
+        let mut names = Vec::with_capacity(count.min(MAX_RESERVED));
+        self.generate_tokens_each(params, count, prefix, options, rng, |name| {
+            names.push(name.to_vec());
+            ControlFlow::Continue(())
+        })?;
+        Ok(names)
+    }
+
+    /// As [`Sampler::generate_each`], on token ids (see [`Sampler::generate_tokens`]).
+    ///
+    /// # Errors
+    /// As [`Sampler::generate_tokens`].
+    pub fn generate_tokens_each(
+        &mut self,
+        params: &Params<F>,
+        count: usize,
+        prefix: &[usize],
+        options: &SamplingOptions,
+        rng: &mut impl Randomness,
+        mut on_name: impl FnMut(&[usize]) -> ControlFlow<()>,
+    ) -> Result<(), SampleError> {
         options.validate()?;
         if *params.config() != self.config {
             return Err(SampleError::ConfigMismatch);
@@ -616,25 +670,33 @@ impl<F: Float> Sampler<F> {
             });
         }
         if count == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if self.batch() == 0 {
             return Err(SampleError::ZeroBatch);
         }
 
-        let mut names: Vec<Vec<usize>> = Vec::with_capacity(count);
-        let start = |names: &mut Vec<Vec<usize>>| {
-            if names.len() == count {
+        // Names are handed out in the order they were started. With several slots a later name can
+        // finish first: it waits in `finished` until the earlier ones are out, so at most `batch`
+        // names are held at any time, whatever `count` is.
+        let mut started = 0;
+        let mut emitted = 0;
+        let mut finished: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        let mut start = |name: &mut Vec<usize>| {
+            if started == count {
                 return None;
             }
-            let mut name = Vec::with_capacity(block_size);
+            name.clear();
             name.extend_from_slice(prefix);
-            names.push(name);
-            Some(names.len() - 1)
+            started += 1;
+            Some(started - 1)
         };
         self.cache.reset();
-        for (slot, feed) in self.slots.iter_mut().zip(&mut self.feed) {
-            *slot = start(&mut names);
+        let mut building: Vec<Vec<usize>> = (0..self.batch())
+            .map(|_| Vec::with_capacity(block_size))
+            .collect();
+        for ((slot, feed), name) in self.slots.iter_mut().zip(&mut self.feed).zip(&mut building) {
+            *slot = start(name);
             *feed = slot.map(|_| bos);
         }
 
@@ -651,7 +713,8 @@ impl<F: Float> Sampler<F> {
                     .compute(logits, inverse_temperature, scaled);
             }
             for (sequence, (slot, feed)) in self.slots.iter_mut().zip(&mut self.feed).enumerate() {
-                let Some(name) = *slot else { continue };
+                let Some(index) = *slot else { continue };
+                let name = &mut building[sequence];
                 // The position just fed: BOS at 0, then the prefix, then drawn tokens.
                 let position = self.cache.len(sequence) - 1;
                 if let Some(&forced) = prefix.get(position) {
@@ -667,17 +730,31 @@ impl<F: Float> Sampler<F> {
                     draw_token(logits, options, &mut self.scratch, rng)?
                 };
                 if token != bos {
-                    names[name].push(token);
+                    name.push(token);
                 }
                 if token == bos || position + 1 == block_size {
                     self.cache.reset_sequence(sequence);
-                    *slot = start(&mut names);
+                    if index == emitted {
+                        if on_name(name).is_break() {
+                            return Ok(());
+                        }
+                        emitted += 1;
+                        while let Some(next) = finished.remove(&emitted) {
+                            if on_name(&next).is_break() {
+                                return Ok(());
+                            }
+                            emitted += 1;
+                        }
+                    } else {
+                        finished.insert(index, name.clone());
+                    }
+                    *slot = start(name);
                     *feed = slot.map(|_| bos);
                 } else {
                     *feed = Some(token);
                 }
             }
         }
-        Ok(names)
+        Ok(())
     }
 }

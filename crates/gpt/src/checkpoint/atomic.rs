@@ -6,8 +6,15 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// Where `path`'s new contents are written before they replace it: `.<name>.tmp-<pid>` beside it,
-/// so that the rename stays within one file system.
-pub(super) fn temporary_path(path: &Path) -> Option<PathBuf> {
+/// so that the rename stays within one file system. `None` if `path` names no file. A program that
+/// must remove its temporary files from a signal handler's thread finds them here.
+///
+/// ```
+/// let path = std::path::Path::new("runs/model.safetensors");
+/// let expected = format!("runs/.model.safetensors.tmp-{}", std::process::id());
+/// assert_eq!(gpt::temporary_path(path).unwrap(), std::path::PathBuf::from(expected));
+/// ```
+pub fn temporary_path(path: &Path) -> Option<PathBuf> {
     let name = path.file_name()?;
     let mut temporary = OsString::from(".");
     temporary.push(name);

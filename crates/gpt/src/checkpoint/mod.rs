@@ -11,7 +11,7 @@
 
 mod atomic;
 
-pub use atomic::{AtomicFile, write_atomically};
+pub use atomic::{AtomicFile, temporary_path, write_atomically};
 mod decode;
 mod dtype;
 mod encode;

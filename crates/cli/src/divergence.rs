@@ -1,0 +1,90 @@
+//! Telling a diverging run from a training one, and keeping the last state that was still healthy.
+//!
+//! NaN and infinity are not the only failures: with `--lr 1e6` the loss climbs to 1e21 and stays
+//! finite. An untrained model's loss is about ln(vocab_size) (uniform predictions), somewhat more
+//! for a wide model whose initial logits are large (9.2 against ln 18 = 2.9 at n_embd 256); a loss
+//! three times the larger of the two is far worse than where the run started, which no working run
+//! reaches. A non-finite gradient would turn every weight into NaN at the next update.
+
+use gpt::{AdamState, Model, Params};
+use tape::Float;
+
+/// The checks of one step.
+pub struct Guard {
+    uniform: f64,
+    /// Three times the larger of ln(vocab_size) and the run's first finite loss, once seen.
+    limit: Option<f64>,
+}
+
+impl Guard {
+    /// The guard of a model over `vocab_size` tokens.
+    pub fn new(vocab_size: usize) -> Self {
+        Guard {
+            uniform: (vocab_size as f64).ln(),
+            limit: None,
+        }
+    }
+
+    /// Why the step whose loss is `loss` and whose gradients `model` holds is not healthy, if it
+    /// is not. `names` are the parameters' names, in the model's order.
+    pub fn problem<F: Float>(
+        &mut self,
+        loss: f64,
+        model: &Model<F>,
+        names: &[String],
+    ) -> Option<String> {
+        if !loss.is_finite() {
+            return Some(format!("the loss is {loss}"));
+        }
+        let limit = *self
+            .limit
+            .get_or_insert_with(|| 3.0 * self.uniform.max(loss));
+        if loss > limit {
+            let loss = if loss < 1e6 {
+                format!("{loss:.4}")
+            } else {
+                format!("{loss:.3e}")
+            };
+            return Some(format!(
+                "the loss {loss} is over {limit:.4}, three times the untrained model's (the larger of ln(vocab size) and the first step's)"
+            ));
+        }
+        names.iter().enumerate().find_map(|(index, name)| {
+            let finite = model
+                .gradient(index)
+                .as_slice()
+                .iter()
+                .all(|x| x.is_finite());
+            (!finite).then(|| format!("the gradient of {name} is not finite"))
+        })
+    }
+}
+
+/// The weights and optimizer state before the last update whose step was healthy: what is saved
+/// when the next step is found to diverge. Buffers are reused, so keeping it costs a copy a step.
+pub struct Healthy<F> {
+    pub params: Params<F>,
+    pub adam: AdamState<F>,
+}
+
+impl<F: Float> Healthy<F> {
+    /// Starts from the run's initial state.
+    pub fn new(params: Params<F>, adam: &AdamState<F>) -> Self {
+        Healthy {
+            params,
+            adam: adam.clone(),
+        }
+    }
+
+    /// Remembers the current state (call it before the update of a healthy step).
+    pub fn record(&mut self, model: &Model<F>, adam: &AdamState<F>) {
+        model.copy_params_into(&mut self.params);
+        for (kept, current) in self.adam.m.iter_mut().zip(&adam.m) {
+            kept.assign(current);
+        }
+        for (kept, current) in self.adam.v.iter_mut().zip(&adam.v) {
+            kept.assign(current);
+        }
+        self.adam.step = adam.step;
+    }
+}
