@@ -178,7 +178,7 @@ fn assert_close(actual: &ArrayD<f64>, expected: &ArrayD<f64>, what: &str) {
 /// from length 1 or from a missing axis (on either side, or both), vectors on either side or both,
 /// and sizes with tails (rows short of a block of 4 or 8, columns short of a tile of 16, the
 /// padded and the narrow kernel paths), down to single elements and empty axes.
-const SHAPES: [(&[usize], &[usize]); 24] = [
+const SHAPES: [(&[usize], &[usize]); 25] = [
     (&[5, 7], &[7, 17]),
     (&[9, 16], &[16, 33]),
     (&[1, 1], &[1, 1]),
@@ -201,6 +201,7 @@ const SHAPES: [(&[usize], &[usize]); 24] = [
     (&[4, 0, 3], &[3, 5]),
     (&[2, 4, 0], &[2, 0, 5]),
     (&[0, 4, 3], &[1, 3, 5]),
+    (&[4, 3], &[2, 0, 3, 5]),
     (&[17, 33], &[33, 31]),
     (&[2, 13, 9], &[9, 40]),
 ];
@@ -524,17 +525,21 @@ proptest! {
     }
 
     /// `x x` for square (batches of) `x`: one value on both sides, whose gradient is the sum of
-    /// both uses, `g x^T + x^T g`.
+    /// both uses, `g x^T + x^T g`; and `linear(x, x)`, `x x^T`, for a square matrix.
     #[test]
     fn an_operand_on_both_sides(
         (x, weights) in (proptest::collection::vec(1usize..4, 0..3), 1usize..5).prop_flat_map(|(batch, n)| {
             (array(with(batch.clone(), &[n, n]), -2.0..2.0), array(with(batch, &[n, n]), -1.0..1.0))
         })
     ) {
-        check(&[x], &weights, |tape, v| tape.matmul(v[0], v[0]))?;
+        check(std::slice::from_ref(&x), &weights, |tape, v| tape.matmul(v[0], v[0]))?;
+        if x.ndim() == 2 {
+            check(&[x], &weights, |tape, v| tape.linear(v[0], v[0]))?;
+        }
     }
 
-    /// `linear` and `linear_stacked` on `[B, T, in]` inputs, with weights of a few widths.
+    /// `linear` and `linear_stacked` on `[B, T, in]` inputs, with weights of a few widths (and one
+    /// weight stacked twice, whose gradient gains both blocks).
     #[test]
     fn linear_on_three_axes(
         (x, w1, w2, weights, stacked_weights) in (1usize..4, 1usize..4, 1usize..6, 1usize..6, 1usize..6).prop_flat_map(|(batch, rows, inner, first, second)| {
@@ -548,6 +553,8 @@ proptest! {
         })
     ) {
         check(&[x.clone(), w1.clone()], &weights, |tape, v| tape.linear(v[0], v[1]))?;
-        check(&[x, w1, w2], &stacked_weights, |tape, v| tape.linear_stacked(v[0], &[v[1], v[2]]))?;
+        check(&[x.clone(), w1.clone(), w2], &stacked_weights, |tape, v| tape.linear_stacked(v[0], &[v[1], v[2]]))?;
+        let twice = ndarray::concatenate(Axis(2), &[weights.view(), weights.view()]).unwrap();
+        check(&[x, w1], &twice, |tape, v| tape.linear_stacked(v[0], &[v[1], v[1]]))?;
     }
 }

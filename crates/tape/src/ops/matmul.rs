@@ -236,11 +236,16 @@ fn forward_by_transposed_input<F: Float>(
 
 /// Sizes the output of a linear layer: the input's shape with its last axis `columns` long.
 fn size_output<F: Float>(node: &mut Node<F>, input: &Tensor<F>, columns: usize) {
-    let mut shape = [0; MAX_AXES];
-    let axes = input.ndim();
-    shape[..axes].copy_from_slice(input.shape());
-    shape[axes - 1] = columns;
-    node.value.resize(&shape[..axes]);
+    match *input.shape() {
+        [_] => node.value.resize(&[columns]),
+        [rows, _] => node.value.resize(&[rows, columns]),
+        ref shape => {
+            let mut output = [0; MAX_AXES];
+            output[..shape.len()].copy_from_slice(shape);
+            output[shape.len() - 1] = columns;
+            node.value.resize(&output[..shape.len()])
+        }
+    };
 }
 
 /// Y = X [W_1; W_2; ..]^T: with dY cut into the column blocks dY_i of each weight,
@@ -413,11 +418,13 @@ fn require_matrix<F: Float>(
 /// The `(rows, row length)` of the input of a linear layer: its last axis is the features, and each
 /// position along the axes before it (none for a vector, which is one row) is a row.
 fn rows_of<F: Float>(op: &'static str, value: &Tensor<F>) -> Result<(usize, usize), TapeError> {
-    match value.shape().split_last() {
-        Some((&inner, leading)) => Ok((leading.iter().product(), inner)),
-        None => {
+    match *value.shape() {
+        [inner] => Ok((1, inner)),
+        [rows, inner] => Ok((rows, inner)),
+        [] => {
             let detail = format!("x must have at least one axis, got {}", shape_of(value));
             Err(TapeError::shape(op, detail))
         }
+        [ref leading @ .., inner] => Ok((leading.iter().product(), inner)),
     }
 }
