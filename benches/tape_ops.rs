@@ -26,6 +26,13 @@
 //! 128-wide the d128 workload. It times the product kernels (forward, input and weight gradients)
 //! with the per-op costs above on top.
 //!
+//! Group `matmul_batched_forward_backward`: `loss = sum(a b)` and its gradients in `f32` for a
+//! batch of inputs times one weight, `[B=32, T=8, C=16] @ [16, 64]` (a linear layer written with
+//! `matmul`), next to the same numbers as one `[256, 16]` matrix (what the batched product must
+//! cost) and as `linear` with the transposed `[64, 16]` weight (whose backward has faster kernels
+//! than `matmul`'s), and attention's scores `[B=32, H=4, T=8, D=4] @ [32, 4, 4, 8]`, 128 small
+//! products.
+//!
 //! Run with `cargo bench -p microgpt-rs --bench tape_ops` (add `-- --quick` for a fast check);
 //! without `-p` cargo looks only in the workspace's default member, the CLI, and finds no bench.
 
@@ -33,7 +40,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use tape::{Float, Gradients, Tape, TapeError, Var};
 
 const WIDTH: usize = 16;
@@ -213,10 +220,94 @@ fn linear_forward_backward(c: &mut Criterion) {
     group.finish();
 }
 
+/// A warm tape holding both operands of a product as parameters.
+struct MatmulFixture<F: Float> {
+    tape: Tape<F>,
+    gradients: Gradients<F>,
+    a: Var,
+    b: Var,
+    product: ProductFn<F>,
+}
+
+type ProductFn<F> = fn(&mut Tape<F>, Var, Var) -> Result<Var, TapeError>;
+
+/// A bench id, the shapes of the two operands, and the product.
+type ProductCase = (
+    &'static str,
+    &'static [usize],
+    &'static [usize],
+    ProductFn<f32>,
+);
+
+impl<F: Float> MatmulFixture<F> {
+    fn new(a_shape: &[usize], b_shape: &[usize], product: ProductFn<F>) -> Self {
+        let mut tape = Tape::new();
+        let operand = |shape: &[usize], step: f64| {
+            let len = shape.iter().product();
+            let data = (0..len)
+                .map(|i| F::from_f64((i as f64 * step).sin()))
+                .collect();
+            ArrayD::from_shape_vec(IxDyn(shape), data).expect("the data fills the shape")
+        };
+        let a = tape.parameter(operand(a_shape, 0.37));
+        let b = tape.parameter(operand(b_shape, 0.11));
+        MatmulFixture {
+            tape,
+            gradients: Gradients::new(),
+            a,
+            b,
+            product,
+        }
+    }
+
+    fn step(&mut self) -> F {
+        self.tape.clear();
+        let (a, b) = (black_box(self.a), black_box(self.b));
+        let output = (self.product)(&mut self.tape, a, b).expect("valid shapes");
+        let loss = self.tape.sum(output).expect("any shape sums");
+        self.tape
+            .backward_into(loss, &mut self.gradients)
+            .expect("a scalar loss");
+        self.tape.scalar(loss)
+    }
+}
+
+fn matmul_batched(c: &mut Criterion) {
+    let matmul: ProductFn<f32> = |tape, a, b| tape.matmul(a, b);
+    let linear: ProductFn<f32> = |tape, x, w| tape.linear(x, w);
+    let cases: [ProductCase; 4] = [
+        ("f32_32x8x16_by_16x64", &[32, 8, 16], &[16, 64], matmul),
+        ("f32_256x16_by_16x64", &[256, 16], &[16, 64], matmul),
+        (
+            "linear_f32_32x8x16_by_64x16",
+            &[32, 8, 16],
+            &[64, 16],
+            linear,
+        ),
+        (
+            "f32_32x4x8x4_by_32x4x4x8",
+            &[32, 4, 8, 4],
+            &[32, 4, 4, 8],
+            matmul,
+        ),
+    ];
+    let mut group = c.benchmark_group("matmul_batched_forward_backward");
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for (name, a_shape, b_shape, product) in cases {
+        let mut fixture = MatmulFixture::new(a_shape, b_shape, product);
+        group.bench_function(name, |bencher| bencher.iter(|| fixture.step()));
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     tape_ops,
     matvec_tape_vs_scalar,
-    linear_forward_backward
+    linear_forward_backward,
+    matmul_batched
 );
 criterion_main!(benches);

@@ -165,3 +165,100 @@ fn integer_operands_reach_forward_and_backward() {
         "pick: shape mismatch: index 3 is outside an input of 3"
     );
 }
+
+/// `x^2` elementwise, with a backward that adds its share of the input's gradient, or (the classic
+/// mistake) writes it over whatever other uses of the input put there.
+struct Square {
+    overwrites: bool,
+}
+
+impl CustomOp<f64> for Square {
+    fn name(&self) -> &'static str {
+        "square"
+    }
+
+    fn forward(
+        &self,
+        inputs: &Inputs<'_, f64>,
+        output: &mut Tensor<f64>,
+        _saved: &mut Tensor<f64>,
+    ) -> Result<(), TapeError> {
+        let x = inputs.get(0);
+        let out = output.resize(x.shape());
+        for (out, &x) in out.iter_mut().zip(x.as_slice()) {
+            *out = x * x;
+        }
+        Ok(())
+    }
+
+    fn backward(
+        &self,
+        inputs: &Inputs<'_, f64>,
+        _output: &Tensor<f64>,
+        _saved: &Tensor<f64>,
+        output_grad: &Tensor<f64>,
+        grads: &mut InputGrads<'_, '_, f64>,
+    ) {
+        let x = inputs.get(0).as_slice();
+        let grad = grads.get_mut(0).as_mut_slice();
+        for ((sum, &g), &x) in grad.iter_mut().zip(output_grad.as_slice()).zip(x) {
+            if self.overwrites {
+                *sum = 2.0 * x * g;
+            } else {
+                *sum += 2.0 * x * g;
+            }
+        }
+    }
+}
+
+/// `dot(f(x), w)` for `x = [0.3, -1.2, 2.0]`, checked against finite differences.
+fn check_square(
+    overwrites: bool,
+    f: impl Fn(&mut Tape<f64>, tape::CustomOpId, tape::Var) -> Result<tape::Var, TapeError>,
+) -> Result<tape::GradientReport, tape::GradientCheckError> {
+    let weights = arr1(&[0.9, -0.2, 0.5]).into_dyn();
+    let inputs = [arr1(&[0.3, -1.2, 2.0]).into_dyn()];
+    check_gradients(&inputs, Tolerance::default(), |tape, vars| {
+        let op = tape.register(Square { overwrites });
+        let out = f(tape, op, vars[0])?;
+        let weights = tape.constant(weights.clone());
+        tape.dot(out, weights)
+    })
+}
+
+/// A backward that overwrites its input's gradient instead of adding to it passes any check in
+/// which the input is used once (its gradient starts at zero), so the checker must see it used
+/// twice: `square(x) + x`, and `square(x) + square(x)`. If the overwriting op passed either, the
+/// checker (or the tape's order of accumulation) would let the commonest custom-op bug through.
+#[test]
+fn an_overwriting_backward_is_caught_when_its_input_is_used_twice() {
+    let plus_x = |tape: &mut Tape<f64>, op, x| {
+        let squared = tape.custom(op, &[x])?;
+        tape.add(squared, x)
+    };
+    let applied_twice = |tape: &mut Tape<f64>, op, x| {
+        let first = tape.custom(op, &[x])?;
+        let second = tape.custom(op, &[x])?;
+        tape.add(first, second)
+    };
+    let once = |tape: &mut Tape<f64>, op, x| tape.custom(op, &[x]);
+
+    assert!(check_square(false, plus_x).is_ok());
+    assert!(check_square(false, applied_twice).is_ok());
+    assert!(
+        check_square(true, once).is_ok(),
+        "used once, the bug is invisible"
+    );
+    for (name, result) in [
+        ("square(x) + x", check_square(true, plus_x)),
+        ("square(x) + square(x)", check_square(true, applied_twice)),
+    ] {
+        assert!(
+            matches!(
+                result,
+                Err(tape::GradientCheckError::Mismatch { input: 0, .. })
+            ),
+            "{name}: {result:?}"
+        );
+    }
+}

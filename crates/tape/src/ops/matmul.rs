@@ -1,16 +1,35 @@
-//! Matrix products. `linear(x, w)` is `x W^T` (a matrix-vector product `W x` when `x` is a vector,
-//! one per row when `x` is a matrix); `matmul(a, b)` is `a b` (a vector-matrix product `x^T W` when
-//! `a` is a vector). Vectors are treated as one-row matrices, so all four share the loops of
-//! [`kernels`](crate::kernels), writing into the node's reused buffer.
+//! Matrix products. `linear(x, w)` is `x W^T` along the last axis of `x` (a matrix-vector product
+//! `W x` when `x` is a vector, one per row otherwise, every axis before the last counting as rows);
+//! `matmul(a, b)` is `a b` over the last two axes, repeated over leading batch axes that broadcast
+//! as in `torch.matmul` (a vector on the left is `x^T W`). Every product, batched or not, is a call
+//! of the loops of [`kernels`](crate::kernels) on contiguous 2-D slices, writing into the node's
+//! reused buffer.
 
 use super::{Backward, Op, shape_of};
+use crate::broadcast::{self, Shape, broadcast_shapes};
 use crate::kernels;
 use crate::tape::{Node, Recorded};
-use crate::{Float, Tape, TapeError, Tensor, Var};
+use crate::{Float, MAX_AXES, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
-    /// `x W^T`: for a weight `w` of shape `[out, in]` and `x` of shape `[in]` (giving `[out]`) or
-    /// `[rows, in]` (giving `[rows, out]`). This is the matrix-vector product `W x` of a linear layer.
+    /// `x W^T` for a weight `w` of shape `[out, in]`, along the last axis of `x`: `[in]` gives
+    /// `[out]` (the matrix-vector product `W x` of a linear layer), `[rows, in]` gives
+    /// `[rows, out]`, and any leading axes are rows too, `[B, T, in]` giving `[B, T, out]`.
+    ///
+    /// ```
+    /// use ndarray::{Array, arr2};
+    /// use tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// let w = tape.parameter(arr2(&[[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])); // [out 2, in 3]
+    /// let x = tape.constant(Array::from_shape_fn((4, 5, 3), |(b, t, c)| (b + t + c) as f64));
+    /// let y = tape.linear(x, w)?;
+    /// assert_eq!(tape.value(y).shape(), &[4, 5, 2]);
+    /// // x[1, 2] is [3, 4, 5]: its first feature, and the sum of all three.
+    /// assert_eq!(tape.value(y).view()[[1, 2, 0]], 3.0);
+    /// assert_eq!(tape.value(y).view()[[1, 2, 1]], 12.0);
+    /// # Ok::<(), tape::TapeError>(())
+    /// ```
     pub fn linear(&mut self, x: Var, w: Var) -> Result<Var, TapeError> {
         self.record(Op::Linear { x, w }, |tape, node| {
             linear_forward("linear", tape, node, x, &[w])
@@ -19,7 +38,8 @@ impl<F: Float> Tape<F> {
 
     /// `x [W_1; W_2; ..]^T`: the outputs of `linear(x, w_i)` side by side along the last axis, as
     /// one product (attention's query, key and value projections of the same input, say). Each
-    /// weight is `[out_i, in]`; the result is `[rows, sum of out_i]` (or a vector for a vector `x`).
+    /// weight is `[out_i, in]`; `x` is `[.., in]` as for [`Tape::linear`], and the result
+    /// `[.., sum of out_i]`.
     pub fn linear_stacked(&mut self, x: Var, weights: &[Var]) -> Result<Var, TapeError> {
         let range = self.push_operands(weights);
         let op = Op::LinearStacked {
@@ -41,24 +61,48 @@ impl<F: Float> Tape<F> {
         self.linear(x, w)
     }
 
-    /// `a b` for `a` of shape `[m, k]` (or a vector `[k]`, giving `x^T W`) and `b` of shape `[k, n]`.
+    /// `a b`, as `torch.matmul`: the product of the last two axes of each operand,
+    /// `[.., m, k] @ [.., k, n] -> [.., m, n]`, over leading batch axes that broadcast by NumPy's
+    /// rules (aligned at the last batch axis, each pair of lengths equal or one of them 1, a missing
+    /// axis counting as 1). So `[B, T, C] @ [C, D]` is `[B, T, D]`, `[B, H, T, D] @ [B, H, D, T]` is
+    /// `[B, H, T, T]` and `[B, 1, T, D] @ [H, D, T]` is `[B, H, T, T]`.
+    ///
+    /// A vector is a matrix with its extra axis dropped from the result: `[k]` on the left is one row
+    /// (`x^T W`, so `[k] @ [k, n]` is `[n]`), on the right one column (`W x`, so `[.., m, k] @ [k]`
+    /// is `[.., m]`), and two vectors give their dot product, a scalar. The gradient of an operand
+    /// that broadcasting repeats is summed over the repeats.
+    ///
+    /// ```
+    /// use ndarray::{Array, arr2};
+    /// use tape::Tape;
+    ///
+    /// let mut tape = Tape::<f64>::new();
+    /// // A batch of two [2, 3] matrices times one shared [3, 2] matrix.
+    /// let a = tape.parameter(Array::from_shape_fn((2, 2, 3), |(b, i, j)| (b + i + j) as f64));
+    /// let w = tape.parameter(arr2(&[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]));
+    /// let y = tape.matmul(a, w)?;
+    /// assert_eq!(tape.value(y).shape(), &[2, 2, 2]);
+    /// // Batch 1, row 0 is [1, 2, 3]: [1 + 3, 2 + 3].
+    /// assert_eq!(tape.value(y).view()[[1, 0, 1]], 5.0);
+    /// let loss = tape.sum(y)?;
+    /// let gradients = tape.backward(loss)?;
+    /// assert_eq!(gradients.parameter(w).shape(), &[3, 2], "summed over the batch");
+    /// # Ok::<(), tape::TapeError>(())
+    /// ```
     pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, TapeError> {
         self.record(Op::MatMul(a, b), |tape, node| {
             let (left, right) = (tape.try_value(a)?, tape.try_value(b)?);
-            let (inner, columns) = require_matrix("matmul", "b", right)?;
-            let (rows, left_columns) = as_matrix("matmul", "a", left)?;
-            if left_columns != inner {
-                let detail = format!(
-                    "a is {} but b is {}; a's last axis must equal b's rows",
-                    shape_of(left),
-                    shape_of(right)
-                );
-                return Err(TapeError::shape("matmul", detail));
-            }
-            let out = size_output(node, left, rows, columns);
+            let product = Product::of(left.shape(), right.shape())?;
+            let out = node.value.resize(product.output_shape());
             out.fill(F::zero());
             let (a, b) = (left.as_slice(), right.as_slice());
-            kernels::add_product(a, inner, inner, b, columns, out, columns);
+            let (inner, columns) = (product.inner, product.columns);
+            let out_size = product.rows * columns;
+            product.for_each_matrix(|out_offset, a_offset, b_offset| {
+                let out = &mut out[out_offset..][..out_size];
+                let (a, b) = (&a[a_offset..], &b[b_offset..]);
+                kernels::add_product(a, inner, inner, b, columns, out, columns);
+            });
             Ok(())
         })
     }
@@ -84,7 +128,7 @@ fn linear_forward<F: Float>(
     weights: &[Var],
 ) -> Result<(), TapeError> {
     let input = tape.try_value(x)?;
-    let (rows, inner) = as_matrix(name, "x", input)?;
+    let (rows, inner) = rows_of(name, input)?;
     let mut outputs = 0;
     for &w in weights {
         let weight = tape.try_value(w)?;
@@ -102,7 +146,7 @@ fn linear_forward<F: Float>(
     if weights.is_empty() {
         return Err(TapeError::shape(name, "needs at least one weight"));
     }
-    size_output(node, input, rows, outputs);
+    size_output(node, input, outputs);
     // The row-update kernel needs one operand transposed: either the weights, `x [W_1; ..]^T`, or
     // the input and the result, `(W x^T)^T`. Both sum every output element over the inner index in
     // order, so they agree to the bit, and the cheaper one is taken: the count of elements to
@@ -190,18 +234,18 @@ fn forward_by_transposed_input<F: Float>(
     kernels::transpose_into(output_transposed, rows, out, outputs, 0);
 }
 
-/// Sizes the output `[rows, columns]`, or `[columns]` when the left input is a vector.
-fn size_output<'a, F: Float>(
-    node: &'a mut Node<F>,
-    left: &Tensor<F>,
-    rows: usize,
-    columns: usize,
-) -> &'a mut [F] {
-    if left.ndim() == 1 {
-        node.value.resize(&[columns])
-    } else {
-        node.value.resize(&[rows, columns])
-    }
+/// Sizes the output of a linear layer: the input's shape with its last axis `columns` long.
+fn size_output<F: Float>(node: &mut Node<F>, input: &Tensor<F>, columns: usize) {
+    match *input.shape() {
+        [_] => node.value.resize(&[columns]),
+        [rows, _] => node.value.resize(&[rows, columns]),
+        ref shape => {
+            let mut output = [0; MAX_AXES];
+            output[..shape.len()].copy_from_slice(shape);
+            output[shape.len() - 1] = columns;
+            node.value.resize(&output[..shape.len()])
+        }
+    };
 }
 
 /// Y = X [W_1; W_2; ..]^T: with dY cut into the column blocks dY_i of each weight,
@@ -224,15 +268,136 @@ pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w
     }
 }
 
-/// C = A B: dA += dC B^T, dB += A^T dC.
+/// C = A B: dA += dC B^T, dB += A^T dC, for each matrix of the batch; an operand repeated along a
+/// batch axis gains the products of every matrix it took part in.
 pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
     let (left, right) = (context.value(a), context.value(b));
-    let grad = context.grad.as_slice();
-    let (inner, columns) = (right.shape()[0], right.shape()[1]);
+    let product = Product::of(left.shape(), right.shape()).expect("forward checked the shapes");
+    let (rows, inner, columns) = (product.rows, product.inner, product.columns);
+    let (a_size, b_size, out_size) = (rows * inner, inner * columns, rows * columns);
+    let (left, right, grad) = (left.as_slice(), right.as_slice(), context.grad.as_slice());
+    // One input at a time, so that `a` and `b` may be the same value (each use adds its share).
     let da = context.sink.of(a).as_mut_slice();
-    kernels::add_a_times_b_transposed(grad, right.as_slice(), columns, da);
+    product.for_each_matrix(|out_offset, a_offset, b_offset| {
+        let (grad, right) = (
+            &grad[out_offset..][..out_size],
+            &right[b_offset..][..b_size],
+        );
+        let da = &mut da[a_offset..][..a_size];
+        kernels::add_a_times_b_transposed(grad, right, columns, da);
+    });
     let db = context.sink.of(b).as_mut_slice();
-    kernels::add_transposed_product(left.as_slice(), inner, inner, grad, columns, db);
+    product.for_each_matrix(|out_offset, a_offset, b_offset| {
+        let (left, grad) = (&left[a_offset..][..a_size], &grad[out_offset..][..out_size]);
+        let db = &mut db[b_offset..][..b_size];
+        kernels::add_transposed_product(left, inner, inner, grad, columns, db);
+    });
+}
+
+/// The shapes of a product `[.., rows, inner] @ [.., inner, columns]` (see [`Tape::matmul`]): the
+/// sizes of its matrices, the batch axes they are repeated over, and where in each operand the
+/// matrices of a batch element start.
+struct Product {
+    rows: usize,
+    inner: usize,
+    columns: usize,
+    /// The batch axes of the result (none for a plain matrix product).
+    batch: Shape,
+    /// The offsets, in elements, between consecutive matrices of `a` and of `b` along each batch
+    /// axis: 0 along an axis the operand is repeated over.
+    a_strides: [usize; MAX_AXES],
+    b_strides: [usize; MAX_AXES],
+    output: [usize; MAX_AXES],
+    output_axes: usize,
+}
+
+impl Product {
+    /// The product of operands of shapes `a` and `b`, or the error that names the rule they break.
+    fn of(a: &[usize], b: &[usize]) -> Result<Self, TapeError> {
+        let error = |rule: String| {
+            let detail = format!("a is {a:?} but b is {b:?}; {rule}");
+            TapeError::shape("matmul", detail)
+        };
+        let no_axes = || error("a scalar has no axis to multiply along".to_string());
+        // A vector on the left is one row, on the right one column.
+        let (a_batch, rows, inner) = match *a {
+            [] => return Err(no_axes()),
+            [inner] => (&[][..], 1, inner),
+            [ref batch @ .., rows, inner] => (batch, rows, inner),
+        };
+        let (b_batch, b_inner, columns) = match *b {
+            [] => return Err(no_axes()),
+            [inner] => (&[][..], inner, 1),
+            [ref batch @ .., inner, columns] => (batch, inner, columns),
+        };
+        if inner != b_inner {
+            let b_axis = if b.len() == 1 {
+                "length"
+            } else {
+                "rows (second-to-last axis)"
+            };
+            let rule = format!(
+                "inner axes differ: a's last axis ({inner}) must equal b's {b_axis} ({b_inner})"
+            );
+            return Err(error(rule));
+        }
+        let Some(batch) = broadcast_shapes(a_batch, b_batch) else {
+            let rule = format!(
+                "batch axes {a_batch:?} and {b_batch:?} do not broadcast: aligned at the last \
+                 axis, each pair of lengths must be equal or one of them 1"
+            );
+            return Err(error(rule));
+        };
+        let mut output = [0; MAX_AXES];
+        let mut output_axes = batch.as_slice().len();
+        output[..output_axes].copy_from_slice(batch.as_slice());
+        for (keep, length) in [(a.len() > 1, rows), (b.len() > 1, columns)] {
+            if keep {
+                output[output_axes] = length;
+                output_axes += 1;
+            }
+        }
+        let mut product = Product {
+            rows,
+            inner,
+            columns,
+            batch,
+            a_strides: broadcast::strides(a_batch, batch.as_slice()),
+            b_strides: broadcast::strides(b_batch, batch.as_slice()),
+            output,
+            output_axes,
+        };
+        for stride in &mut product.a_strides {
+            *stride *= rows * inner;
+        }
+        for stride in &mut product.b_strides {
+            *stride *= inner * columns;
+        }
+        if b_batch.iter().product::<usize>() == 1 {
+            // One matrix on the right for the whole batch ([B, T, C] @ [C, D], a linear layer):
+            // the left matrices are then not repeated and lie one after another, so they are one
+            // matrix of all their rows, which the kernels take in one call. Every element is the
+            // same sum in the same order as matrix by matrix.
+            product.rows *= batch.as_slice().iter().product::<usize>();
+            product.batch = broadcast_shapes(&[], &[]).expect("no axes broadcast");
+        }
+        Ok(product)
+    }
+
+    /// The shape of the result.
+    fn output_shape(&self) -> &[usize] {
+        &self.output[..self.output_axes]
+    }
+
+    /// Calls `visit(out_offset, a_offset, b_offset)` for every matrix of the result, in order, with
+    /// the offsets at which it and the two matrices it is the product of start.
+    fn for_each_matrix(&self, mut visit: impl FnMut(usize, usize, usize)) {
+        let out_size = self.rows * self.columns;
+        let batch = self.batch.as_slice();
+        broadcast::for_each_pair(batch, &self.a_strides, &self.b_strides, |out, a, b| {
+            visit(out * out_size, a, b)
+        });
+    }
 }
 
 /// The `(rows, columns)` of a matrix.
@@ -250,21 +415,16 @@ fn require_matrix<F: Float>(
     }
 }
 
-/// The `(rows, columns)` of a vector (one row) or a matrix.
-fn as_matrix<F: Float>(
-    op: &'static str,
-    name: &str,
-    value: &Tensor<F>,
-) -> Result<(usize, usize), TapeError> {
+/// The `(rows, row length)` of the input of a linear layer: its last axis is the features, and each
+/// position along the axes before it (none for a vector, which is one row) is a row.
+fn rows_of<F: Float>(op: &'static str, value: &Tensor<F>) -> Result<(usize, usize), TapeError> {
     match *value.shape() {
-        [columns] => Ok((1, columns)),
-        [rows, columns] => Ok((rows, columns)),
-        _ => {
-            let detail = format!(
-                "{name} must be a vector or a matrix, got {}",
-                shape_of(value)
-            );
+        [inner] => Ok((1, inner)),
+        [rows, inner] => Ok((rows, inner)),
+        [] => {
+            let detail = format!("x must have at least one axis, got {}", shape_of(value));
             Err(TapeError::shape(op, detail))
         }
+        [ref leading @ .., inner] => Ok((leading.iter().product(), inner)),
     }
 }
