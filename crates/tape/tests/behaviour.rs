@@ -201,8 +201,12 @@ fn shape_errors_name_the_op_and_the_shapes() {
             len: 3
         }
     );
-    assert!(message(tape.slice(m, 2..4)).contains("range 2..4 does not fit in [2, 3]"));
-    assert!(message(tape.concat(&[x5, m])).contains("parts [5] and [2, 3] do not line up"));
+    // The last-axis slice and concat are slice_axis and concat_axis, and say so.
+    assert_eq!(
+        message(tape.slice(m, 2..4)),
+        "slice_axis: shape mismatch: range 2..4 does not fit in axis 1 of [2, 3], of length 3"
+    );
+    assert!(message(tape.concat(&[x5, m])).contains("parts [5] and [2, 3] differ"));
     assert!(message(tape.concat(&[])).contains("needs at least one part"));
     assert!(
         message(tape.softmax_cross_entropy(m, &[0])).contains("need one target per row, got 1")

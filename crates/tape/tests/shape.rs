@@ -366,39 +366,6 @@ fn causal_mask_marks_the_future() {
     }
 }
 
-/// The general versions along the last axis give what the last-axis `slice` and `concat` give, in
-/// values and gradients (so either may be re-expressed through the other).
-#[test]
-fn last_axis_slice_and_concat_equal_the_general_ops() {
-    let x = ArrayD::from_shape_fn(IxDyn(&[3, 4]), |i| (i[0] * 4 + i[1]) as f64 * 0.3 - 1.0);
-    let y = ArrayD::from_shape_fn(IxDyn(&[3, 2]), |i| (i[0] + 7 * i[1]) as f64 * 0.1);
-    let run = |general: bool| {
-        let mut tape = Tape::<f64>::new();
-        let (a, b) = (tape.parameter(x.clone()), tape.parameter(y.clone()));
-        let (sliced, joined) = if general {
-            let sliced = tape.slice_axis(a, 1, 1..3).unwrap();
-            (sliced, tape.concat_axis(&[sliced, b, a], 1).unwrap())
-        } else {
-            let sliced = tape.slice(a, 1..3).unwrap();
-            (sliced, tape.concat(&[sliced, b, a]).unwrap())
-        };
-        let loss = tape.dot(joined, joined).unwrap();
-        let gradients = tape.backward(loss).unwrap();
-        let values = (tape.value(sliced).clone(), tape.value(joined).clone());
-        (
-            values,
-            gradients.parameter(a).clone(),
-            gradients.parameter(b).clone(),
-        )
-    };
-    let (general, last) = (run(true), run(false));
-    assert!(general.0 == last.0, "values differ");
-    assert!(
-        general.1 == last.1 && general.2 == last.2,
-        "gradients differ"
-    );
-}
-
 /// Every refusal names the op, the shapes it saw and the rule they break.
 #[test]
 fn errors_name_the_op_the_shapes_and_the_rule() {

@@ -54,13 +54,6 @@ pub(crate) enum Op<F> {
         table: Var,
         row: usize,
     },
-    Slice {
-        input: Var,
-        start: usize,
-    },
-    Concat {
-        parts: Range<usize>,
-    },
     // Reductions, normalisations, losses and dropout.
     Dot(Var, Var),
     Sum(Var),
@@ -190,8 +183,6 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         Op::MatMul(a, b) => matmul::matmul_backward(context, a, b),
         Op::Gather { table, ref rows } => gather::gather_backward(context, table, rows.clone()),
         Op::Row { table, row } => gather::row_backward(context, table, row),
-        Op::Slice { input, start } => shape::slice_backward(context, input, start),
-        Op::Concat { ref parts } => shape::concat_backward(context, parts.clone()),
         // Reductions, normalisations, losses and dropout.
         Op::Dot(a, b) => reduce::dot_backward(context, a, b),
         Op::Sum(a) => reduce::sum_backward(context, a),
