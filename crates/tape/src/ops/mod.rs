@@ -63,7 +63,6 @@ pub(crate) enum Op<F> {
         input: Var,
         axis: usize,
     },
-    Softmax(Var),
     SoftmaxAxis {
         input: Var,
         axis: usize,
@@ -189,10 +188,6 @@ pub(crate) fn backward<F: Float>(context: &mut Backward<'_, F>) {
         Op::Mean(a) => reduce::mean_backward(context, a),
         Op::AxisReduction { kind, input, axis } => {
             reduce::axis_reduction_backward(context, kind, input, axis)
-        }
-        Op::Softmax(a) => {
-            let last = context.grad.ndim() - 1;
-            normalize::softmax_backward(context, a, last)
         }
         Op::SoftmaxAxis { input, axis } => normalize::softmax_backward(context, input, axis),
         Op::LogSoftmax { input, axis } => normalize::log_softmax_backward(context, input, axis),

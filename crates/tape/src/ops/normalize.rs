@@ -6,17 +6,14 @@ use super::{Backward, Op, shape_of};
 use crate::{Float, Tape, TapeError, Tensor, Var};
 
 impl<F: Float> Tape<F> {
-    /// `softmax` over the last axis: of a vector, or of each row of a matrix or of a stack of them.
-    /// Stable: the row's maximum is subtracted before exponentiating. The same values, to the bit,
-    /// as [`Tape::softmax_axis`] along the last axis.
+    /// `softmax` over the last axis: of a vector, or of each row of a matrix or of a stack of them
+    /// ([`Tape::softmax_axis`] on the last axis). Stable: the row's maximum is subtracted before
+    /// exponentiating.
     pub fn softmax(&mut self, a: Var) -> Result<Var, TapeError> {
-        self.record(Op::Softmax(a), |tape, node| {
-            let input = tape.try_value(a)?;
-            require_rows("softmax", input)?;
-            let out = node.value.resize(input.shape());
-            softmax_rows(input.as_slice(), input.row_len(), out);
-            Ok(())
-        })
+        let input = self.try_value(a)?;
+        require_rows("softmax", input)?;
+        let last = input.ndim() - 1;
+        self.softmax_axis(a, last)
     }
 
     /// `softmax` along `axis`: `exp(x - max) / sum(exp(x - max))` over each lane of that axis
