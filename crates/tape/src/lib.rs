@@ -74,7 +74,7 @@ mod state_dict;
 mod tape;
 mod tensor;
 
-pub use check::{GradientCheckError, GradientReport, Tolerance, check_gradients};
+pub use check::{GradientCheck, GradientCheckError, GradientReport, Tolerance, check_gradients};
 pub use custom::{CustomOp, CustomOpId, InputGrads, Inputs};
 pub use error::TapeError;
 pub use exp::EXP_LANES;
