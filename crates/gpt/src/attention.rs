@@ -415,7 +415,7 @@ mod tests {
     use ndarray::{ArrayD, IxDyn, s};
     use proptest::collection::vec;
     use proptest::prelude::*;
-    use tape::{Tape, Tolerance, check_gradients};
+    use tape::{GradientCheck, Tape};
 
     use super::CausalSelfAttention;
 
@@ -447,8 +447,9 @@ mod tests {
                 (Just(n_head), Just(lengths), matrix(rows, 3 * width), matrix(rows, width))
             })
         ) {
-            let result = check_gradients(&[qkv], Tolerance::default(), |tape, inputs| {
-                let attention = tape.register(CausalSelfAttention { n_head });
+            let mut check = GradientCheck::new();
+            let attention = check.register(CausalSelfAttention { n_head });
+            let result = check.run(&[qkv], |tape, inputs| {
                 let out = tape.custom_with_indices(attention, &[inputs[0]], &lengths)?;
                 let weights = tape.constant(weights.clone());
                 tape.dot(out, weights)

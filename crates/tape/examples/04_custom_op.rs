@@ -1,7 +1,7 @@
 //! A user-defined op: the squared distance of each point to a learned centre, the loss of a
 //! k-means step or of a "centre loss" on embeddings. It is written once through the `CustomOp`
 //! trait (forward and backward side by side), used to learn a centre, and verified with
-//! `check_gradients`.
+//! `GradientCheck`.
 //!
 //! Then the classic mistake: a backward that writes (`=`) its input's gradient instead of adding to
 //! it (`+=`). Used once, the input's gradient starts at zero and the mistake is invisible; used
@@ -15,8 +15,8 @@ use std::process::ExitCode;
 
 use ndarray::{ArrayD, arr1, arr2};
 use tape::{
-    CustomOp, Float, GradientCheckError, InputGrads, Inputs, Tape, TapeError, Tensor, Tolerance,
-    Var, check_gradients,
+    CustomOp, Float, GradientCheck, GradientCheckError, InputGrads, Inputs, Tape, TapeError,
+    Tensor, Var,
 };
 
 /// `d[i] = sum_j (x[i, j] - c[j])^2` for points `x` of shape `[.., D]` and a centre `c` of shape
@@ -148,8 +148,8 @@ fn run() -> Result<(), String> {
     let at_mean = (learned[0] - 4.0 / 3.0).abs() < 1e-9 && (learned[1] - 0.5).abs() < 1e-9;
     expect(at_mean, "the learned centre is the mean of the points")?;
 
-    // 3-6. Gradient checks against finite differences. The checker builds its own tape, so the op
-    //      is registered on it inside the function (once per evaluation, which is harmless).
+    // 3-6. Gradient checks against finite differences. The checker has a tape of its own, on which
+    //      the op is registered once before the checked function runs.
     let inputs = [
         points.clone(),
         arr1(&[0.5, -0.25]).into_dyn(),
@@ -199,10 +199,11 @@ fn check(
     overwrites_gradients: bool,
     twice: bool,
 ) -> Result<tape::GradientReport, GradientCheckError> {
-    check_gradients(inputs, Tolerance::default(), |tape, vars| {
-        let distance = tape.register(SquaredDistance {
-            overwrites_gradients,
-        });
+    let mut check = GradientCheck::new();
+    let distance = check.register(SquaredDistance {
+        overwrites_gradients,
+    });
+    check.run(inputs, |tape, vars| {
         let weighted = |tape: &mut Tape<f64>, centre: Var, weights: &ArrayD<f64>| {
             let d = tape.custom(distance, &[vars[0], centre])?;
             let weights = tape.constant(weights.clone());

@@ -55,6 +55,7 @@
 //! | normalisation | [`softmax`](Tape::softmax) (last axis), [`softmax_axis`](Tape::softmax_axis), [`log_softmax`](Tape::log_softmax), [`layer_norm`](Tape::layer_norm) and [`rms_norm`](Tape::rms_norm) (optional gain and bias), [`dropout`](Tape::dropout) (with the caller's RNG) |
 //! | losses | [`cross_entropy`](Tape::cross_entropy) (logits `[.., C]`, with an ignore index), [`softmax_cross_entropy`](Tape::softmax_cross_entropy), [`row_cross_entropy`](Tape::row_cross_entropy) (one loss per row) |
 //! | fused, for speed | [`linear_stacked`](Tape::linear_stacked) (several weights, one product), [`segmented_cross_entropy`](Tape::segmented_cross_entropy) (documents laid end to end); each is tested equal to its composition from the ops above |
+//! | saving and loading | [`NamedParameters`] names a tape's parameters; [`save`](NamedParameters::save) and [`load`](NamedParameters::load) (strict or not) go through a [`StateDict`] in a safetensors file that PyTorch's `load_state_dict` takes as it is
 //! | your own | [`CustomOp`], registered once with [`Tape::register`] and recorded with [`Tape::custom`]; [`check_gradients`] verifies any op's backward against finite differences |
 //!
 //! The examples in `crates/tape/examples/` teach the crate in order: an XOR perceptron, makemore's
@@ -69,14 +70,16 @@ mod float;
 mod gradients;
 mod kernels;
 mod ops;
+mod state_dict;
 mod tape;
 mod tensor;
 
-pub use check::{GradientCheckError, GradientReport, Tolerance, check_gradients};
+pub use check::{GradientCheck, GradientCheckError, GradientReport, Tolerance, check_gradients};
 pub use custom::{CustomOp, CustomOpId, InputGrads, Inputs};
 pub use error::TapeError;
 pub use exp::EXP_LANES;
 pub use float::Float;
 pub use gradients::Gradients;
+pub use state_dict::{LoadReport, NamedParameters, StateDict, StateDictError, Strictness};
 pub use tape::{Tape, Var};
 pub use tensor::{MAX_AXES, Tensor};

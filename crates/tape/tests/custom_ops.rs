@@ -2,7 +2,7 @@
 //! and proof that the checker rejects a wrong backward.
 
 use ndarray::arr1;
-use tape::{CustomOp, InputGrads, Inputs, Tape, TapeError, Tensor, Tolerance, check_gradients};
+use tape::{CustomOp, GradientCheck, InputGrads, Inputs, Tape, TapeError, Tensor};
 
 /// `a * b + a` elementwise, with a backward that is right or, for the checker's sake, off by 1%.
 struct MulAdd {
@@ -62,8 +62,9 @@ fn check_mul_add(wrong_by: f64) -> Result<tape::GradientReport, tape::GradientCh
         arr1(&[1.5, 0.7, -0.4]).into_dyn(),
     ];
     let weights = arr1(&[0.9, -0.2, 0.5]).into_dyn();
-    check_gradients(&inputs, Tolerance::default(), |tape, vars| {
-        let op = tape.register(MulAdd { wrong_by });
+    let mut check = GradientCheck::new();
+    let op = check.register(MulAdd { wrong_by });
+    check.run(&inputs, |tape, vars| {
         let out = tape.custom(op, vars)?;
         let weights = tape.constant(weights.clone());
         tape.dot(out, weights)
@@ -218,8 +219,9 @@ fn check_square(
 ) -> Result<tape::GradientReport, tape::GradientCheckError> {
     let weights = arr1(&[0.9, -0.2, 0.5]).into_dyn();
     let inputs = [arr1(&[0.3, -1.2, 2.0]).into_dyn()];
-    check_gradients(&inputs, Tolerance::default(), |tape, vars| {
-        let op = tape.register(Square { overwrites });
+    let mut check = GradientCheck::new();
+    let op = check.register(Square { overwrites });
+    check.run(&inputs, |tape, vars| {
         let out = f(tape, op, vars[0])?;
         let weights = tape.constant(weights.clone());
         tape.dot(out, weights)

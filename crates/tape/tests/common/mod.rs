@@ -10,7 +10,7 @@
 use ndarray::{ArrayD, IxDyn};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use tape::{Tape, TapeError, Tolerance, Var, check_gradients};
+use tape::{Tape, TapeError, Var, check_gradients};
 
 /// An array of the given shape with elements drawn from `range`.
 pub fn array(shape: Vec<usize>, range: std::ops::Range<f64>) -> impl Strategy<Value = ArrayD<f64>> {
@@ -38,7 +38,7 @@ pub fn check(
     weights: &ArrayD<f64>,
     op: impl Fn(&mut Tape<f64>, &[Var]) -> Result<Var, TapeError>,
 ) -> Result<(), TestCaseError> {
-    let result = check_gradients(inputs, Tolerance::default(), |tape, vars| {
+    let result = check_gradients(inputs, |tape, vars| {
         let output = op(tape, vars)?;
         project(tape, output, weights)
     });

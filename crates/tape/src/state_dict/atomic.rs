@@ -1,0 +1,45 @@
+//! Replacing a file all at once: a reader, a crash or Ctrl-C sees the old file or the new one,
+//! never a mix.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::StateDictError;
+
+/// Writes `bytes` to a temporary file beside `path` (`.<name>.<random>.tmp`, so the rename stays
+/// within one file system), flushes it to disk and renames it over `path`. On any failure the
+/// temporary file is removed and an existing file at `path` is left as it was.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateDictError> {
+    let failed = |source: io::Error| StateDictError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let directory = directory_of(path);
+    let name = path.file_name().map(|name| name.to_string_lossy());
+    let prefix = format!(".{}.", name.as_deref().unwrap_or("state_dict"));
+    // Removed when dropped, on every path that does not reach the rename.
+    let mut temporary = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .tempfile_in(directory)
+        .map_err(failed)?;
+    temporary.write_all(bytes).map_err(failed)?;
+    temporary.as_file().sync_all().map_err(failed)?;
+    temporary
+        .persist(path)
+        .map_err(|error| failed(error.error))?;
+    // Makes the rename itself durable. Best effort: not every platform can open a directory, and
+    // the new file is complete and in place either way.
+    if let Ok(directory) = File::open(directory) {
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}
+
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
