@@ -768,3 +768,93 @@ fn save_every_keeps_a_resumable_checkpoint_through_a_kill_9() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(leftovers(&directory).is_empty());
 }
+
+/// The step of the optimizer state in a checkpoint, as `info` reports it.
+fn saved_step(directory: &Path, checkpoint: &str) -> usize {
+    let info = run_microgpt(directory, &["info", "--model", checkpoint]);
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    info.lines()
+        .find_map(|line| line.strip_prefix("step: "))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{info}"))
+}
+
+#[test]
+fn a_damaged_optimizer_state_cannot_be_resumed_but_its_weights_start_a_new_run() {
+    let directory = trained("damaged-adam");
+    // One moment renamed (same length, so the header stays valid): the optimizer state is
+    // incomplete, the weights are whole.
+    let damaged = patch_metadata(
+        &directory.join("model.safetensors"),
+        "\"adam.m.wte\"",
+        "\"adam.x.wte\"",
+    );
+    fs::write(directory.join("damaged.safetensors"), &damaged).unwrap();
+    let output = train(
+        &directory,
+        &[
+            "--resume",
+            "damaged.safetensors",
+            "--steps",
+            "40",
+            "--out",
+            "resumed.safetensors",
+        ],
+    );
+    assert_fails(&output, 2, "optimizer state is incomplete");
+    assert!(
+        stderr(&output).contains("--init damaged.safetensors"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!directory.join("resumed.safetensors").exists());
+
+    // The advice works: --init reads the weights only.
+    let output = train(
+        &directory,
+        &[
+            "--init",
+            "damaged.safetensors",
+            "--steps",
+            "5",
+            "--samples",
+            "2",
+            "--out",
+            "new.safetensors",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(saved_step(&directory, "new.safetensors"), 5);
+    // So do sampling and info, which need no optimizer state.
+    let sample = run_microgpt(&directory, &["sample", "--model", "damaged.safetensors"]);
+    assert!(sample.status.success(), "{}", stderr(&sample));
+    let info = run_microgpt(&directory, &["info", "--model", "damaged.safetensors"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    assert!(
+        String::from_utf8_lossy(&info.stdout)
+            .contains("cannot --resume; --init starts from its weights"),
+        "{}",
+        String::from_utf8_lossy(&info.stdout)
+    );
+    // Damaged weights get no such advice, as --init would fail on them too.
+    let damaged = patch_metadata(
+        &directory.join("model.safetensors"),
+        "\"lm_head\"",
+        "\"lm_xead\"",
+    );
+    fs::write(directory.join("no-weights.safetensors"), &damaged).unwrap();
+    let output = train(
+        &directory,
+        &[
+            "--resume",
+            "no-weights.safetensors",
+            "--steps",
+            "40",
+            "--out",
+            "resumed.safetensors",
+        ],
+    );
+    assert_fails(&output, 2, "has no tensor \"lm_head\"");
+    assert!(!stderr(&output).contains("--init"), "{}", stderr(&output));
+    assert!(leftovers(&directory).is_empty());
+}
