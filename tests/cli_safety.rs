@@ -4,7 +4,7 @@
 //! line on stderr, and that no file was lost or left behind.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -857,4 +857,100 @@ fn a_damaged_optimizer_state_cannot_be_resumed_but_its_weights_start_a_new_run()
     assert_fails(&output, 2, "has no tensor \"lm_head\"");
     assert!(!stderr(&output).contains("--init"), "{}", stderr(&output));
     assert!(leftovers(&directory).is_empty());
+}
+
+/// A tmpfs mounted on a directory while the test runs, unmounted however the test ends.
+struct Tmpfs {
+    directory: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (mount's notation: `64k`) on `directory`; None where this process
+    /// may not mount (not root, or a container without the capability).
+    fn mount(directory: &Path, size: &str) -> Option<Self> {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(directory)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then(|| Tmpfs {
+            directory: directory.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.directory).status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_during_the_save_fails_with_one_line_and_keeps_the_previous_files() {
+    let directory = scratch_directory("full-disk");
+    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let disk = directory.join("disk");
+    fs::create_dir(&disk).unwrap();
+    let Some(_mounted) = Tmpfs::mount(&disk, "64k") else {
+        // Most machines may not mount: skipping is said on the terminal (past the test harness's
+        // capture of eprintln!), and a machine that must run the test says so.
+        assert!(
+            std::env::var_os("MICROGPT_REQUIRE_TMPFS").is_none(),
+            "MICROGPT_REQUIRE_TMPFS is set but a tmpfs cannot be mounted on {}",
+            disk.display()
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: cannot mount a tmpfs (needs root); the full-disk test did not run"
+        );
+        return;
+    };
+    // A small previous run (about 14 kB of files) fits; the default model's checkpoint (about
+    // 95 kB with its optimizer state) does not.
+    let previous = train(
+        &directory,
+        &[
+            "--n-embd",
+            "4",
+            "--n-head",
+            "1",
+            "--steps",
+            "2",
+            "--samples",
+            "0",
+            "--out",
+            "disk/x.safetensors",
+        ],
+    );
+    assert!(previous.status.success(), "{}", stderr(&previous));
+    let before: Vec<(String, Vec<u8>)> = ["x.safetensors", "x.csv", "x.svg"]
+        .into_iter()
+        .map(|name| (name.to_string(), fs::read(disk.join(name)).unwrap()))
+        .collect();
+
+    let output = train(
+        &directory,
+        &[
+            "--steps",
+            "20",
+            "--samples",
+            "0",
+            "--out",
+            "disk/x.safetensors",
+        ],
+    );
+    assert_fails(&output, 1, "disk/x.safetensors");
+    assert!(
+        stderr(&output).contains("No space left on device"),
+        "{}",
+        stderr(&output)
+    );
+    for (name, bytes) in before {
+        assert!(
+            fs::read(disk.join(&name)).unwrap() == bytes,
+            "{name} changed"
+        );
+    }
+    assert!(leftovers(&disk).is_empty(), "{:?}", leftovers(&disk));
 }

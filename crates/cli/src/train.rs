@@ -512,7 +512,10 @@ impl Run<'_> {
 
     fn save<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<()> {
         gpt::save(checkpoint, path, self.settings.dtype).map_err(|error| match error {
-            CheckpointError::Io { .. } => CliError::failure(format!("cannot save: {error}")),
+            // The source names the file already, as every error of gpt's atomic writes does.
+            CheckpointError::Io { source, .. } => {
+                CliError::failure(format!("cannot save the checkpoint: {source}"))
+            }
             _ => checkpoint_error(path, error),
         })
     }
