@@ -722,50 +722,85 @@ fn a_bom_crlf_and_control_characters_are_cleaned_or_escaped() {
 }
 
 #[test]
-fn save_every_keeps_a_resumable_checkpoint_through_a_kill_9() {
+fn save_every_keeps_the_checkpoint_and_the_loss_rows_through_a_kill_9() {
     let directory = scratch_directory("save-every");
     fs::write(directory.join("names.txt"), NAMES).unwrap();
+    // Enough steps for the kill to land mid-run; progress lines come every 500.
+    let common = [
+        "train",
+        "--data",
+        "names.txt",
+        "--steps",
+        "5000",
+        "--batch-size",
+        "8",
+        "--save-every",
+        "100",
+        "--samples",
+        "0",
+    ];
     let mut child = spawn(
         &directory,
-        &[
-            "train",
-            "--data",
-            "names.txt",
-            "--steps",
-            "3000",
-            "--save-every",
-            "100",
-            "--out",
-            "model.safetensors",
-        ],
+        &[&common[..], &["--out", "model.safetensors"]].concat(),
     );
-    let (_, reader) = wait_for_line(&mut child, "step 300/3000");
+    let (_, reader) = wait_for_line(&mut child, "step 500/5000");
     signal(&child, "KILL");
     drop(reader);
     let _ = child.wait();
-    let info = run_microgpt(&directory, &["info", "--model", "model.safetensors"]);
-    let info = String::from_utf8_lossy(&info.stdout).into_owned();
-    let step: usize = info
-        .lines()
-        .find_map(|line| line.strip_prefix("step: "))
-        .and_then(|rest| rest.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{info}"));
-    assert!(step >= 100 && step.is_multiple_of(100), "{info}");
-    // The next run removes whatever the kill left and continues from the periodic save.
-    let output = train(
+    let step = saved_step(&directory, "model.safetensors");
+    assert!(
+        (100..5000).contains(&step) && step.is_multiple_of(100),
+        "step {step}"
+    );
+    // The CSV was saved with the checkpoint (just before it): every row up to its step is there.
+    let csv = fs::read_to_string(directory.join("model.csv")).unwrap();
+    assert!(
+        csv.lines().count() > step,
+        "{} rows for step {step}",
+        csv.lines().count() - 1
+    );
+
+    // The next run removes whatever the kill left and continues from the periodic save, to the
+    // same checkpoint and the same rows as a run that was never killed.
+    let stop = (step + 50).to_string();
+    let resumed = train(
         &directory,
         &[
             "--resume",
             "model.safetensors",
             "--steps",
-            "3000",
+            "5000",
             "--stop-after",
-            &(step + 10).to_string(),
+            &stop,
             "--samples",
             "0",
         ],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        !stderr(&resumed).contains("has loss rows up to"),
+        "{}",
+        stderr(&resumed)
+    );
+    let whole = run_microgpt(
+        &directory,
+        &[
+            &common[..],
+            &["--stop-after", &stop, "--out", "whole.safetensors"],
+        ]
+        .concat(),
+    );
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    assert_eq!(
+        fs::read_to_string(directory.join("model.csv")).unwrap(),
+        fs::read_to_string(directory.join("whole.csv")).unwrap(),
+        "the resumed CSV's rows differ from those of the run that was never killed"
+    );
+    assert!(
+        fs::read(directory.join("model.safetensors")).unwrap()
+            == fs::read(directory.join("whole.safetensors")).unwrap(),
+        "the resumed checkpoint differs from that of the run that was never killed"
+    );
     assert!(leftovers(&directory).is_empty());
 }
 

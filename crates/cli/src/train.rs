@@ -391,6 +391,11 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             .is_some_and(|every| every > 0 && done.is_multiple_of(every))
             && done < last_step
         {
+            // The rows first: if the run dies between the two, the CSV holds rows past the
+            // checkpoint, which a resumed run ignores, rather than too few.
+            csv = csv
+                .save()
+                .map_err(|error| cannot_write(&paths.csv, error))?;
             let state = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
             run.save(&state, &paths.out)?;
         }
