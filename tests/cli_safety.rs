@@ -817,25 +817,27 @@ fn saved_step(directory: &Path, checkpoint: &str) -> usize {
 #[test]
 fn a_damaged_optimizer_state_cannot_be_resumed_but_its_weights_start_a_new_run() {
     let directory = trained("damaged-adam");
+    let copy_with = |name: &str, from: &str, to: &str| {
+        let patched = patch_metadata(&directory.join("model.safetensors"), from, to);
+        fs::write(directory.join(name), patched).unwrap();
+    };
+    let resume = |checkpoint: &str| {
+        train(
+            &directory,
+            &[
+                "--resume",
+                checkpoint,
+                "--steps",
+                "40",
+                "--out",
+                "resumed.safetensors",
+            ],
+        )
+    };
     // One moment renamed (same length, so the header stays valid): the optimizer state is
     // incomplete, the weights are whole.
-    let damaged = patch_metadata(
-        &directory.join("model.safetensors"),
-        "\"adam.m.wte\"",
-        "\"adam.x.wte\"",
-    );
-    fs::write(directory.join("damaged.safetensors"), &damaged).unwrap();
-    let output = train(
-        &directory,
-        &[
-            "--resume",
-            "damaged.safetensors",
-            "--steps",
-            "40",
-            "--out",
-            "resumed.safetensors",
-        ],
-    );
+    copy_with("damaged.safetensors", "\"adam.m.wte\"", "\"adam.x.wte\"");
+    let output = resume("damaged.safetensors");
     assert_fails(&output, 2, "optimizer state is incomplete");
     assert!(
         stderr(&output).contains("--init damaged.safetensors"),
@@ -872,23 +874,8 @@ fn a_damaged_optimizer_state_cannot_be_resumed_but_its_weights_start_a_new_run()
         String::from_utf8_lossy(&info.stdout)
     );
     // Damaged weights get no such advice, as --init would fail on them too.
-    let damaged = patch_metadata(
-        &directory.join("model.safetensors"),
-        "\"lm_head\"",
-        "\"lm_xead\"",
-    );
-    fs::write(directory.join("no-weights.safetensors"), &damaged).unwrap();
-    let output = train(
-        &directory,
-        &[
-            "--resume",
-            "no-weights.safetensors",
-            "--steps",
-            "40",
-            "--out",
-            "resumed.safetensors",
-        ],
-    );
+    copy_with("no-weights.safetensors", "\"lm_head\"", "\"lm_xead\"");
+    let output = resume("no-weights.safetensors");
     assert_fails(&output, 2, "has no tensor \"lm_head\"");
     assert!(!stderr(&output).contains("--init"), "{}", stderr(&output));
     assert!(leftovers(&directory).is_empty());
