@@ -3,7 +3,8 @@
 //!
 //! The rows go to the temporary file `.NAME.tmp-PID` beside the CSV (through [`gpt::AtomicFile`],
 //! on the same disk as the CSV, never in `$TMPDIR`), which replaces the CSV only when the run
-//! saves: a failed run leaves the old CSV as it was, and removes the temporary file.
+//! saves (at its end, and at each `--save-every` save): a failed run leaves the CSV of its last
+//! save as it was, and removes the temporary file.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
