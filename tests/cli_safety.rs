@@ -4,7 +4,7 @@
 //! line on stderr, and that no file was lost or left behind.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -722,49 +722,257 @@ fn a_bom_crlf_and_control_characters_are_cleaned_or_escaped() {
 }
 
 #[test]
-fn save_every_keeps_a_resumable_checkpoint_through_a_kill_9() {
+fn save_every_keeps_the_checkpoint_and_the_loss_rows_through_a_kill_9() {
     let directory = scratch_directory("save-every");
     fs::write(directory.join("names.txt"), NAMES).unwrap();
+    // Enough steps for the kill to land mid-run; progress lines come every 500.
+    let common = [
+        "train",
+        "--data",
+        "names.txt",
+        "--steps",
+        "5000",
+        "--batch-size",
+        "8",
+        "--save-every",
+        "100",
+        "--samples",
+        "0",
+    ];
     let mut child = spawn(
         &directory,
-        &[
-            "train",
-            "--data",
-            "names.txt",
-            "--steps",
-            "3000",
-            "--save-every",
-            "100",
-            "--out",
-            "model.safetensors",
-        ],
+        &[&common[..], &["--out", "model.safetensors"]].concat(),
     );
-    let (_, reader) = wait_for_line(&mut child, "step 300/3000");
+    let (_, reader) = wait_for_line(&mut child, "step 500/5000");
     signal(&child, "KILL");
     drop(reader);
     let _ = child.wait();
-    let info = run_microgpt(&directory, &["info", "--model", "model.safetensors"]);
-    let info = String::from_utf8_lossy(&info.stdout).into_owned();
-    let step: usize = info
-        .lines()
-        .find_map(|line| line.strip_prefix("step: "))
-        .and_then(|rest| rest.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("{info}"));
-    assert!(step >= 100 && step.is_multiple_of(100), "{info}");
-    // The next run removes whatever the kill left and continues from the periodic save.
-    let output = train(
+    let step = saved_step(&directory, "model.safetensors");
+    assert!(
+        (100..5000).contains(&step) && step.is_multiple_of(100),
+        "step {step}"
+    );
+    // The CSV was saved with the checkpoint (just before it): every row up to its step is there.
+    let csv = fs::read_to_string(directory.join("model.csv")).unwrap();
+    assert!(
+        csv.lines().count() > step,
+        "{} rows for step {step}",
+        csv.lines().count() - 1
+    );
+
+    // The next run removes whatever the kill left and continues from the periodic save, to the
+    // same checkpoint and the same rows as a run that was never killed.
+    let stop = (step + 50).to_string();
+    let resumed = train(
         &directory,
         &[
             "--resume",
             "model.safetensors",
             "--steps",
-            "3000",
+            "5000",
             "--stop-after",
-            &(step + 10).to_string(),
+            &stop,
             "--samples",
             "0",
         ],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        !stderr(&resumed).contains("has loss rows up to"),
+        "{}",
+        stderr(&resumed)
+    );
+    let whole = run_microgpt(
+        &directory,
+        &[
+            &common[..],
+            &["--stop-after", &stop, "--out", "whole.safetensors"],
+        ]
+        .concat(),
+    );
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    assert_eq!(
+        fs::read_to_string(directory.join("model.csv")).unwrap(),
+        fs::read_to_string(directory.join("whole.csv")).unwrap(),
+        "the resumed CSV's rows differ from those of the run that was never killed"
+    );
+    assert!(
+        fs::read(directory.join("model.safetensors")).unwrap()
+            == fs::read(directory.join("whole.safetensors")).unwrap(),
+        "the resumed checkpoint differs from that of the run that was never killed"
+    );
     assert!(leftovers(&directory).is_empty());
+}
+
+/// The step of the optimizer state in a checkpoint, as `info` reports it.
+fn saved_step(directory: &Path, checkpoint: &str) -> usize {
+    let info = run_microgpt(directory, &["info", "--model", checkpoint]);
+    let info = String::from_utf8_lossy(&info.stdout).into_owned();
+    info.lines()
+        .find_map(|line| line.strip_prefix("step: "))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{info}"))
+}
+
+#[test]
+fn a_damaged_optimizer_state_cannot_be_resumed_but_its_weights_start_a_new_run() {
+    let directory = trained("damaged-adam");
+    let copy_with = |name: &str, from: &str, to: &str| {
+        let patched = patch_metadata(&directory.join("model.safetensors"), from, to);
+        fs::write(directory.join(name), patched).unwrap();
+    };
+    let resume = |checkpoint: &str| {
+        train(
+            &directory,
+            &[
+                "--resume",
+                checkpoint,
+                "--steps",
+                "40",
+                "--out",
+                "resumed.safetensors",
+            ],
+        )
+    };
+    // One moment renamed (same length, so the header stays valid): the optimizer state is
+    // incomplete, the weights are whole.
+    copy_with("damaged.safetensors", "\"adam.m.wte\"", "\"adam.x.wte\"");
+    let output = resume("damaged.safetensors");
+    assert_fails(&output, 2, "optimizer state is incomplete");
+    assert!(
+        stderr(&output).contains("--init damaged.safetensors"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!directory.join("resumed.safetensors").exists());
+
+    // The advice works: --init reads the weights only.
+    let output = train(
+        &directory,
+        &[
+            "--init",
+            "damaged.safetensors",
+            "--steps",
+            "5",
+            "--samples",
+            "2",
+            "--out",
+            "new.safetensors",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(saved_step(&directory, "new.safetensors"), 5);
+    // So do sampling and info, which need no optimizer state.
+    let sample = run_microgpt(&directory, &["sample", "--model", "damaged.safetensors"]);
+    assert!(sample.status.success(), "{}", stderr(&sample));
+    let info = run_microgpt(&directory, &["info", "--model", "damaged.safetensors"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    assert!(
+        String::from_utf8_lossy(&info.stdout)
+            .contains("cannot --resume; --init starts from its weights"),
+        "{}",
+        String::from_utf8_lossy(&info.stdout)
+    );
+    // Damaged weights get no such advice, as --init would fail on them too.
+    copy_with("no-weights.safetensors", "\"lm_head\"", "\"lm_xead\"");
+    let output = resume("no-weights.safetensors");
+    assert_fails(&output, 2, "has no tensor \"lm_head\"");
+    assert!(!stderr(&output).contains("--init"), "{}", stderr(&output));
+    assert!(leftovers(&directory).is_empty());
+}
+
+/// A tmpfs mounted on a directory while the test runs, unmounted however the test ends.
+struct Tmpfs {
+    directory: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (mount's notation: `64k`) on `directory`; None where this process
+    /// may not mount (not root, or a container without the capability).
+    fn mount(directory: &Path, size: &str) -> Option<Self> {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(directory)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then(|| Tmpfs {
+            directory: directory.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.directory).status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_during_the_save_fails_with_one_line_and_keeps_the_previous_files() {
+    let directory = scratch_directory("full-disk");
+    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let disk = directory.join("disk");
+    fs::create_dir(&disk).unwrap();
+    let Some(_mounted) = Tmpfs::mount(&disk, "64k") else {
+        // Most machines may not mount: skipping is said on the terminal (past the test harness's
+        // capture of eprintln!), and a machine that must run the test says so.
+        assert!(
+            std::env::var_os("MICROGPT_REQUIRE_TMPFS").is_none(),
+            "MICROGPT_REQUIRE_TMPFS is set but a tmpfs cannot be mounted on {}",
+            disk.display()
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: cannot mount a tmpfs (needs root); the full-disk test did not run"
+        );
+        return;
+    };
+    // A small previous run (about 14 kB of files) fits; the default model's checkpoint (about
+    // 95 kB with its optimizer state) does not.
+    let previous = train(
+        &directory,
+        &[
+            "--n-embd",
+            "4",
+            "--n-head",
+            "1",
+            "--steps",
+            "2",
+            "--samples",
+            "0",
+            "--out",
+            "disk/x.safetensors",
+        ],
+    );
+    assert!(previous.status.success(), "{}", stderr(&previous));
+    let before: Vec<(String, Vec<u8>)> = ["x.safetensors", "x.csv", "x.svg"]
+        .into_iter()
+        .map(|name| (name.to_string(), fs::read(disk.join(name)).unwrap()))
+        .collect();
+
+    let output = train(
+        &directory,
+        &[
+            "--steps",
+            "20",
+            "--samples",
+            "0",
+            "--out",
+            "disk/x.safetensors",
+        ],
+    );
+    assert_fails(&output, 1, "disk/x.safetensors");
+    assert!(
+        stderr(&output).contains("No space left on device"),
+        "{}",
+        stderr(&output)
+    );
+    for (name, bytes) in before {
+        assert!(
+            fs::read(disk.join(&name)).unwrap() == bytes,
+            "{name} changed"
+        );
+    }
+    assert!(leftovers(&disk).is_empty(), "{:?}", leftovers(&disk));
 }

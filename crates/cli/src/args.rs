@@ -121,7 +121,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub rng: Option<RngKind>,
 
-    /// Also save the checkpoint every N steps (atomically), so that a kill loses at most N steps
+    /// Also save the checkpoint and the loss CSV every N steps (atomically), so that a kill loses at most N steps
     #[arg(long, value_name = "N")]
     pub save_every: Option<usize>,
 

@@ -19,8 +19,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
 }
 
 fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
-    let checkpoint =
-        gpt::load::<F>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
+    let checkpoint = gpt::load_weights::<F>(&args.model)
+        .map_err(|error| checkpoint_error(&args.model, error))?;
     let corpus = Corpus::read(&args.data)?;
     corpus.check_vocabulary(&checkpoint.tokenizer, &args.data)?;
     let block_size = checkpoint.params.config().block_size;

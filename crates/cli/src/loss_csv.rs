@@ -3,11 +3,12 @@
 //!
 //! The rows go to the temporary file `.NAME.tmp-PID` beside the CSV (through [`gpt::AtomicFile`],
 //! on the same disk as the CSV, never in `$TMPDIR`), which replaces the CSV only when the run
-//! saves: a failed run leaves the old CSV as it was, and removes the temporary file.
+//! saves (at its end, and at each `--save-every` save): a failed run leaves the CSV of its last
+//! save as it was, and removes the temporary file.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gpt::AtomicFile;
 
@@ -22,6 +23,7 @@ const HEADER: &str = "step,train_loss,val_loss";
 #[derive(Debug)]
 pub struct LossCsv {
     rows: AtomicFile,
+    path: PathBuf,
 }
 
 impl LossCsv {
@@ -29,7 +31,10 @@ impl LossCsv {
     pub fn create(path: &Path) -> io::Result<Self> {
         let mut rows = AtomicFile::create(path)?;
         writeln!(rows, "{HEADER}")?;
-        Ok(Self { rows })
+        Ok(Self {
+            rows,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Appends the row of `point`.
@@ -75,6 +80,19 @@ impl LossCsv {
     pub fn commit(self) -> io::Result<()> {
         self.rows.commit()
     }
+
+    /// Puts the rows so far in place of the old CSV, atomically and durably, and goes on writing
+    /// after them: what a periodic save does, so that a run killed later resumes with every row up
+    /// to its last checkpoint. A new temporary file starts with a copy of the committed rows, as
+    /// the file the rows were written to is now the CSV itself; the copy costs a read of the CSV,
+    /// small beside the checkpoint saved with it.
+    pub fn save(self) -> io::Result<Self> {
+        let Self { rows, path } = self;
+        rows.commit()?;
+        let mut rows = AtomicFile::create(&path)?;
+        io::copy(&mut File::open(&path)?, &mut rows)?;
+        Ok(Self { rows, path })
+    }
 }
 
 /// A row as [`LossCsv::push`] writes it.
@@ -98,7 +116,6 @@ mod tests {
     use super::*;
     use crate::test_support::point;
     use std::fs;
-    use std::path::PathBuf;
 
     fn scratch_dir(name: &str) -> PathBuf {
         crate::test_support::scratch_dir("loss-csv", name)
@@ -148,6 +165,33 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), old);
         let entries: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(entries.len(), 1, "a temporary file was left: {entries:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_save_puts_the_rows_so_far_in_place_and_writing_goes_on_after_them() {
+        let dir = scratch_dir("save");
+        let path = dir.join("loss.csv");
+        fs::write(&path, "old").unwrap();
+        let mut csv = LossCsv::create(&path).unwrap();
+        csv.push(&point(1, 3.0, None)).unwrap();
+        let mut csv = csv.save().unwrap();
+        let saved = "step,train_loss,val_loss\n1,3,\n";
+        assert_eq!(fs::read_to_string(&path).unwrap(), saved);
+        csv.push(&point(2, 2.5, Some(2.75))).unwrap();
+        // Rows after the save wait for the next one, as the checkpoint's steps do.
+        drop(csv);
+        assert_eq!(fs::read_to_string(&path).unwrap(), saved);
+        let entries: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(entries.len(), 1, "a temporary file was left: {entries:?}");
+
+        let mut csv = LossCsv::create(&path).unwrap();
+        csv.push(&point(1, 3.0, None)).unwrap();
+        let mut csv = csv.save().unwrap().save().unwrap();
+        csv.push(&point(2, 2.5, Some(2.75))).unwrap();
+        csv.commit().unwrap();
+        let expected = "step,train_loss,val_loss\n1,3,\n2,2.5,2.75\n";
+        assert_eq!(fs::read_to_string(&path).unwrap(), expected);
         fs::remove_dir_all(&dir).unwrap();
     }
 

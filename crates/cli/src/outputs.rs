@@ -190,7 +190,8 @@ fn remove_stale_temporaries(path: &Path) {
         else {
             continue;
         };
-        let stale_path = entry.path();
+        // Named as the user named the output (`.x.tmp-1`, not `./.x.tmp-1`).
+        let stale_path = path.with_file_name(&file_name);
         let alive = pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists();
         if !can_look_up {
             note!(
@@ -215,7 +216,7 @@ pub fn lock(out: &Path) -> Result<File> {
         .file_name()
         .map(|name| name.to_string_lossy())
         .unwrap_or_default();
-    let path = directory_of(out).join(format!(".{name}.lock"));
+    let path = out.with_file_name(format!(".{name}.lock"));
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -26,8 +26,8 @@ pub fn run(args: SampleArgs) -> Result<()> {
     if args.batch_size == 0 {
         return Err(CliError::input("--batch-size must be at least 1"));
     }
-    let checkpoint =
-        gpt::load::<f64>(&args.model).map_err(|error| checkpoint_error(&args.model, error))?;
+    let checkpoint = gpt::load_weights::<f64>(&args.model)
+        .map_err(|error| checkpoint_error(&args.model, error))?;
     match checkpoint
         .metadata
         .get("dtype")

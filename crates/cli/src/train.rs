@@ -65,7 +65,12 @@ impl Start {
                 checkpoint: None,
             });
         };
-        let checkpoint = gpt::load::<f64>(path).map_err(|error| checkpoint_error(path, error))?;
+        // --init needs the weights only, so a damaged optimizer state cannot stop it.
+        let checkpoint = if resumed {
+            gpt::load::<f64>(path).map_err(|error| resume_error(path, error))?
+        } else {
+            gpt::load_weights::<f64>(path).map_err(|error| checkpoint_error(path, error))?
+        };
         let settings = if resumed {
             RunSettings::resumed(args, &checkpoint)?
         } else {
@@ -81,6 +86,21 @@ impl Start {
             }),
         })
     }
+}
+
+/// A checkpoint that cannot be resumed. When its weights load alone, what is broken is the
+/// optimizer state, and `--init` (which reads nothing else) starts a new run from them.
+fn resume_error(path: &Path, error: CheckpointError) -> CliError {
+    let weights_load =
+        !matches!(error, CheckpointError::Io { .. }) && gpt::load_weights::<f64>(path).is_ok();
+    let mut error = checkpoint_error(path, error);
+    if weights_load {
+        error.message.push_str(&format!(
+            "; its weights are intact: start a new run from them with --init {} (a fresh optimizer)",
+            path.display()
+        ));
+    }
+    error
 }
 
 /// The files a run writes, all beside `--out`.
@@ -371,6 +391,11 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             .is_some_and(|every| every > 0 && done.is_multiple_of(every))
             && done < last_step
         {
+            // The rows first: if the run dies between the two, the CSV holds rows past the
+            // checkpoint, which a resumed run ignores, rather than too few.
+            csv = csv
+                .save()
+                .map_err(|error| cannot_write(&paths.csv, error))?;
             let state = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
             run.save(&state, &paths.out)?;
         }
@@ -492,7 +517,10 @@ impl Run<'_> {
 
     fn save<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<()> {
         gpt::save(checkpoint, path, self.settings.dtype).map_err(|error| match error {
-            CheckpointError::Io { .. } => CliError::failure(format!("cannot save: {error}")),
+            // The source names the file already, as every error of gpt's atomic writes does.
+            CheckpointError::Io { source, .. } => {
+                CliError::failure(format!("cannot save the checkpoint: {source}"))
+            }
             _ => checkpoint_error(path, error),
         })
     }

@@ -13,8 +13,8 @@ mod tokenizer;
 
 pub use adam::{Adam, AdamSettings, AdamState};
 pub use checkpoint::{
-    AtomicFile, Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, save, temporary_path,
-    write_atomically,
+    AtomicFile, Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, load_weights, save,
+    temporary_path, write_atomically,
 };
 pub use config::{Config, ConfigError};
 pub use inference::{DecodeError, Decoder, KvCache};

@@ -915,6 +915,39 @@ fn partial_adam_state_is_inconsistent() {
 }
 
 #[test]
+fn weights_load_alone_whatever_state_the_optimizer_is_in() {
+    // What --init and sampling rely on: a damaged optimizer state (a missing or misshapen moment,
+    // a bad step) must not keep the weights from loading, and must not be passed on as if valid.
+    let expected = checkpoint::<f64>("abc", 5, true);
+    let mut missing = RawFile::valid();
+    missing.remove("adam.v.layer0.attn_wk");
+    let mut misshapen = RawFile::valid();
+    misshapen.replace(
+        "adam.m.wpe",
+        safetensors::Dtype::F64,
+        vec![4, 4],
+        vec![0; 128],
+    );
+    let mut bad_step = RawFile::valid();
+    bad_step.set("adam_step", "-3");
+    for raw in [RawFile::valid(), missing, misshapen, bad_step] {
+        let loaded = Checkpoint::<f64>::weights_from_bytes(&raw.to_bytes()).unwrap();
+        assert_eq!(loaded.params, expected.params);
+        assert_eq!(loaded.tokenizer, expected.tokenizer);
+        assert_eq!(loaded.metadata, expected.metadata);
+        assert_eq!(loaded.adam, None);
+    }
+    // The weights themselves are still checked.
+    let mut weights_missing = RawFile::valid();
+    weights_missing.remove("layer0.attn_wk");
+    let error = Checkpoint::<f64>::weights_from_bytes(&weights_missing.to_bytes()).unwrap_err();
+    assert!(
+        matches!(&error, CheckpointError::MissingTensor(name) if name == "layer0.attn_wk"),
+        "{error:?}"
+    );
+}
+
+#[test]
 fn unknown_extra_tensors_are_ignored() {
     let mut raw = RawFile::valid();
     raw.tensors.push((

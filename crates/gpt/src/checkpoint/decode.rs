@@ -14,8 +14,20 @@ use crate::{AdamState, Config, Params, ParamsError, Tokenizer};
 /// The length of the little-endian `u64` that starts a safetensors file: the header's size.
 const LENGTH_PREFIX: usize = 8;
 
+/// Which parts of a file to decode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Parts {
+    /// Weights, vocabulary, metadata and Adam's state (which may be absent, not partial).
+    All,
+    /// Everything but Adam's state, whose tensors and step are then not even looked at.
+    Weights,
+}
+
 /// The checkpoint stored in `bytes`, converted to `F`.
-pub(super) fn from_bytes<F: Float>(bytes: &[u8]) -> Result<Checkpoint<F>, CheckpointError> {
+pub(super) fn from_bytes<F: Float>(
+    bytes: &[u8],
+    parts: Parts,
+) -> Result<Checkpoint<F>, CheckpointError> {
     reject_huge_numbers(bytes)?;
     let (header_len, header) = SafeTensors::read_metadata(bytes)
         .map_err(|error| CheckpointError::NotSafetensors(error.to_string()))?;
@@ -56,7 +68,10 @@ pub(super) fn from_bytes<F: Float>(bytes: &[u8]) -> Result<Checkpoint<F>, Checkp
         .map(|(name, shape)| Ok((name.clone(), file.tensor(name, *shape)?)))
         .collect::<Result<Vec<_>, CheckpointError>>()?;
     let params = Params::from_named(config, named).map_err(from_params_error)?;
-    let adam = read_adam(&file, metadata, &shapes)?;
+    let adam = match parts {
+        Parts::All => read_adam(&file, metadata, &shapes)?,
+        Parts::Weights => None,
+    };
     let metadata = metadata
         .iter()
         .filter(|(key, _)| !RESERVED_KEYS.contains(&key.as_str()))

@@ -115,8 +115,7 @@ impl fmt::Display for CheckpointError {
             ),
             CheckpointError::InconsistentAdam(detail) => write!(
                 f,
-                "the checkpoint's optimizer state is incomplete: {detail}; \
-                 start from its weights alone (--init) for a fresh optimizer"
+                "the checkpoint's optimizer state is incomplete: {detail}"
             ),
             CheckpointError::VocabMismatch { tokenizer, config } => write!(
                 f,

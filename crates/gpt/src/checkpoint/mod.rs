@@ -13,6 +13,7 @@ mod atomic;
 
 pub use atomic::{AtomicFile, temporary_path, write_atomically};
 mod decode;
+use decode::Parts;
 mod dtype;
 mod encode;
 mod error;
@@ -82,7 +83,13 @@ impl<F: Float> Checkpoint<F> {
     /// The checkpoint in the bytes of a safetensors file (F32 or F64, converted to `F`), as [`load`]
     /// reads it. Any bytes give `Ok` or `Err`, never a panic.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
-        decode::from_bytes(bytes)
+        decode::from_bytes(bytes, Parts::All)
+    }
+
+    /// The weights, vocabulary and metadata in the bytes of a safetensors file, as
+    /// [`load_weights`] reads them: Adam's state is neither read nor checked, and is `None`.
+    pub fn weights_from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
+        decode::from_bytes(bytes, Parts::Weights)
     }
 }
 
@@ -146,9 +153,40 @@ pub fn save<F: Float>(
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn load<F: Float>(path: &Path) -> Result<Checkpoint<F>, CheckpointError> {
-    let bytes = fs::read(path).map_err(|source| CheckpointError::Io {
+    Checkpoint::from_bytes(&read(path)?)
+}
+
+/// Reads the weights, vocabulary and metadata of the checkpoint at `path`, as [`load`] does, but
+/// not Adam's state: the returned `adam` is `None`. What starts a new run from trained weights, or
+/// samples from them, needs no optimizer state, so a damaged or partial one (a file edited by
+/// hand, moments of another configuration) must not stop it.
+///
+/// ```
+/// use gpt::{AdamState, Checkpoint, Config, Dtype, Params, Tokenizer};
+/// use rand::SeedableRng;
+///
+/// let tokenizer = Tokenizer::from_documents(["emma", "olivia", "ava"]);
+/// let config = Config { vocab_size: tokenizer.vocab_size(), ..Config::default() };
+/// let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(7);
+/// let params = Params::<f64>::init(config, &mut rng)?;
+/// let adam = AdamState::zeros(&params);
+/// let checkpoint = Checkpoint { params, tokenizer, adam: Some(adam), metadata: Default::default() };
+///
+/// let path = std::env::temp_dir().join(format!("microgpt-doc-weights-{}.safetensors", std::process::id()));
+/// gpt::save(&checkpoint, &path, Dtype::F64)?;
+/// let weights: Checkpoint<f64> = gpt::load_weights(&path)?;
+/// assert_eq!(weights.params, checkpoint.params);
+/// assert_eq!(weights.adam, None);
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load_weights<F: Float>(path: &Path) -> Result<Checkpoint<F>, CheckpointError> {
+    Checkpoint::weights_from_bytes(&read(path)?)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    Checkpoint::from_bytes(&bytes)
+    })
 }
