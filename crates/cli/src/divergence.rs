@@ -6,7 +6,7 @@
 //! three times the larger of the two is far worse than where the run started, which no working run
 //! reaches. A non-finite gradient would turn every weight into NaN at the next update.
 
-use gpt::{AdamState, Model, Params};
+use gpt::{Adam, AdamState, Model, Params};
 use tape::Float;
 
 /// The checks of one step.
@@ -69,22 +69,13 @@ pub struct Healthy<F> {
 
 impl<F: Float> Healthy<F> {
     /// Starts from the run's initial state.
-    pub fn new(params: Params<F>, adam: &AdamState<F>) -> Self {
-        Healthy {
-            params,
-            adam: adam.clone(),
-        }
+    pub fn new(params: Params<F>, adam: AdamState<F>) -> Self {
+        Healthy { params, adam }
     }
 
     /// Remembers the current state (call it before the update of a healthy step).
-    pub fn record(&mut self, model: &Model<F>, adam: &AdamState<F>) {
+    pub fn record(&mut self, model: &Model<F>, adam: &Adam<F>) {
         model.copy_params_into(&mut self.params);
-        for (kept, current) in self.adam.m.iter_mut().zip(&adam.m) {
-            kept.assign(current);
-        }
-        for (kept, current) in self.adam.v.iter_mut().zip(&adam.v) {
-            kept.assign(current);
-        }
-        self.adam.step = adam.step;
+        adam.copy_state_into(&mut self.adam);
     }
 }

@@ -276,14 +276,11 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
                     path.display()
                 ))
             })?;
-            Adam {
-                settings: adam_settings,
-                state,
-            }
+            Adam::from_state(adam_settings, state)
         }
         _ => Adam::new(adam_settings, &params),
     };
-    let first_step = adam.state.step;
+    let first_step = adam.step();
     let num_steps = settings.num_steps;
     let last_step = args
         .stop_after
@@ -325,7 +322,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     }
     let mut guard = Guard::new(config.vocab_size);
     let names = params.names().to_vec();
-    let mut healthy = Healthy::new(params.clone(), &adam.state);
+    let mut healthy = Healthy::new(params.clone(), adam.state());
     let mut model = Model::new(params);
     let mut best_val_loss = settings.best_val_loss;
     // The batch's documents, tokenized into buffers reused from step to step.
@@ -354,7 +351,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
                 paths.healthy.display()
             )));
         }
-        healthy.record(&model, &adam.state);
+        healthy.record(&model, &adam);
         let lr = adam.settings.learning_rate(step, num_steps);
         model.apply_adam(&mut adam, num_steps);
         last_loss = loss;
@@ -396,14 +393,14 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             csv = csv
                 .save()
                 .map_err(|error| cannot_write(&paths.csv, error))?;
-            let state = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
+            let state = run.checkpoint(model.params(), Some(adam.state()), best_val_loss);
             run.save(&state, &paths.out)?;
         }
     }
     progress.finish();
 
     // Everything is saved before anything is reported, so that a closed stdout loses nothing.
-    let checkpoint = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
+    let checkpoint = run.checkpoint(model.params(), Some(adam.state()), best_val_loss);
     run.save(&checkpoint, &paths.out)?;
     csv.commit()
         .map_err(|error| cannot_write(&paths.csv, error))?;

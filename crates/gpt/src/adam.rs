@@ -1,7 +1,9 @@
-//! Adam with bias correction and a linearly decaying learning rate, exactly as microgpt.py.
+//! microgpt.py's optimizer: the tape's Adam with microgpt's constants, a linearly decaying learning
+//! rate, and its state in the form a checkpoint stores.
 
-use ndarray::Array2;
+use ndarray::{Array2, Ix2};
 use tape::Float;
+use tape::optim::{self, AdamConfig, Optimizer};
 
 use crate::Params;
 
@@ -34,9 +36,20 @@ impl AdamSettings {
     pub fn learning_rate(&self, step: usize, num_steps: usize) -> f64 {
         self.lr * (1.0 - step as f64 / num_steps as f64)
     }
+
+    /// The tape optimizer's settings: these betas and eps, no weight decay.
+    fn config(&self) -> AdamConfig {
+        AdamConfig {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: 0.0,
+        }
+    }
 }
 
-/// Adam's moments and step count: what a checkpoint must keep for a run to resume exactly.
+/// Adam's moments and step count as a checkpoint stores them (`adam.m.<name>`, `adam.v.<name>`,
+/// `adam_step`): one matrix per weight in DESIGN.md's order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdamState<F> {
     /// First moments, one per tensor in DESIGN.md's order.
@@ -78,112 +91,111 @@ impl<F: Float> AdamState<F> {
     }
 }
 
-/// The optimizer: settings plus state.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Adam<F> {
+/// The optimizer: microgpt's settings over the tape's [`tape::optim::Adam`], which holds the
+/// moments. [`Model::apply_adam`](crate::Model::apply_adam) applies it.
+///
+/// ```
+/// use gpt::{Adam, AdamSettings, Config, Model, Params};
+/// use rand::SeedableRng;
+/// let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
+/// let config = Config { vocab_size: 5, ..Config::default() };
+/// let params = Params::<f64>::init(config, &mut rng).unwrap();
+/// let mut adam = Adam::new(AdamSettings::default(), &params);
+/// let mut model = Model::new(params.clone());
+/// model.loss(&[4, 0, 1, 4])?;
+/// model.apply_adam(&mut adam, 10);
+/// assert_eq!(adam.step(), 1);
+/// // The first bias-corrected step moves every weight with a gradient by about lr.
+/// let moved = (params.lm_head()[[0, 0]] - model.params().lm_head()[[0, 0]]).abs();
+/// assert!((moved - 0.01).abs() < 1e-6, "{moved}");
+/// // The state a checkpoint keeps, and an optimizer resumed from it.
+/// let resumed = Adam::from_state(adam.settings, adam.state());
+/// assert_eq!(resumed.state(), adam.state());
+/// # Ok::<(), tape::TapeError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Adam<F: Float> {
     /// The hyperparameters.
     pub settings: AdamSettings,
-    /// The moments and step count.
-    pub state: AdamState<F>,
+    optimizer: optim::Adam<F>,
 }
 
 impl<F: Float> Adam<F> {
-    /// A fresh optimizer for `params`.
+    /// A fresh optimizer for `params`, its moments allocated and zeroed now.
     pub fn new(settings: AdamSettings, params: &Params<F>) -> Self {
+        Adam::from_state(settings, AdamState::zeros(params))
+    }
+
+    /// An optimizer that continues from `state` (a checkpoint's), whose moments must be shaped
+    /// like the model's weights in DESIGN.md's order.
+    pub fn from_state(settings: AdamSettings, state: AdamState<F>) -> Self {
+        let tensors = |moments: Vec<Array2<F>>| moments.into_iter().map(Into::into).collect();
+        let mut optimizer = optim::Adam::new(settings.config());
+        optimizer.set_state(optim::AdamState {
+            m: tensors(state.m),
+            v: tensors(state.v),
+            step: state.step,
+        });
         Adam {
             settings,
-            state: AdamState::zeros(params),
+            optimizer,
         }
     }
 
-    /// Applies one update with learning rate `learning_rate` to every tensor, given as
-    /// `(weights, gradient)` slices in DESIGN.md's order, and advances the step count.
+    /// Updates applied so far (the next update is step `step()`, 0-based).
+    pub fn step(&self) -> usize {
+        self.optimizer.steps()
+    }
+
+    /// A copy of the moments and step count, as a checkpoint stores them.
+    pub fn state(&self) -> AdamState<F> {
+        let state = self.optimizer.state();
+        let matrices = |moments: &[tape::Tensor<F>]| {
+            moments
+                .iter()
+                .map(|moment| {
+                    moment
+                        .to_array()
+                        .into_dimensionality::<Ix2>()
+                        .expect("gpt's weights are matrices")
+                })
+                .collect()
+        };
+        AdamState {
+            m: matrices(&state.m),
+            v: matrices(&state.v),
+            step: state.step,
+        }
+    }
+
+    /// Copies the moments and step count into `state` without allocating: a run keeps its last
+    /// healthy state this way every step.
     ///
-    /// Per element: `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g^2`,
-    /// `w -= lr (m / (1 - b1^(t+1))) / (sqrt(v / (1 - b2^(t+1))) + eps)`.
-    ///
-    /// ```
-    /// use gpt::{Adam, AdamSettings, Config, Params};
-    /// use rand::SeedableRng;
-    /// let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
-    /// let mut params = Params::<f64>::init(Config::default(), &mut rng).unwrap();
-    /// let mut adam = Adam::new(AdamSettings::default(), &params);
-    /// let gradients: Vec<_> = params.tensors().iter().map(|t| t.mapv(|_| 1.0)).collect();
-    /// let before = params.wte()[[0, 0]];
-    /// let pairs = params.tensors_mut().iter_mut().zip(&gradients)
-    ///     .map(|(w, g)| (w.as_slice_mut().unwrap(), g.as_slice().unwrap()));
-    /// adam.update(0.01, pairs);
-    /// // The first bias-corrected step moves every weight by about lr against the gradient's sign.
-    /// assert!((before - params.wte()[[0, 0]] - 0.01).abs() < 1e-8);
-    /// ```
-    pub fn update<'a>(
-        &mut self,
-        learning_rate: f64,
-        tensors: impl IntoIterator<Item = (&'a mut [F], &'a [F])>,
-    ) where
-        F: 'a,
-    {
-        let rule = UpdateRule::new(&self.settings, self.state.step, learning_rate);
-        let moments = self.state.m.iter_mut().zip(self.state.v.iter_mut());
-        for ((weights, gradient), (m, v)) in tensors.into_iter().zip(moments) {
-            let m = m.as_slice_mut().expect("moments are contiguous");
-            let v = v.as_slice_mut().expect("moments are contiguous");
-            rule.apply(weights, gradient, m, v);
+    /// # Panics
+    /// If `state`'s moments are not as many as this optimizer's, each of its shape.
+    pub fn copy_state_into(&self, state: &mut AdamState<F>) {
+        let current = self.optimizer.state();
+        assert!(
+            state.m.len() == current.m.len() && state.v.len() == current.v.len(),
+            "a state of {} and {} moments cannot hold {} and {}",
+            state.m.len(),
+            state.v.len(),
+            current.m.len(),
+            current.v.len()
+        );
+        let pairs = (state.m.iter_mut().zip(&current.m)).chain(state.v.iter_mut().zip(&current.v));
+        for (kept, moment) in pairs {
+            kept.as_slice_mut()
+                .expect("moments are contiguous")
+                .copy_from_slice(moment.as_slice());
         }
-        self.state.step += 1;
-    }
-}
-
-/// Everything an update needs besides the tensors: the settings and the step's constants in the
-/// weights' precision.
-#[derive(Clone, Copy)]
-struct UpdateRule<F> {
-    beta1: F,
-    beta2: F,
-    keep1: F,
-    keep2: F,
-    inverse_first_correction: F,
-    inverse_second_correction: F,
-    eps: F,
-    lr: F,
-}
-
-impl<F: Float> UpdateRule<F> {
-    fn new(settings: &AdamSettings, step: usize, learning_rate: f64) -> Self {
-        // Powers through C's pow, as Python's `beta ** (step + 1)`, so the corrections match
-        // Python's bit for bit.
-        let exponent = (step + 1) as f64;
-        // The bias corrections are the same for every weight, so each moment is multiplied by
-        // their reciprocal: one division per weight instead of three (divisions and square roots
-        // are what bound this loop). Each product may differ from Python's quotient in the last
-        // bit, far below the 1e-9 to which training must match it.
-        let inverse = |beta: f64| F::one() / F::from_f64(1.0 - beta.powf(exponent));
-        let (beta1, beta2) = (F::from_f64(settings.beta1), F::from_f64(settings.beta2));
-        UpdateRule {
-            beta1,
-            beta2,
-            keep1: F::one() - beta1,
-            keep2: F::one() - beta2,
-            inverse_first_correction: inverse(settings.beta1),
-            inverse_second_correction: inverse(settings.beta2),
-            eps: F::from_f64(settings.eps),
-            lr: F::from_f64(learning_rate),
-        }
+        state.step = current.step;
     }
 
-    /// Updates one tensor and its moments.
-    fn apply(&self, weights: &mut [F], gradient: &[F], m: &mut [F], v: &mut [F]) {
-        // Plain loops over equal-length slices: the compiler vectorises them, the division and
-        // square root included (both are exactly rounded, so lanes change nothing).
-        let len = weights.len();
-        let (gradient, m, v) = (&gradient[..len], &mut m[..len], &mut v[..len]);
-        for i in 0..len {
-            let g = gradient[i];
-            m[i] = self.beta1 * m[i] + self.keep1 * g;
-            v[i] = self.beta2 * v[i] + self.keep2 * (g * g);
-            let m_hat = m[i] * self.inverse_first_correction;
-            let v_hat = v[i] * self.inverse_second_correction;
-            weights[i] -= self.lr * m_hat / (v_hat.sqrt() + self.eps);
-        }
+    /// The tape optimizer, with the settings' betas and eps (the settings may have been changed
+    /// since the optimizer was made).
+    pub(crate) fn optimizer(&mut self) -> &mut optim::Adam<F> {
+        self.optimizer.config = self.settings.config();
+        &mut self.optimizer
     }
 }

@@ -1,6 +1,7 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
 use rayon::prelude::*;
+use tape::optim::{Optimizer, ParameterGradients};
 use tape::{CustomOpId, Float, Gradients, Tape, TapeError, Tensor, Var};
 
 use crate::attention::CausalSelfAttention;
@@ -376,24 +377,23 @@ impl<F: Float> Model<F> {
     }
 
     /// Applies one Adam update with the gradients of the last loss, at the learning rate of step
-    /// `adam.state.step` of a run of `num_steps`.
+    /// `adam.step()` of a run of `num_steps`.
+    ///
+    /// # Panics
+    /// If no gradient has been computed yet, or if `adam`'s moments are not shaped like the weights
+    /// or its settings are out of range (betas in `[0, 1)`, eps at least 0).
     pub fn apply_adam(&mut self, adam: &mut Adam<F>, num_steps: usize) {
-        let learning_rate = adam.settings.learning_rate(adam.state.step, num_steps);
-        let main = &mut self.workers[0];
-        let chunked = self.chunked.then_some(self.chunked_gradients.as_slice());
-        let gradients = &main.gradients;
-        let pairs = main
-            .tape
-            .parameters_mut()
-            .enumerate()
-            .map(|(index, (var, value))| {
-                let gradient = match chunked {
-                    Some(sums) => &sums[index],
-                    None => gradients.parameter(var),
-                };
-                (value.as_mut_slice(), gradient.as_slice())
-            });
-        adam.update(learning_rate, pairs);
+        let learning_rate = adam.settings.learning_rate(adam.step(), num_steps);
+        let Worker {
+            tape, gradients, ..
+        } = &mut self.workers[0];
+        let gradients: &dyn ParameterGradients<F> = match self.chunked {
+            true => &self.chunked_gradients,
+            false => gradients,
+        };
+        adam.optimizer()
+            .step(tape, gradients, learning_rate)
+            .unwrap_or_else(|error| panic!("Adam's update: {error}"));
         self.workers_stale = true;
     }
 

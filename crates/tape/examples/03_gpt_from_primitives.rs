@@ -6,7 +6,8 @@
 //! the library can express the project's own model.
 //!
 //! It trains the seed's configuration (1 layer, n_embd 16, 4 heads, block 8) for a few hundred
-//! steps of Adam on `data/names.txt`, a batch of 8 names a step, and prints the loss as it falls.
+//! steps of the crate's Adam, with microgpt.py's settings, on `data/names.txt`, a batch of 8 names
+//! a step, and prints the loss as it falls.
 //! Run it with `cargo run --release -p tape --example 03_gpt_from_primitives`.
 
 use ndarray::Array2;
@@ -14,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Normal};
+use tape::optim::{Adam, AdamConfig, Optimizer};
 use tape::{Float, Gradients, Tape, TapeError, Var};
 
 /// The epsilon inside RMSNorm's square root, as microgpt.py's.
@@ -160,28 +162,6 @@ impl Gpt {
     }
 }
 
-/// Adam with microgpt.py's constants and linear learning-rate decay, over the tape's parameters.
-struct Adam {
-    moments: Vec<(Vec<f64>, Vec<f64>)>,
-    step: i32,
-}
-
-impl Adam {
-    fn step(&mut self, tape: &mut Tape<f64>, gradients: &Gradients<f64>, lr: f64) {
-        let (beta1, beta2, eps): (f64, f64, f64) = (0.85, 0.99, 1e-8);
-        self.step += 1;
-        let (correct1, correct2) = (1.0 - beta1.powi(self.step), 1.0 - beta2.powi(self.step));
-        for ((var, value), (m, v)) in tape.parameters_mut().zip(&mut self.moments) {
-            let gradient = gradients.parameter(var).as_slice();
-            for (((w, &g), m), v) in value.as_mut_slice().iter_mut().zip(gradient).zip(m).zip(v) {
-                *m = beta1 * *m + (1.0 - beta1) * g;
-                *v = beta2 * *v + (1.0 - beta2) * g * g;
-                *w -= lr * (*m / correct1) / ((*v / correct2).sqrt() + eps);
-            }
-        }
-    }
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/names.txt");
     let text = std::fs::read_to_string(path)
@@ -217,16 +197,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let mut tape = Tape::<f64>::new();
     let model = Gpt::new(&mut tape, config, weights);
-    let mut adam = Adam {
-        moments: tape
-            .parameters()
-            .map(|var| {
-                let len = tape.value(var).len();
-                (vec![0.0; len], vec![0.0; len])
-            })
-            .collect(),
-        step: 0,
-    };
+    // microgpt.py's Adam: betas 0.85 and 0.99, no weight decay, the rate decayed linearly below.
+    let mut adam = Adam::new(AdamConfig {
+        beta1: 0.85,
+        beta2: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    });
 
     let (steps, batch) = (300, 8);
     let mut gradients = Gradients::new();
@@ -243,7 +220,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let loss = tape.scale(total.expect("a batch has names"), 1.0 / batch as f64)?;
         tape.backward_into(loss, &mut gradients)?;
         let lr = 0.01 * (1.0 - step as f64 / steps as f64);
-        adam.step(&mut tape, &gradients, lr);
+        adam.step(&mut tape, &gradients, lr)?;
         if step % 50 == 0 || step == steps - 1 {
             println!("step {:4} | loss {:.4}", step + 1, tape.scalar(loss));
         }

@@ -55,7 +55,8 @@
 //! | normalisation | [`softmax`](Tape::softmax) (last axis), [`softmax_axis`](Tape::softmax_axis), [`log_softmax`](Tape::log_softmax), [`layer_norm`](Tape::layer_norm) and [`rms_norm`](Tape::rms_norm) (optional gain and bias), [`dropout`](Tape::dropout) (with the caller's RNG) |
 //! | losses | [`cross_entropy`](Tape::cross_entropy) (logits `[.., C]`, with an ignore index), [`softmax_cross_entropy`](Tape::softmax_cross_entropy), [`row_cross_entropy`](Tape::row_cross_entropy) (one loss per row) |
 //! | fused, for speed | [`linear_stacked`](Tape::linear_stacked) (several weights, one product), [`segmented_cross_entropy`](Tape::segmented_cross_entropy) (documents laid end to end); each is tested equal to its composition from the ops above |
-//! | saving and loading | [`NamedParameters`] names a tape's parameters; [`save`](NamedParameters::save) and [`load`](NamedParameters::load) (strict or not) go through a [`StateDict`] in a safetensors file that PyTorch's `load_state_dict` takes as it is
+//! | optimizers, in [`optim`] | [`Sgd`](optim::Sgd) (momentum, Nesterov, weight decay), [`Adam`](optim::Adam) and [`AdamW`](optim::AdamW) (decoupled weight decay), each with a per-step learning rate and its state exposed for checkpoints |
+//! | saving and loading | [`NamedParameters`] names a tape's parameters; [`save`](NamedParameters::save) and [`load`](NamedParameters::load) (strict or not) go through a [`StateDict`] in a safetensors file of plain names and row-major tensors, the layout PyTorch's `load_state_dict` expects |
 //! | your own | [`CustomOp`], registered once with [`Tape::register`] and recorded with [`Tape::custom`]; [`check_gradients`] verifies any op's backward against finite differences |
 //!
 //! The examples in `crates/tape/examples/` teach the crate in order: an XOR perceptron, makemore's
@@ -70,6 +71,7 @@ mod float;
 mod gradients;
 mod kernels;
 mod ops;
+pub mod optim;
 mod state_dict;
 mod tape;
 mod tensor;

@@ -1,4 +1,4 @@
-//! A warm tape records a step and runs backward without touching the heap.
+//! A warm tape records a step, runs backward and updates its parameters without touching the heap.
 //!
 //! The oracle is a counting global allocator: it counts the allocations of the current thread, so
 //! the test harness's other threads cannot disturb the count.
@@ -11,6 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use ndarray::{ArrayD, arr2};
+use tape::optim::{Adam, AdamConfig, AdamW, Optimizer, Sgd, SgdConfig};
 use tape::{Gradients, Tape};
 
 struct Counting;
@@ -81,4 +82,41 @@ fn a_warm_step_allocates_nothing() {
     let during = allocations() - before;
     assert_eq!(first, second);
     assert_eq!(during, 0, "a warm step allocated {during} times");
+}
+
+/// A warm optimizer (past its first step, which allocates its buffers) updates without touching
+/// the heap: Adam, AdamW and SGD with Nesterov momentum, over a backward pass's gradients.
+#[test]
+fn a_warm_optimizer_step_allocates_nothing() {
+    let mut tape = Tape::<f32>::new();
+    let w = tape.parameter(arr2(&[[0.1f32, 0.2, 0.3], [0.4, -0.5, 0.6]]).into_dyn());
+    let b = tape.parameter(ArrayD::from_elem(vec![2], 0.5f32));
+    let mut gradients = Gradients::new();
+    let data = [1.0f32, -2.0, 0.5];
+    let mut optimizers: Vec<Box<dyn Optimizer<f32>>> = vec![
+        Box::new(Adam::new(AdamConfig::default())),
+        Box::new(AdamW::new(AdamConfig::adamw())),
+        Box::new(Sgd::new(SgdConfig {
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 1e-4,
+            ..SgdConfig::default()
+        })),
+    ];
+    for optimizer in &mut optimizers {
+        let mut step = |tape: &mut Tape<f32>, gradients: &mut Gradients<f32>| {
+            tape.clear();
+            let x = tape.constant_from_slice(&[3], &data).unwrap();
+            let y = tape.matvec(w, x).unwrap();
+            let y = tape.add(y, b).unwrap();
+            let loss = tape.dot(y, y).unwrap();
+            tape.backward_into(loss, gradients).unwrap();
+            optimizer.step(tape, &*gradients, 0.01).unwrap();
+        };
+        step(&mut tape, &mut gradients);
+        let before = allocations();
+        step(&mut tape, &mut gradients);
+        let during = allocations() - before;
+        assert_eq!(during, 0, "a warm step allocated {during} times");
+    }
 }
