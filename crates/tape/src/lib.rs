@@ -56,6 +56,7 @@
 //! | losses | [`cross_entropy`](Tape::cross_entropy) (logits `[.., C]`, with an ignore index), [`softmax_cross_entropy`](Tape::softmax_cross_entropy), [`row_cross_entropy`](Tape::row_cross_entropy) (one loss per row) |
 //! | fused, for speed | [`linear_stacked`](Tape::linear_stacked) (several weights, one product), [`segmented_cross_entropy`](Tape::segmented_cross_entropy) (documents laid end to end); each is tested equal to its composition from the ops above |
 //! | your own | [`CustomOp`], registered once with [`Tape::register`] and recorded with [`Tape::custom`]; [`check_gradients`] verifies any op's backward against finite differences |
+//! | data parallelism | [`DataParallel`]: a batch's chunks recorded on one tape each, on rayon's threads, their gradients added in chunk order, the same bits for any number of threads |
 //!
 //! The examples in `crates/tape/examples/` teach the crate in order: an XOR perceptron, makemore's
 //! MLP on names, microgpt written from these primitives, and a custom op.
@@ -69,6 +70,7 @@ mod float;
 mod gradients;
 mod kernels;
 mod ops;
+mod parallel;
 mod tape;
 mod tensor;
 
@@ -78,5 +80,6 @@ pub use error::TapeError;
 pub use exp::EXP_LANES;
 pub use float::Float;
 pub use gradients::Gradients;
+pub use parallel::{BatchGradients, DataParallel};
 pub use tape::{Tape, Var};
 pub use tensor::{MAX_AXES, Tensor};
