@@ -228,8 +228,10 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
     ///
     /// `record(tape, state, chunk)` receives a cleared tape whose parameters have the main tape's
     /// values, that tape's state (see [`DataParallel::new`]) and the chunk, and returns the chunk's
-    /// one-element loss. It must not change the parameters. The gradients are also available
-    /// afterwards through [`DataParallel::gradients`].
+    /// one-element loss. It must not change the parameters, and it reads them through the handles
+    /// in the state: each tape has its own, and the main tape's are foreign on a replica
+    /// ([`TapeError::ForeignVar`]). The gradients are also available afterwards through
+    /// [`DataParallel::gradients`].
     ///
     /// A batch of one chunk is recorded on the main tape, on the calling thread, and its gradients
     /// are returned without a copy.
