@@ -1,8 +1,7 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
-use rayon::prelude::*;
-use tape::optim::{Optimizer, ParameterGradients};
-use tape::{CustomOpId, Float, Gradients, Tape, TapeError, Tensor, Var};
+use tape::optim::Optimizer;
+use tape::{CustomOpId, DataParallel, Float, Tape, TapeError, Tensor, Var};
 
 use crate::attention::CausalSelfAttention;
 use crate::params::{LM_HEAD, WPE, WTE, layer_index};
@@ -69,20 +68,20 @@ impl Rows {
     }
 }
 
-/// One tape with its own copy of the weights, the unit of work of one thread.
+/// What recording on one tape needs besides the tape: the weights' handles on it, its fused op
+/// and buffers kept across steps. Every tape of the model's [`DataParallel`] has one.
 struct Worker<F: Float> {
-    tape: Tape<F>,
     graph: Graph,
     rows: Rows,
-    gradients: Gradients<F>,
     /// Each document's summed negative log-likelihood from the last [`Worker::nll`].
     nlls: Vec<F>,
 }
 
 impl<F: Float> Worker<F> {
-    fn new(config: Config, weights: impl Iterator<Item = Tensor<F>>) -> Self {
-        let mut tape = Tape::new();
-        let weights = weights.map(|tensor| tape.parameter(tensor)).collect();
+    /// The worker of `tape`, whose parameters are the weights in DESIGN.md's order; registers the
+    /// attention op on it.
+    fn new(config: Config, tape: &mut Tape<F>) -> Self {
+        let weights = tape.parameters().collect();
         let attention = tape.register(CausalSelfAttention {
             n_head: config.n_head,
         });
@@ -92,41 +91,38 @@ impl<F: Float> Worker<F> {
             attention,
         };
         Worker {
-            tape,
             graph,
             rows: Rows::default(),
-            gradients: Gradients::new(),
             nlls: Vec::new(),
         }
     }
 
-    /// Records the mean of `documents`' losses, scaled by `scale`, and its gradients.
-    fn record<T: AsRef<[usize]>>(&mut self, documents: &[T], scale: F) -> Result<Var, TapeError> {
-        self.tape.clear();
+    /// Records the mean of `documents`' losses, scaled by `scale`, on a cleared `tape`.
+    fn record<T: AsRef<[usize]>>(
+        &mut self,
+        tape: &mut Tape<F>,
+        documents: &[T],
+        scale: F,
+    ) -> Result<Var, TapeError> {
         self.rows.fill(documents, self.graph.config.block_size)?;
-        let loss = self.graph.record(&mut self.tape, &self.rows)?;
-        let scaled = if scale == F::one() {
-            loss
+        let loss = self.graph.record(tape, &self.rows)?;
+        if scale == F::one() {
+            Ok(loss)
         } else {
-            self.tape.scale(loss, scale)?
-        };
-        self.tape.backward_into(scaled, &mut self.gradients)?;
-        Ok(scaled)
+            tape.scale(loss, scale)
+        }
     }
 
     /// Each of `documents`' summed negative log-likelihood into `nlls`, recording nothing for a
     /// backward pass. A document's rows get the same bits in any chunk (every op is row by row or
     /// within its document), and its sum is taken as the training loss takes it, so the number is
     /// [`Model::document_nll`]'s.
-    fn nll<T: AsRef<[usize]>>(&mut self, documents: &[T]) -> Result<(), TapeError> {
-        let Worker {
-            tape,
-            graph,
-            rows,
-            nlls,
-            ..
-        } = self;
-        tape.clear();
+    fn nll<T: AsRef<[usize]>>(
+        &mut self,
+        tape: &mut Tape<F>,
+        documents: &[T],
+    ) -> Result<(), TapeError> {
+        let Worker { graph, rows, nlls } = self;
         rows.fill(documents, graph.config.block_size)?;
         let losses = tape.without_grad(|tape| {
             let logits = graph.logits(tape, rows)?;
@@ -170,23 +166,15 @@ impl NllSum {
 /// of microgpt.py's token-by-token loop with its KV cache, because position `t` attends to exactly
 /// the keys and values of positions `0..=t` of its own document in both.
 ///
-/// A batch of more than [`CHUNK`] documents is spread over the cores (see [`CHUNK`]).
+/// A batch of more than [`CHUNK`] documents is spread over the cores (see [`CHUNK`]) by the tape's
+/// [`DataParallel`].
 pub struct Model<F: Float> {
     names: Vec<String>,
-    /// `workers[0]` holds the weights the optimizer updates; the others hold copies, refreshed
-    /// before each batch that needs them.
-    workers: Vec<Worker<F>>,
-    /// The gradients of the last batch when it took more than one chunk (the sum of the chunks'
-    /// gradients, each chunk's loss scaled by its share of the batch); buffers kept across steps.
-    chunked_gradients: Vec<Tensor<F>>,
-    /// The chunks' losses of the last batch, in chunk order (a buffer kept across steps).
-    chunk_losses: Vec<Result<F, TapeError>>,
-    /// Whether `chunked_gradients` holds the last batch's gradients.
-    chunked: bool,
+    /// The main tape holds the weights the optimizer updates; its replicas record the other chunks
+    /// of a batch.
+    parallel: DataParallel<F, Worker<F>>,
     /// Whether a loss (and so a gradient) has been computed.
     has_loss: bool,
-    /// Whether the other workers' weights may differ from the main worker's.
-    workers_stale: bool,
 }
 
 impl<F: Float> Model<F> {
@@ -194,36 +182,31 @@ impl<F: Float> Model<F> {
     pub fn new(params: Params<F>) -> Self {
         let config = *params.config();
         let names = params.names().to_vec();
-        let weights = params
-            .tensors()
-            .iter()
-            .map(|tensor| Tensor::from(tensor.clone()));
+        let mut tape = Tape::new();
+        for tensor in params.tensors() {
+            tape.parameter(Tensor::from(tensor.clone()));
+        }
         Model {
             names,
-            workers: vec![Worker::new(config, weights)],
-            chunked_gradients: Vec::new(),
-            chunk_losses: Vec::new(),
-            chunked: false,
+            parallel: DataParallel::new(tape, move |tape| Worker::new(config, tape)),
             has_loss: false,
-            workers_stale: true,
         }
     }
 
     /// The model's configuration.
     pub fn config(&self) -> &Config {
-        &self.workers[0].graph.config
+        &self.parallel.state().graph.config
     }
 
     /// A copy of the current weights.
     pub fn params(&self) -> Params<F> {
-        let main = &self.workers[0];
+        let (tape, graph) = (self.parallel.tape(), &self.parallel.state().graph);
         let named = self
             .names
             .iter()
-            .zip(&main.graph.weights)
+            .zip(&graph.weights)
             .map(|(name, &var)| {
-                let matrix = main
-                    .tape
+                let matrix = tape
                     .value(var)
                     .to_array()
                     .into_dimensionality()
@@ -231,8 +214,7 @@ impl<F: Float> Model<F> {
                 (name.clone(), matrix)
             })
             .collect();
-        Params::from_named(main.graph.config, named)
-            .expect("the model's own tensors fit its config")
+        Params::from_named(graph.config, named).expect("the model's own tensors fit its config")
     }
 
     /// Copies the current weights into `params` (of the model's configuration) without allocating:
@@ -241,14 +223,14 @@ impl<F: Float> Model<F> {
     /// # Panics
     /// If `params` has another configuration.
     pub fn copy_params_into(&self, params: &mut Params<F>) {
-        let main = &self.workers[0];
+        let (tape, graph) = (self.parallel.tape(), &self.parallel.state().graph);
         assert_eq!(
             params.config(),
-            &main.graph.config,
+            &graph.config,
             "params of another configuration"
         );
-        for (target, &var) in params.tensors_mut().iter_mut().zip(&main.graph.weights) {
-            let source = main.tape.value(var).as_slice();
+        for (target, &var) in params.tensors_mut().iter_mut().zip(&graph.weights) {
+            let source = tape.value(var).as_slice();
             target
                 .as_slice_mut()
                 .expect("parameters are contiguous")
@@ -276,91 +258,21 @@ impl<F: Float> Model<F> {
             ));
         }
         self.has_loss = false;
-        self.chunked = false;
-        if documents.len() <= CHUNK {
-            let worker = &mut self.workers[0];
-            let loss = worker.record(documents, F::one())?;
-            self.has_loss = true;
-            return Ok(worker.tape.scalar(loss));
-        }
-        let chunks = documents.len().div_ceil(CHUNK);
-        self.refresh_workers(chunks);
         // A chunk's loss is the mean of its documents' losses; scaled by the chunk's share of the
         // batch, the chunks' losses (and gradients) add up to the batch's mean.
         let batch = documents.len() as f64;
-        self.workers[..chunks]
-            .par_iter_mut()
-            .zip(documents.par_chunks(CHUNK))
-            .map(|(worker, chunk)| {
-                let loss = worker.record(chunk, F::from_f64(chunk.len() as f64 / batch))?;
-                Ok(worker.tape.scalar(loss))
-            })
-            .collect_into_vec(&mut self.chunk_losses);
-        let mut total = F::zero();
-        for loss in self.chunk_losses.drain(..) {
-            total += loss?;
-        }
-        self.sum_chunk_gradients(chunks);
-        self.chunked = true;
+        let (loss, _) = self
+            .parallel
+            .record_batch(documents, CHUNK, |tape, worker, chunk| {
+                let scale = if chunk.len() == documents.len() {
+                    F::one()
+                } else {
+                    F::from_f64(chunk.len() as f64 / batch)
+                };
+                worker.record(tape, chunk, scale)
+            })?;
         self.has_loss = true;
-        Ok(total)
-    }
-
-    /// Adds the first `chunks` workers' gradients, in worker order, into `chunked_gradients`: one
-    /// weight tensor per task, so the order of the additions (and the result) does not depend on
-    /// the number of threads.
-    fn sum_chunk_gradients(&mut self, chunks: usize) {
-        let (main, others) = self.workers.split_at(1);
-        let (main, others) = (&main[0], &others[..chunks - 1]);
-        if self.chunked_gradients.is_empty() {
-            self.chunked_gradients = main
-                .graph
-                .weights
-                .iter()
-                .map(|&var| main.gradients.parameter(var).clone())
-                .collect();
-        }
-        self.chunked_gradients
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(index, sum)| {
-                let sum = sum.as_mut_slice();
-                let first = main.gradients.parameter(main.graph.weights[index]);
-                sum.copy_from_slice(first.as_slice());
-                for worker in others {
-                    let gradient = worker.gradients.parameter(worker.graph.weights[index]);
-                    for (sum, &x) in sum.iter_mut().zip(gradient.as_slice()) {
-                        *sum += x;
-                    }
-                }
-            });
-    }
-
-    /// Makes sure there are at least `count` workers, all with the main worker's weights: copied
-    /// into the others when those changed since the last copy.
-    fn refresh_workers(&mut self, count: usize) {
-        let (main, others) = self.workers.split_at_mut(1);
-        let main = &main[0];
-        if self.workers_stale {
-            others.par_iter_mut().for_each(|worker| {
-                for ((_, target), source) in
-                    worker.tape.parameters_mut().zip(main.tape.parameters())
-                {
-                    let source = main.tape.value(source).as_slice();
-                    target.as_mut_slice().copy_from_slice(source);
-                }
-            });
-            self.workers_stale = false;
-        }
-        while self.workers.len() < count {
-            let main = &self.workers[0];
-            let weights = main
-                .tape
-                .parameters()
-                .map(|var| main.tape.value(var).clone());
-            let worker = Worker::new(main.graph.config, weights);
-            self.workers.push(worker);
-        }
+        Ok(loss)
     }
 
     /// The gradient of the last loss with respect to weight `index` (DESIGN.md's order).
@@ -369,11 +281,8 @@ impl<F: Float> Model<F> {
     /// If no loss has been computed yet or `index` is out of range.
     pub fn gradient(&self, index: usize) -> &Tensor<F> {
         assert!(self.has_loss, "gradient() before any loss was computed");
-        if self.chunked {
-            return &self.chunked_gradients[index];
-        }
-        let main = &self.workers[0];
-        main.gradients.parameter(main.graph.weights[index])
+        let weight = self.parallel.state().graph.weights[index];
+        self.parallel.gradients().parameter(weight)
     }
 
     /// Applies one Adam update with the gradients of the last loss, at the learning rate of step
@@ -384,32 +293,24 @@ impl<F: Float> Model<F> {
     /// or its settings are out of range (betas in `[0, 1)`, eps at least 0).
     pub fn apply_adam(&mut self, adam: &mut Adam<F>, num_steps: usize) {
         let learning_rate = adam.settings.learning_rate(adam.step(), num_steps);
-        let Worker {
-            tape, gradients, ..
-        } = &mut self.workers[0];
-        let gradients: &dyn ParameterGradients<F> = match self.chunked {
-            true => &self.chunked_gradients,
-            false => gradients,
-        };
+        let (tape, gradients) = self.parallel.tape_and_gradients_mut();
         adam.optimizer()
-            .step(tape, gradients, learning_rate)
+            .step(tape, &gradients, learning_rate)
             .unwrap_or_else(|error| panic!("Adam's update: {error}"));
-        self.workers_stale = true;
     }
 
     /// The summed negative log-likelihood of a document's predicted tokens and how many there are
     /// (`min(block_size, len - 1)`), computed without recording anything for a backward pass.
     pub fn document_nll(&mut self, tokens: &[usize]) -> Result<(F, usize), TapeError> {
         self.has_loss = false;
-        self.chunked = false;
-        let Worker {
-            tape, graph, rows, ..
-        } = &mut self.workers[0];
-        tape.clear();
-        rows.fill(&[tokens], graph.config.block_size)?;
-        let loss = tape.without_grad(|tape| graph.record(tape, rows))?;
-        let predicted = rows.targets.len();
-        Ok((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
+        self.parallel.record_on_main(|tape, worker| {
+            let Worker { graph, rows, .. } = worker;
+            tape.clear();
+            rows.fill(&[tokens], graph.config.block_size)?;
+            let loss = tape.without_grad(|tape| graph.record(tape, rows))?;
+            let predicted = rows.targets.len();
+            Ok((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
+        })
     }
 
     /// Adds every document's summed negative log-likelihood to `sum`, in document order, each the
@@ -438,26 +339,17 @@ impl<F: Float> Model<F> {
         sum: &mut NllSum,
     ) -> Result<(), TapeError> {
         self.has_loss = false;
-        self.chunked = false;
-        let workers = rayon::current_num_threads().max(1);
-        if documents.len() > CHUNK {
-            self.refresh_workers(workers);
-        }
-        for group in documents.chunks(CHUNK * workers) {
-            let chunks = group.len().div_ceil(CHUNK);
-            let results: Result<(), TapeError> = self.workers[..chunks]
-                .par_iter_mut()
-                .zip(group.par_chunks(CHUNK))
-                .try_for_each(|(worker, chunk)| worker.nll(chunk));
-            results?;
-            for worker in &self.workers[..chunks] {
+        self.parallel.evaluate(
+            documents,
+            CHUNK,
+            |tape, worker, chunk| worker.nll(tape, chunk),
+            |worker| {
                 for (&nll, &tokens) in worker.nlls.iter().zip(&worker.rows.lengths) {
                     sum.total += nll.to_f64();
                     sum.tokens += tokens;
                 }
-            }
-        }
-        Ok(())
+            },
+        )
     }
 }
 

@@ -58,6 +58,7 @@
 //! | optimizers, in [`optim`] | [`Sgd`](optim::Sgd) (momentum, Nesterov, weight decay), [`Adam`](optim::Adam) and [`AdamW`](optim::AdamW) (decoupled weight decay), each with a per-step learning rate and its state exposed for checkpoints |
 //! | saving and loading | [`NamedParameters`] names a tape's parameters; [`save`](NamedParameters::save) and [`load`](NamedParameters::load) (strict or not) go through a [`StateDict`] in a safetensors file of plain names and row-major tensors, the layout PyTorch's `load_state_dict` expects |
 //! | your own | [`CustomOp`], registered once with [`Tape::register`] and recorded with [`Tape::custom`]; [`check_gradients`] verifies any op's backward against finite differences |
+//! | data parallelism | [`DataParallel`]: a batch's chunks recorded on one tape each, on rayon's threads, their gradients added in chunk order, the same bits for any number of threads |
 //!
 //! The examples in `crates/tape/examples/` teach the crate in order: an XOR perceptron, makemore's
 //! MLP on names, microgpt written from these primitives, and a custom op.
@@ -72,6 +73,7 @@ mod gradients;
 mod kernels;
 mod ops;
 pub mod optim;
+mod parallel;
 mod state_dict;
 mod tape;
 mod tensor;
@@ -82,6 +84,7 @@ pub use error::TapeError;
 pub use exp::EXP_LANES;
 pub use float::Float;
 pub use gradients::Gradients;
+pub use parallel::{BatchGradients, DataParallel};
 pub use state_dict::{LoadReport, NamedParameters, StateDict, StateDictError, Strictness};
 pub use tape::{Tape, Var};
 pub use tensor::{MAX_AXES, Tensor};
