@@ -66,6 +66,7 @@ mod custom;
 mod error;
 mod exp;
 mod float;
+mod gemm;
 mod gradients;
 mod kernels;
 mod ops;
