@@ -123,3 +123,116 @@ pub(crate) fn product<F: Float>(
     let beta = if accumulate { F::one() } else { F::zero() };
     general_mat_mul(F::one(), &a.view(), &b.view(), beta, &mut out);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook triple loop on strided operands, in f64: the oracle of [`product`].
+    fn naive<F: Float>(a: Strided<'_, F>, b: Strided<'_, F>) -> Vec<f64> {
+        let at = |m: &Strided<'_, F>, r: usize, c: usize| {
+            m.data[r * m.row_stride + c * m.column_stride].to_f64()
+        };
+        let mut out = vec![0.0; a.rows * b.columns];
+        for r in 0..a.rows {
+            for c in 0..b.columns {
+                for k in 0..a.columns {
+                    out[r * b.columns + c] += at(&a, r, k) * at(&b, k, c);
+                }
+            }
+        }
+        out
+    }
+
+    fn numbers<F: Float>(count: usize, step: f64) -> Vec<F> {
+        (0..count)
+            .map(|i| F::from_f64((i as f64 * step).sin()))
+            .collect()
+    }
+
+    /// Every layout the ops hand over (either operand transposed, the output a block of columns of
+    /// a wider matrix, added to or overwritten) on shapes with tails: single rows and columns, odd
+    /// sizes around matrixmultiply's register blocks (8 to 32 wide), an empty inner index.
+    fn layouts_match_the_triple_loop<F: Float>(tolerance: f64) {
+        let shapes = [
+            (1, 1, 1),
+            (1, 37, 1),
+            (1, 5, 33),
+            (33, 5, 1),
+            (7, 0, 9),
+            (9, 13, 17),
+            (31, 30, 200),
+            (65, 200, 27),
+        ];
+        for (rows, inner, columns) in shapes {
+            let a_data = numbers::<F>(rows * inner, 0.37);
+            let b_data = numbers::<F>(inner * columns, 0.11);
+            let (a_t, b_t) = (
+                numbers::<F>(rows * inner, 0.37),
+                numbers::<F>(inner * columns, 0.11),
+            );
+            for (transpose_a, transpose_b, accumulate) in [
+                (false, false, false),
+                (true, false, true),
+                (false, true, false),
+                (true, true, true),
+            ] {
+                let what =
+                    format!("{rows}x{inner}x{columns} {transpose_a} {transpose_b} {accumulate}");
+                // A transposed operand is stored as its transpose, so the product is the same.
+                let a = if transpose_a {
+                    Strided::row_major(&a_t, inner, rows).transposed()
+                } else {
+                    Strided::row_major(&a_data, rows, inner)
+                };
+                let b = if transpose_b {
+                    Strided::row_major(&b_t, columns, inner).transposed()
+                } else {
+                    Strided::row_major(&b_data, inner, columns)
+                };
+                let expected = naive(a, b);
+                let out_stride = columns + 3;
+                let start: Vec<F> = numbers(rows * out_stride, 0.5);
+                let mut out = start.clone();
+                product(a, b, &mut out, out_stride, accumulate);
+                for r in 0..rows {
+                    for c in 0..out_stride {
+                        let (got, old) = (
+                            out[r * out_stride + c].to_f64(),
+                            start[r * out_stride + c].to_f64(),
+                        );
+                        if c >= columns {
+                            assert_eq!(
+                                got, old,
+                                "{what}: column {c} outside the block was written"
+                            );
+                            continue;
+                        }
+                        let want = expected[r * columns + c] + if accumulate { old } else { 0.0 };
+                        assert!(
+                            (got - want).abs() <= tolerance * (inner as f64 + 1.0),
+                            "{what} [{r}, {c}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_layout_matches_the_triple_loop_in_f64() {
+        layouts_match_the_triple_loop::<f64>(1e-14);
+    }
+
+    #[test]
+    fn every_layout_matches_the_triple_loop_in_f32() {
+        layouts_match_the_triple_loop::<f32>(1e-6);
+    }
+
+    #[test]
+    fn the_line_lies_above_every_product_of_gpt() {
+        // A chunk of 8 documents of 16 tokens through n_embd 128 -> 512 keeps the bit-exact kernels.
+        assert!(!worth_it(128, 128, 512));
+        assert!(worth_it(205_000, 30, 200) && worth_it(205_000, 200, 27));
+    }
+}
