@@ -1,8 +1,11 @@
 //! The loops every matrix product here reduces to, on row-major slices.
 //!
-//! ndarray's `general_mat_mul` (through matrixmultiply) allocates packing buffers on every call and
-//! is tuned for large matrices; a small model's products are a few dozen rows of a few dozen columns.
-//! For those, the fastest portable form is the row update: an output row is a sum of rows of the
+//! These are the small products' loops (a small model's products are a few dozen rows of a few
+//! dozen columns): they allocate nothing and sum in the textbook order, so results are the triple
+//! loop's to the bit. Large products go through the packed GEMM of [`gemm`](crate::gemm) instead,
+//! which is faster there but allocates on every call and sums in its own order; `gemm::worth_it`
+//! draws the line, and says why it is where it is. For small products the fastest portable form
+//! without packing is the row update: an output row is a sum of rows of the
 //! right-hand matrix, each scaled by one number (`out_row += a[r, k] * m_row_k`). Done [`TILE`]
 //! columns at a time into a fixed-size array, the partial row stays in vector registers for the whole
 //! sum and the compiler turns each update into a few SIMD multiplies and adds, at any SIMD width (SSE2

@@ -69,6 +69,7 @@ mod custom;
 mod error;
 mod exp;
 mod float;
+mod gemm;
 mod gradients;
 mod kernels;
 mod ops;

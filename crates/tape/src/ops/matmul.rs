@@ -3,10 +3,13 @@
 //! `matmul(a, b)` is `a b` over the last two axes, repeated over leading batch axes that broadcast
 //! as in `torch.matmul` (a vector on the left is `x^T W`). Every product, batched or not, is a call
 //! of the loops of [`kernels`](crate::kernels) on contiguous 2-D slices, writing into the node's
-//! reused buffer.
+//! reused buffer, except large ones (see [`gemm::worth_it`]), which go through the packed GEMM of
+//! [`gemm`](crate::gemm): an op decides once, from its shapes, and its forward and both backward
+//! products take the same route.
 
 use super::{Backward, Op, shape_of};
 use crate::broadcast::{self, Shape, broadcast_shapes};
+use crate::gemm::{self, Strided};
 use crate::kernels;
 use crate::tape::{Node, Recorded};
 use crate::{Float, MAX_AXES, Tape, TapeError, Tensor, Var};
@@ -94,10 +97,18 @@ impl<F: Float> Tape<F> {
             let (left, right) = (tape.try_value(a)?, tape.try_value(b)?);
             let product = Product::of(left.shape(), right.shape())?;
             let out = node.value.resize(product.output_shape());
-            out.fill(F::zero());
             let (a, b) = (left.as_slice(), right.as_slice());
-            let (inner, columns) = (product.inner, product.columns);
-            let out_size = product.rows * columns;
+            let (rows, inner, columns) = (product.rows, product.inner, product.columns);
+            let out_size = rows * columns;
+            if gemm::worth_it(rows, inner, columns) {
+                product.for_each_matrix(|out_offset, a_offset, b_offset| {
+                    let a = Strided::row_major(&a[a_offset..], rows, inner);
+                    let b = Strided::row_major(&b[b_offset..], inner, columns);
+                    gemm::product(a, b, &mut out[out_offset..], columns, false);
+                });
+                return Ok(());
+            }
+            out.fill(F::zero());
             product.for_each_matrix(|out_offset, a_offset, b_offset| {
                 let out = &mut out[out_offset..][..out_size];
                 let (a, b) = (&a[a_offset..], &b[b_offset..]);
@@ -147,6 +158,10 @@ fn linear_forward<F: Float>(
         return Err(TapeError::shape(name, "needs at least one weight"));
     }
     size_output(node, input, outputs);
+    if gemm::worth_it(rows, inner, outputs) {
+        forward_by_gemm(tape, node, input, weights, rows, inner, outputs);
+        return Ok(());
+    }
     // The row-update kernel needs one operand transposed: either the weights, `x [W_1; ..]^T`, or
     // the input and the result, `(W x^T)^T`. Both sum every output element over the inner index in
     // order, so they agree to the bit, and the cheaper one is taken: the count of elements to
@@ -234,6 +249,29 @@ fn forward_by_transposed_input<F: Float>(
     kernels::transpose_into(output_transposed, rows, out, outputs, 0);
 }
 
+/// `y = x [W_1; ..]^T` through the GEMM, each weight's block of output columns written in place
+/// (the transposed weights are a strided view: nothing is copied, and the saved buffer is unused).
+fn forward_by_gemm<F: Float>(
+    tape: &Recorded<'_, F>,
+    node: &mut Node<F>,
+    input: &Tensor<F>,
+    weights: &[Var],
+    rows: usize,
+    inner: usize,
+    outputs: usize,
+) {
+    let x = Strided::row_major(input.as_slice(), rows, inner);
+    let out = node.value.as_mut_slice();
+    let mut offset = 0;
+    for &w in weights {
+        let weight = tape.value(w).as_slice();
+        let weight_rows = weight.len() / inner;
+        let w_transposed = Strided::row_major(weight, weight_rows, inner).transposed();
+        gemm::product(x, w_transposed, &mut out[offset..], outputs, false);
+        offset += weight_rows;
+    }
+}
+
 /// Sizes the output of a linear layer: the input's shape with its last axis `columns` long.
 fn size_output<F: Float>(node: &mut Node<F>, input: &Tensor<F>, columns: usize) {
     match *input.shape() {
@@ -255,6 +293,11 @@ pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w
     let inner = input.row_len();
     let grad = context.grad.as_slice();
     let total = context.grad.row_len();
+    let rows = grad.len() / total.max(1);
+    if gemm::worth_it(rows, inner, total) {
+        linear_backward_by_gemm(context, x, weights, rows, inner);
+        return;
+    }
     let mut offset = 0;
     for &w in weights {
         let weight = context.value(w);
@@ -268,6 +311,39 @@ pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w
     }
 }
 
+/// [`linear_backward`] through the GEMM, which reads dY_i as a strided block of dY's columns and
+/// dY_i^T and X as strided views, so nothing is copied.
+fn linear_backward_by_gemm<F: Float>(
+    context: &mut Backward<'_, F>,
+    x: Var,
+    weights: &[Var],
+    rows: usize,
+    inner: usize,
+) {
+    let input = context.value(x);
+    let grad = context.grad.as_slice();
+    let total = context.grad.row_len();
+    let mut offset = 0;
+    for &w in weights {
+        let weight = context.value(w);
+        let outputs = weight.shape()[0];
+        let dy = Strided {
+            data: &grad[offset..],
+            rows,
+            columns: outputs,
+            row_stride: total,
+            column_stride: 1,
+        };
+        let weight = Strided::row_major(weight.as_slice(), outputs, inner);
+        let dx = context.sink.of(x).as_mut_slice();
+        gemm::product(dy, weight, dx, inner, true);
+        let input = Strided::row_major(input.as_slice(), rows, inner);
+        let dw = context.sink.of(w).as_mut_slice();
+        gemm::product(dy.transposed(), input, dw, inner, true);
+        offset += outputs;
+    }
+}
+
 /// C = A B: dA += dC B^T, dB += A^T dC, for each matrix of the batch; an operand repeated along a
 /// batch axis gains the products of every matrix it took part in.
 pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b: Var) {
@@ -276,6 +352,21 @@ pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b
     let (rows, inner, columns) = (product.rows, product.inner, product.columns);
     let (a_size, b_size, out_size) = (rows * inner, inner * columns, rows * columns);
     let (left, right, grad) = (left.as_slice(), right.as_slice(), context.grad.as_slice());
+    if gemm::worth_it(rows, inner, columns) {
+        let da = context.sink.of(a).as_mut_slice();
+        product.for_each_matrix(|out_offset, a_offset, b_offset| {
+            let grad = Strided::row_major(&grad[out_offset..], rows, columns);
+            let right = Strided::row_major(&right[b_offset..], inner, columns);
+            gemm::product(grad, right.transposed(), &mut da[a_offset..], inner, true);
+        });
+        let db = context.sink.of(b).as_mut_slice();
+        product.for_each_matrix(|out_offset, a_offset, b_offset| {
+            let left = Strided::row_major(&left[a_offset..], rows, inner);
+            let grad = Strided::row_major(&grad[out_offset..], rows, columns);
+            gemm::product(left.transposed(), grad, &mut db[b_offset..], columns, true);
+        });
+        return;
+    }
     // One input at a time, so that `a` and `b` may be the same value (each use adds its share).
     let da = context.sink.of(a).as_mut_slice();
     product.for_each_matrix(|out_offset, a_offset, b_offset| {
