@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gpt::Dtype;
+use gpt::{Decay, Dtype};
 
 use crate::rng::RngKind;
 
@@ -57,9 +57,22 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
 
-    /// Adam's initial learning rate, decayed linearly to 0 [default: 0.01]
+    /// Adam's peak learning rate (see --lr-schedule) [default: 0.01]
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
+
+    /// The learning rate's decay after the warmup: linear (microgpt.py's, to --min-lr at the end),
+    /// cosine (nanoGPT's, to --min-lr) or constant [default: linear]
+    #[arg(long, value_name = "linear|cosine|constant")]
+    pub lr_schedule: Option<Decay>,
+
+    /// Steps over which the learning rate rises linearly to --lr before it decays [default: 0]
+    #[arg(long, value_name = "STEPS")]
+    pub warmup_steps: Option<usize>,
+
+    /// The learning rate the decay ends at, at most --lr [default: 0]
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
+    pub min_lr: Option<f64>,
 
     /// Seed of the shuffle, the initial weights and the samples [default: 42]
     #[arg(long)]
@@ -101,9 +114,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CKPT")]
     pub out: Option<PathBuf>,
 
-    /// Names to print after training
-    #[arg(long, default_value_t = 20)]
-    pub samples: usize,
+    /// Names to print after training (alias --samples)
+    #[arg(long, alias = "samples", default_value_t = 20)]
+    pub num_samples: usize,
 
     /// Sampling temperature of those names (> 0; lower is more conservative)
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
@@ -116,6 +129,12 @@ pub struct TrainArgs {
     /// Steps between validation losses (0: only at the end) [default: 100]
     #[arg(long)]
     pub eval_every: Option<usize>,
+
+    /// Held-out documents (the first N of the split) scored by the periodic validation losses and
+    /// the best-checkpoint decision; the last step also scores the whole split (0: always the whole
+    /// split) [default: 200]
+    #[arg(long, value_name = "N")]
+    pub eval_docs: Option<usize>,
 
     /// Random generator: rust (fast) or python (CPython's, reproducing microgpt.py exactly) [default: rust]
     #[arg(long, value_enum)]

@@ -2,10 +2,11 @@
 
 use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use gpt::{
     Adam, AdamSettings, AdamState, Checkpoint, CheckpointError, Dtype, Model, NllSum, Params,
-    Sampler, SamplingOptions, Tokenizer,
+    Sampler, SamplingOptions, Schedule, Tokenizer,
 };
 use tape::Float;
 
@@ -202,7 +203,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let sample_batch = if settings.rng == RngKind::Python {
         1
     } else {
-        args.samples.clamp(1, 64)
+        args.num_samples.clamp(1, 64)
     };
     let sizes = if loaded.is_some() {
         "--batch-size (the model's size is the checkpoint's)"
@@ -310,7 +311,15 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let mut best_val_loss = settings.best_val_loss;
     // The batch's documents, tokenized into buffers reused from step to step.
     let mut batch = vec![Vec::new(); settings.batch_size];
-    let mut progress = Progress::new(first_step, last_step);
+    let schedule = settings.schedule();
+    let mut progress = Progress::new(first_step, last_step, num_steps);
+    let validation = Validation::new(train_size, corpus.len(), settings.eval_docs);
+    let mut final_val_loss = None;
+    // Scoring a document without a backward pass costs about half a training step's document,
+    // so a run that trains on at least as many documents as the split holds spends at most a
+    // third of its time on the whole split. A shorter run (the default one: 500 names against
+    // 3,203) keeps the subset's loss; `--eval-docs 0` scores the whole split every time.
+    let whole_is_cheap = (last_step - first_step) * settings.batch_size >= validation.whole.len();
     let mut last_loss = 0.0;
     let mut done = first_step;
     let mut stopped_by = None;
@@ -335,8 +344,12 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             )));
         }
         healthy.record(&model, &adam.state);
-        let lr = adam.settings.learning_rate(step, num_steps);
-        model.apply_adam(&mut adam, num_steps);
+        let lr = schedule.learning_rate(step, num_steps);
+        if schedule == Schedule::linear(settings.lr) {
+            model.apply_adam(&mut adam, num_steps);
+        } else {
+            gpt::apply_adam_at(&mut model, &mut adam, lr);
+        }
         last_loss = loss;
         done = step + 1;
         let predicted: usize = batch
@@ -349,15 +362,27 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             train_loss: loss,
             val_loss: None,
         };
-        let evaluate_now = settings.eval_every > 0
-            && (step + 1).is_multiple_of(settings.eval_every)
-            || step + 1 == num_steps;
+        let last = step + 1 == num_steps;
+        let evaluate_now =
+            settings.eval_every > 0 && (step + 1).is_multiple_of(settings.eval_every) || last;
         if evaluate_now && validation_size > 0 {
-            let validation = train_size..corpus.len();
-            let val_loss = mean_loss(&mut model, &corpus, validation, &tokenizer)?;
-            progress.note(&format!("step {} | val loss {val_loss:.4}", step + 1));
+            let started = Instant::now();
+            let val_loss = mean_loss(&mut model, &corpus, validation.subset.clone(), &tokenizer)?;
+            let mut line = format!("step {} | val loss {val_loss:.4}", step + 1);
+            if last && validation.subset != validation.whole && whole_is_cheap {
+                let whole = mean_loss(&mut model, &corpus, validation.whole.clone(), &tokenizer)?;
+                line += &format!(
+                    " | all {} held-out documents {whole:.4}",
+                    validation.whole.len()
+                );
+                final_val_loss = Some(whole);
+            } else if last {
+                final_val_loss = Some(val_loss);
+            }
+            progress.note(&line);
             best_val_loss = Some(best_val_loss.map_or(val_loss, |best: f64| best.min(val_loss)));
             point.val_loss = Some(val_loss);
+            progress.exclude(started.elapsed());
         }
         csv.push(&point)
             .map_err(|error| cannot_write(&paths.csv, error))?;
@@ -375,10 +400,22 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             run.save(&state, &paths.out)?;
         }
     }
+    let (training_time, throughput) = (progress.training_time(), progress.tokens_per_second());
     progress.finish();
+    note!(
+        "trained steps {}..{done} in {:.2}s, {:.0} tokens/s (validation excluded)",
+        first_step + 1,
+        training_time.as_secs_f64(),
+        throughput
+    );
 
     // Everything is saved before anything is reported, so that a closed stdout loses nothing.
-    let checkpoint = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
+    let mut checkpoint = run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
+    if let Some(loss) = final_val_loss {
+        checkpoint
+            .metadata
+            .insert("val_loss".to_string(), loss.to_string());
+    }
     run.save(&checkpoint, &paths.out)?;
     csv.commit()
         .map_err(|error| cannot_write(&paths.csv, error))?;
@@ -405,7 +442,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         "step {last_step:4} / {num_steps:4} | loss {last_loss:.4}"
     ))?;
 
-    if args.samples > 0 && !report.closed {
+    if args.num_samples > 0 && !report.closed {
         report.line(format_args!("--- inference (new, hallucinated names) ---"))?;
         // CPython draws every token of a name before the next name: keep that order with batch 1.
         let mut sampler = Sampler::<F>::new(config, sample_batch);
@@ -415,7 +452,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             .generate_each(
                 &checkpoint.params,
                 &tokenizer,
-                args.samples,
+                args.num_samples,
                 "",
                 &sampling,
                 &mut rng,
@@ -433,6 +470,30 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         written?;
     }
     Ok(())
+}
+
+/// The held-out documents: the fixed subset the periodic evaluations score, the same documents
+/// every time so that their losses compare the models and not the samples, and the whole split,
+/// scored once at the end.
+struct Validation {
+    subset: Range<usize>,
+    whole: Range<usize>,
+}
+
+impl Validation {
+    /// The split `train_size..len`, and its first `eval_docs` documents (all of them for 0).
+    fn new(train_size: usize, len: usize, eval_docs: usize) -> Self {
+        let whole = train_size..len;
+        let subset_len = if eval_docs == 0 {
+            whole.len()
+        } else {
+            eval_docs.min(whole.len())
+        };
+        Validation {
+            subset: train_size..train_size + subset_len,
+            whole,
+        }
+    }
 }
 
 /// The run's lines on stdout. They report on the run rather than being its product, so when the

@@ -1,0 +1,307 @@
+//! End-to-end runs of the training features makemore and nanoGPT users expect (issue 14): cheap
+//! validation, schedules, samples during training, the best checkpoint, weights export, seeded
+//! sampling and running text. Each test runs the built `microgpt` binary.
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use support::{run_microgpt, scratch_directory};
+
+/// 12 documents in file order (the tests that need to know the split pass `--no-shuffle`).
+const NAMES: &str =
+    "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\nabigail\nemily\n";
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A run that must fail as bad input: status 2, one `error` line naming `expected`, no panic.
+fn assert_bad_input(output: &Output, expected: &str) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "stderr:\n{message}");
+    assert!(!message.contains("panicked"), "a panic:\n{message}");
+    let errors: Vec<&str> = message
+        .lines()
+        .filter(|line| line.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{message}");
+    assert!(
+        errors[0].contains(expected),
+        "{expected:?} not in {errors:?}"
+    );
+}
+
+/// A scratch directory holding `names.txt`.
+fn with_names(name: &str) -> std::path::PathBuf {
+    let directory = scratch_directory(name);
+    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    directory
+}
+
+fn train(directory: &Path, extra: &[&str]) -> Output {
+    let output = run_microgpt(
+        directory,
+        &[&["train", "--data", "names.txt"], extra].concat(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
+/// `microgpt eval --json` of `model` on `documents`: its loss.
+fn eval_loss(directory: &Path, model: &str, documents: &[&str]) -> f64 {
+    fs::write(directory.join("eval.txt"), documents.join("\n")).unwrap();
+    let output = run_microgpt(
+        directory,
+        &["eval", "--model", model, "--data", "eval.txt", "--json"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    json["loss"].as_f64().unwrap()
+}
+
+/// The number after `label` in `text` (`"val loss 2.4045 | ..."`).
+fn number_after(text: &str, label: &str) -> f64 {
+    let start = text
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} in {text}"))
+        + label.len();
+    text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn periodic_validation_scores_the_first_eval_docs_and_the_end_scores_the_whole_split() {
+    let directory = with_names("eval-docs");
+    // --no-shuffle: the held-out half is the file's last 6 names, the subset its first 2.
+    let output = train(
+        &directory,
+        &[
+            "--no-shuffle",
+            "--val-fraction",
+            "0.5",
+            "--eval-docs",
+            "2",
+            "--steps",
+            "20",
+            "--eval-every",
+            "10",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let log = stderr(&output);
+    let last = log
+        .lines()
+        .find(|line| line.starts_with("step 20 | val loss"))
+        .unwrap_or_else(|| panic!("a last validation line in {log}"));
+    let subset = number_after(last, "val loss");
+    let whole = number_after(last, "all 6 held-out documents");
+    // If these failed, the periodic loss would not be of the named documents.
+    let expected_subset = eval_loss(&directory, "m.safetensors", &["mia", "amelia"]);
+    let expected_whole = eval_loss(
+        &directory,
+        "m.safetensors",
+        &["mia", "amelia", "harper", "evelyn", "abigail", "emily"],
+    );
+    assert!((subset - expected_subset).abs() <= 5e-5, "{last}");
+    assert!((whole - expected_whole).abs() <= 5e-5, "{last}");
+    assert!(
+        log.contains("tokens/s (validation excluded)"),
+        "a throughput line without the evaluations:\n{log}"
+    );
+}
+
+#[test]
+fn a_short_run_keeps_the_subsets_loss_at_the_end() {
+    let directory = with_names("eval-docs-short");
+    // 4 documents trained on against a split of 6: scoring it all would cost more than the run.
+    let output = train(
+        &directory,
+        &[
+            "--val-fraction",
+            "0.5",
+            "--eval-docs",
+            "2",
+            "--steps",
+            "4",
+            "--num-samples",
+            "0",
+        ],
+    );
+    let log = stderr(&output);
+    assert!(log.contains("step 4 | val loss"), "{log}");
+    assert!(!log.contains("held-out documents"), "{log}");
+}
+
+#[test]
+fn a_bad_eval_docs_is_refused_by_the_parser() {
+    let directory = with_names("eval-docs-bad");
+    let output = run_microgpt(
+        &directory,
+        &["train", "--data", "names.txt", "--eval-docs", "-3"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"));
+}
+
+/// The learning rates a run's progress lines report, step by step (10 steps: a line each).
+fn reported_rates(directory: &Path, extra: &[&str]) -> Vec<f64> {
+    let output = train(
+        directory,
+        &[&["--steps", "10", "--num-samples", "0"], extra].concat(),
+    );
+    stderr(&output)
+        .lines()
+        .filter(|line| line.starts_with("step ") && line.contains("| lr "))
+        .map(|line| number_after(line, "| lr "))
+        .collect()
+}
+
+#[test]
+fn schedules_warmup_and_floor_give_their_closed_forms() {
+    let directory = with_names("schedules");
+    let round =
+        |rates: Vec<f64>| -> Vec<f64> { rates.iter().map(|r| (r * 1e5).round() / 1e5).collect() };
+    // microgpt.py's default: 0.01 (1 - t/10).
+    let linear: Vec<f64> = (0..10).map(|t| 0.01 * (1.0 - t as f64 / 10.0)).collect();
+    assert_eq!(reported_rates(&directory, &[]), round(linear));
+    // Constant after 4 warmup steps: 0.005 (t + 1) / 5, then 0.005.
+    let warm: Vec<f64> = (0..10)
+        .map(|t| {
+            if t < 4 {
+                0.005 * (t + 1) as f64 / 5.0
+            } else {
+                0.005
+            }
+        })
+        .collect();
+    assert_eq!(
+        reported_rates(
+            &directory,
+            &[
+                "--lr",
+                "0.005",
+                "--lr-schedule",
+                "constant",
+                "--warmup-steps",
+                "4"
+            ],
+        ),
+        round(warm)
+    );
+    // Cosine from 0.01 to 0.001: 0.001 + 0.009 (1 + cos(pi t / 10)) / 2.
+    let cosine: Vec<f64> = (0..10)
+        .map(|t| 0.001 + 0.009 * (1.0 + (std::f64::consts::PI * t as f64 / 10.0).cos()) / 2.0)
+        .collect();
+    assert_eq!(
+        reported_rates(
+            &directory,
+            &["--lr-schedule", "cosine", "--min-lr", "0.001"]
+        ),
+        round(cosine)
+    );
+    // Linear to a floor: 0.002 + 0.008 (1 - t/10).
+    let floor: Vec<f64> = (0..10)
+        .map(|t| 0.002 + 0.008 * (1.0 - t as f64 / 10.0))
+        .collect();
+    assert_eq!(
+        reported_rates(&directory, &["--min-lr", "0.002"]),
+        round(floor)
+    );
+}
+
+#[test]
+fn bad_schedules_are_refused_in_one_line() {
+    let directory = with_names("schedules-bad");
+    let run = |extra: &[&str]| {
+        run_microgpt(
+            &directory,
+            &[&["train", "--data", "names.txt", "--steps", "3"], extra].concat(),
+        )
+    };
+    assert_bad_input(
+        &run(&["--min-lr", "0.5"]),
+        "--min-lr must be at least 0 and at most --lr",
+    );
+    assert_bad_input(&run(&["--min-lr", "-1"]), "--min-lr");
+    let unknown = run(&["--lr-schedule", "step"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("expected linear, cosine or constant"));
+}
+
+#[test]
+fn a_resumed_run_keeps_its_schedule_and_refuses_another() {
+    let directory = with_names("schedules-resume");
+    let common = [
+        "--steps",
+        "12",
+        "--lr-schedule",
+        "cosine",
+        "--warmup-steps",
+        "3",
+        "--num-samples",
+        "0",
+    ];
+    train(
+        &directory,
+        &[&common[..], &["--out", "whole.safetensors"]].concat(),
+    );
+    train(
+        &directory,
+        &[
+            &common[..],
+            &["--stop-after", "5", "--out", "cut.safetensors"],
+        ]
+        .concat(),
+    );
+    train(
+        &directory,
+        &[
+            "--resume",
+            "cut.safetensors",
+            "--out",
+            "cut.safetensors",
+            "--num-samples",
+            "0",
+        ],
+    );
+    let tensors = |name: &str| {
+        let bytes = fs::read(directory.join(name)).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut all: Vec<(String, Vec<u8>)> = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| (name, view.data().to_vec()))
+            .collect();
+        all.sort();
+        all
+    };
+    // If this failed, resuming would have fallen back to the linear schedule.
+    assert_eq!(tensors("whole.safetensors"), tensors("cut.safetensors"));
+    let other = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "names.txt",
+            "--resume",
+            "cut.safetensors",
+            "--steps",
+            "20",
+            "--lr-schedule",
+            "linear",
+        ],
+    );
+    assert_bad_input(&other, "--lr-schedule differs from the run being resumed");
+}
