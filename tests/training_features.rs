@@ -305,3 +305,132 @@ fn a_resumed_run_keeps_its_schedule_and_refuses_another() {
     );
     assert_bad_input(&other, "--lr-schedule differs from the run being resumed");
 }
+
+#[test]
+fn sample_every_prints_names_to_stderr_and_leaves_the_run_unchanged() {
+    let directory = with_names("sample-every");
+    let common = ["--steps", "20", "--num-samples", "4"];
+    let plain = train(
+        &directory,
+        &[&common[..], &["--out", "a.safetensors"]].concat(),
+    );
+    let sampled = train(
+        &directory,
+        &[
+            &common[..],
+            &[
+                "--sample-every",
+                "10",
+                "--sample-count",
+                "3",
+                "--out",
+                "b.safetensors",
+            ],
+        ]
+        .concat(),
+    );
+    let lines: Vec<String> = stderr(&sampled)
+        .lines()
+        .filter(|line| line.contains("| samples: "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", stderr(&sampled));
+    assert!(lines[0].starts_with("step 10 | samples: ") && lines[1].starts_with("step 20 |"));
+    assert_eq!(lines[0].split(": ").nth(1).unwrap().split(' ').count(), 3);
+    // The samples draw from a generator of their own: the run and its final names are the same.
+    assert_eq!(stdout(&plain), stdout(&sampled));
+    let weights = |name: &str| fs::read(directory.join(name)).unwrap();
+    assert_eq!(weights("a.safetensors"), weights("b.safetensors"));
+}
+
+#[test]
+fn keep_best_keeps_the_checkpoint_of_the_lowest_validation_loss() {
+    let directory = with_names("keep-best");
+    // A high learning rate makes the validation loss go up and down.
+    let output = train(
+        &directory,
+        &[
+            "--no-shuffle",
+            "--val-fraction",
+            "0.25",
+            "--steps",
+            "40",
+            "--eval-every",
+            "2",
+            "--lr",
+            "0.05",
+            "--keep-best",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let log = stderr(&output);
+    let losses: Vec<(usize, f64)> = log
+        .lines()
+        .filter(|line| line.contains("| val loss "))
+        .map(|line| {
+            (
+                number_after(line, "step ") as usize,
+                number_after(line, "val loss "),
+            )
+        })
+        .collect();
+    assert_eq!(losses.len(), 20, "{log}");
+    let &(best_step, best) = losses
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .unwrap();
+    assert!(
+        best_step < 40,
+        "the test needs a loss that rises again: {losses:?}"
+    );
+    let bytes = fs::read(directory.join("m.best.safetensors")).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = metadata.metadata().clone().unwrap();
+    assert_eq!(metadata["best_step"], best_step.to_string(), "{log}");
+    // Its loss on the held-out documents is the minimum printed (to its 4 decimals).
+    let held_out = eval_loss(
+        &directory,
+        "m.best.safetensors",
+        &["evelyn", "abigail", "emily"],
+    );
+    assert!((held_out - best).abs() <= 5e-5, "{held_out} against {best}");
+    assert!(
+        log.contains("its checkpoint is m.best.safetensors"),
+        "{log}"
+    );
+}
+
+#[test]
+fn keep_best_is_refused_without_validation_and_checked_as_an_output() {
+    let directory = with_names("keep-best-bad");
+    let run = |extra: &[&str]| {
+        run_microgpt(
+            &directory,
+            &[
+                &[
+                    "train",
+                    "--data",
+                    "names.txt",
+                    "--steps",
+                    "3",
+                    "--keep-best",
+                ],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    assert_bad_input(
+        &run(&["--val-fraction", "0"]),
+        "--keep-best needs validation",
+    );
+    fs::create_dir(directory.join("m.best.safetensors")).unwrap();
+    assert_bad_input(
+        &run(&["--out", "m.safetensors"]),
+        "the best checkpoint (--keep-best, beside --out) m.best.safetensors exists and is not a regular file",
+    );
+    assert!(!directory.join("m.safetensors").exists());
+}

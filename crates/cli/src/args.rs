@@ -136,6 +136,18 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub eval_docs: Option<usize>,
 
+    /// Print --sample-count names to stderr every N steps, as makemore does (0: never) [default: 0]
+    #[arg(long, value_name = "N")]
+    pub sample_every: Option<usize>,
+
+    /// Names printed by each --sample-every
+    #[arg(long, value_name = "COUNT", default_value_t = 10)]
+    pub sample_count: usize,
+
+    /// Also keep the checkpoint of the lowest periodic validation loss, as NAME.best.safetensors beside --out
+    #[arg(long)]
+    pub keep_best: bool,
+
     /// Random generator: rust (fast) or python (CPython's, reproducing microgpt.py exactly) [default: rust]
     #[arg(long, value_enum)]
     pub rng: Option<RngKind>,

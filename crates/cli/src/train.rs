@@ -91,6 +91,8 @@ struct Paths {
     svg: PathBuf,
     /// Where the last healthy state goes when training diverges (`--out` keeps its contents).
     healthy: PathBuf,
+    /// The checkpoint of the lowest validation loss (`--keep-best`).
+    best: PathBuf,
 }
 
 impl Paths {
@@ -99,13 +101,14 @@ impl Paths {
             csv: out.with_extension("csv"),
             svg: out.with_extension("svg"),
             healthy: out.with_extension("last-healthy.safetensors"),
+            best: out.with_extension("best.safetensors"),
             out,
         }
     }
 
     /// The temporary files a save of each may be writing, for the second Ctrl-C to remove.
     fn temporaries(&self) -> Vec<PathBuf> {
-        [&self.out, &self.csv, &self.svg, &self.healthy]
+        [&self.out, &self.csv, &self.svg, &self.healthy, &self.best]
             .into_iter()
             .filter_map(|path| gpt::temporary_path(path))
             .collect()
@@ -144,7 +147,17 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             path
         }
     };
-    check_outputs(&paths, &data_path, start.checkpoint.as_ref())?;
+    if args.keep_best && settings.val_fraction == 0.0 {
+        return Err(CliError::input(
+            "--keep-best needs validation: give a --val-fraction above 0",
+        ));
+    }
+    check_outputs(
+        &paths,
+        &data_path,
+        start.checkpoint.as_ref(),
+        args.keep_best,
+    )?;
     // Held until the run ends: a second run on the same --out is refused.
     let _lock = outputs::lock(&paths.out)?;
 
@@ -312,6 +325,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     // The batch's documents, tokenized into buffers reused from step to step.
     let mut batch = vec![Vec::new(); settings.batch_size];
     let schedule = settings.schedule();
+    let sample_every = args.sample_every.filter(|&every| every > 0);
     let mut progress = Progress::new(first_step, last_step, num_steps);
     let validation = Validation::new(train_size, corpus.len(), settings.eval_docs);
     let mut final_val_loss = None;
@@ -379,9 +393,45 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             } else if last {
                 final_val_loss = Some(val_loss);
             }
+            let improved = best_val_loss.is_none_or(|best| val_loss < best);
+            if improved {
+                best_val_loss = Some(val_loss);
+                if args.keep_best {
+                    let mut state =
+                        run.checkpoint(model.params(), Some(adam.state.clone()), best_val_loss);
+                    state
+                        .metadata
+                        .insert("best_step".to_string(), (step + 1).to_string());
+                    run.save(&state, &paths.best)?;
+                    line += &format!(" | best so far, saved {}", paths.best.display());
+                }
+            }
             progress.note(&line);
-            best_val_loss = Some(best_val_loss.map_or(val_loss, |best: f64| best.min(val_loss)));
             point.val_loss = Some(val_loss);
+            progress.exclude(started.elapsed());
+        }
+        if sample_every.is_some_and(|every| (step + 1).is_multiple_of(every)) {
+            let started = Instant::now();
+            let params = model.params();
+            // A generator of its own, so that the run's draws (and its final names) stay those of
+            // a run without samples.
+            let mut draws = Generator::new(RngKind::Rust, settings.seed ^ (step as u64 + 1));
+            let mut names = Vec::new();
+            Sampler::<F>::new(config, args.sample_count.clamp(1, 64))
+                .generate_each(
+                    &params,
+                    &tokenizer,
+                    args.sample_count,
+                    "",
+                    &sampling,
+                    &mut draws,
+                    |name| {
+                        names.push(escaped(name).into_owned());
+                        ControlFlow::Continue(())
+                    },
+                )
+                .map_err(|error| CliError::failure(error.to_string()))?;
+            progress.note(&format!("step {} | samples: {}", step + 1, names.join(" ")));
             progress.exclude(started.elapsed());
         }
         csv.push(&point)
@@ -427,6 +477,14 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         paths.csv.display(),
         paths.svg.display()
     );
+    if args.keep_best
+        && let Some(best) = best_val_loss
+    {
+        note!(
+            "best validation loss {best:.4}: its checkpoint is {}",
+            paths.best.display()
+        );
+    }
     if let Some(signal) = stopped_by.or(interrupts.received()) {
         return Err(CliError {
             message: format!(
@@ -601,9 +659,14 @@ fn short(fingerprint: &Fingerprint) -> String {
 }
 
 /// Every file the run will write, checked against each other and the inputs before step 1.
-fn check_outputs(paths: &Paths, data: &Path, checkpoint: Option<&Loaded>) -> Result<()> {
+fn check_outputs(
+    paths: &Paths,
+    data: &Path,
+    checkpoint: Option<&Loaded>,
+    keep_best: bool,
+) -> Result<()> {
     let resumed_from = checkpoint.map(|loaded| loaded.path.as_path());
-    let planned = [
+    let mut planned = vec![
         Planned {
             what: "the checkpoint (--out)",
             path: &paths.out,
@@ -625,6 +688,14 @@ fn check_outputs(paths: &Paths, data: &Path, checkpoint: Option<&Loaded>) -> Res
             may_replace: None,
         },
     ];
+    if keep_best {
+        planned.push(Planned {
+            what: "the best checkpoint (--keep-best, beside --out)",
+            path: &paths.best,
+            // Resuming a run whose best checkpoint is the one resumed from replaces it.
+            may_replace: resumed_from,
+        });
+    }
     let mut inputs = vec![Input {
         what: "the data (--data)",
         path: data,
