@@ -434,3 +434,111 @@ fn keep_best_is_refused_without_validation_and_checked_as_an_output() {
     );
     assert!(!directory.join("m.safetensors").exists());
 }
+
+#[test]
+fn export_writes_the_weights_alone_with_their_names_and_values() {
+    let directory = with_names("export");
+    train(
+        &directory,
+        &[
+            "--steps",
+            "5",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let output = run_microgpt(
+        &directory,
+        &[
+            "export",
+            "--model",
+            "m.safetensors",
+            "--out",
+            "w.safetensors",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let original = fs::read(directory.join("m.safetensors")).unwrap();
+    let original = safetensors::SafeTensors::deserialize(&original).unwrap();
+    let exported = fs::read(directory.join("w.safetensors")).unwrap();
+    let exported = safetensors::SafeTensors::deserialize(&exported).unwrap();
+    let mut names = exported.names();
+    names.sort();
+    let mut weights: Vec<String> = original
+        .names()
+        .into_iter()
+        .filter(|name| !name.starts_with("adam."))
+        .map(str::to_string)
+        .collect();
+    weights.sort();
+    // If this failed, load_state_dict would meet unexpected (optimizer) or missing keys.
+    assert_eq!(names, weights);
+    assert!(
+        weights.contains(&"layer0.attn_wq".to_string()) && weights.contains(&"wte".to_string())
+    );
+    for name in &weights {
+        let (a, b) = (
+            original.tensor(name).unwrap(),
+            exported.tensor(name).unwrap(),
+        );
+        assert_eq!(a.shape(), b.shape(), "{name}");
+        assert_eq!(b.dtype(), safetensors::Dtype::F32, "{name}");
+        let f64s = a
+            .data()
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()));
+        let f32s = b
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+        for (x, y) in f64s.zip(f32s) {
+            assert_eq!(x as f32, y, "{name}");
+        }
+    }
+    // The export still samples.
+    let sample = run_microgpt(
+        &directory,
+        &["sample", "--model", "w.safetensors", "--num-samples", "2"],
+    );
+    assert!(sample.status.success(), "{}", stderr(&sample));
+    assert_eq!(stdout(&sample).lines().count(), 2);
+}
+
+#[test]
+fn export_refuses_the_outputs_train_refuses() {
+    let directory = with_names("export-bad");
+    train(
+        &directory,
+        &[
+            "--steps",
+            "2",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let export = |out: &str| {
+        run_microgpt(
+            &directory,
+            &["export", "--model", "m.safetensors", "--out", out],
+        )
+    };
+    assert_bad_input(
+        &export("m.safetensors"),
+        "is the same file as the checkpoint (--model)",
+    );
+    assert_bad_input(
+        &export("missing/w.safetensors"),
+        "directory missing does not exist",
+    );
+    fs::create_dir(directory.join("d")).unwrap();
+    assert_bad_input(&export("d"), "exists and is not a regular file");
+    let bad = run_microgpt(
+        &directory,
+        &["export", "--model", "names.txt", "--out", "w.safetensors"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

@@ -36,6 +36,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Describe a checkpoint: configuration, vocabulary, parameters, training progress.
     Info(InfoArgs),
+    /// Write a checkpoint's weights alone (no optimizer state), for PyTorch's `load_state_dict`.
+    Export(ExportArgs),
 }
 
 /// `microgpt train`.
@@ -269,4 +271,20 @@ pub struct InfoArgs {
     /// The checkpoint to describe
     #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
     pub model: PathBuf,
+}
+
+/// `microgpt export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The checkpoint whose weights to export
+    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    pub model: PathBuf,
+
+    /// Where to write the weights (safetensors)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Precision of the written tensors: f32 (PyTorch's default) or f64
+    #[arg(long, value_name = "f32|f64", default_value = "f32")]
+    pub dtype: Dtype,
 }

@@ -9,6 +9,7 @@ mod divergence;
 mod download;
 mod error;
 mod eval;
+mod export;
 mod info;
 mod loss_csv;
 mod loss_log;
@@ -56,6 +57,7 @@ pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Info(args)) => info::run(args),
+        Some(Command::Export(args)) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
