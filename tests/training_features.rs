@@ -542,3 +542,58 @@ fn export_refuses_the_outputs_train_refuses() {
     );
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+#[test]
+fn the_ith_name_of_a_seed_is_the_same_for_any_count_and_batch_size() {
+    let directory = with_names("seeded-sampling");
+    let output = train(
+        &directory,
+        &[
+            "--steps",
+            "30",
+            "--num-samples",
+            "6",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let sample = |extra: &[&str]| {
+        let output = run_microgpt(
+            &directory,
+            &[&["sample", "--model", "m.safetensors"], extra].concat(),
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // 42: train's default seed, and sample's.
+    let reference = sample(&["--seed", "42", "--num-samples", "40", "--batch-size", "1"]);
+    for (count, batch) in [
+        ("40", "64"),
+        ("40", "7"),
+        ("3", "1"),
+        ("3", "64"),
+        ("17", "5"),
+    ] {
+        let names = sample(&["--num-samples", count, "--batch-size", batch]);
+        // If this failed, a name would depend on how many names are drawn, or how many at once.
+        assert_eq!(
+            names[..],
+            reference[..names.len()],
+            "--num-samples {count} --batch-size {batch}"
+        );
+    }
+    // train's own names are `sample --seed` names of its checkpoint.
+    let trained: Vec<String> = stdout(&output)
+        .lines()
+        .filter_map(|line| {
+            line.split_once(": ")
+                .filter(|(label, _)| label.starts_with("sample"))
+        })
+        .map(|(_, name)| name.to_string())
+        .collect();
+    assert_eq!(trained[..], reference[..6]);
+    assert_ne!(sample(&["--seed", "43", "--num-samples", "40"]), reference);
+}

@@ -10,7 +10,7 @@ use crate::args::SampleArgs;
 use crate::checkpoint_error;
 use crate::error::{CliError, Result};
 use crate::memory;
-use crate::rng::{Generator, RngKind};
+use crate::rng::{Generator, RngKind, name_stream};
 use crate::stream::escaped;
 
 /// Runs `sample` in the precision the checkpoint was trained in.
@@ -57,29 +57,32 @@ fn sample<F: Float>(
         "--batch-size",
     )?;
     let mut sampler = Sampler::<F>::new(config, batch);
-    let mut rng = Generator::new(args.rng, args.seed);
     // Names are written as they finish, buffered, so memory stays the same for any --num-samples;
     // the first failed write stops the sampling.
     let mut stdout = BufWriter::new(io::stdout().lock());
     let mut written = Ok(());
-    sampler
-        .generate_each(
-            &checkpoint.params,
-            &checkpoint.tokenizer,
-            args.num_samples,
-            &args.prefix,
-            options,
-            &mut rng,
-            |name| {
-                written = writeln!(stdout, "{}", escaped(name));
-                if written.is_ok() {
-                    ControlFlow::Continue(())
-                } else {
-                    ControlFlow::Break(())
-                }
-            },
-        )
-        .map_err(|error| CliError::input(error.to_string()))?;
+    let on_name = |name: &str| {
+        written = writeln!(stdout, "{}", escaped(name));
+        if written.is_ok() {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    };
+    let (params, tokenizer) = (&checkpoint.params, &checkpoint.tokenizer);
+    let (count, prefix) = (args.num_samples, args.prefix.as_str());
+    match args.rng {
+        RngKind::Python => {
+            let mut rng = Generator::new(args.rng, args.seed);
+            sampler.generate_each(params, tokenizer, count, prefix, options, &mut rng, on_name)
+        }
+        RngKind::Rust => {
+            let stream = |index| name_stream(args.seed, index);
+            sampler
+                .generate_each_streamed(params, tokenizer, count, prefix, options, stream, on_name)
+        }
+    }
+    .map_err(|error| CliError::input(error.to_string()))?;
     written
         .and_then(|()| stdout.flush())
         .map_err(CliError::stdout)

@@ -22,7 +22,7 @@ use crate::memory;
 use crate::outputs::{self, Input, Planned};
 use crate::plot::{self, LossPoint};
 use crate::progress::Progress;
-use crate::rng::{Generator, RngKind};
+use crate::rng::{Generator, RngKind, name_stream};
 use crate::settings::RunSettings;
 use crate::signals::Interrupts;
 use crate::stream::{self, escaped, note};
@@ -415,16 +415,16 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             let params = model.params();
             // A generator of its own, so that the run's draws (and its final names) stay those of
             // a run without samples.
-            let mut draws = Generator::new(RngKind::Rust, settings.seed ^ (step as u64 + 1));
+            let seed = settings.seed ^ (step as u64 + 1);
             let mut names = Vec::new();
             Sampler::<F>::new(config, args.sample_count.clamp(1, 64))
-                .generate_each(
+                .generate_each_streamed(
                     &params,
                     &tokenizer,
                     args.sample_count,
                     "",
                     &sampling,
-                    &mut draws,
+                    |index| name_stream(seed, index),
                     |name| {
                         names.push(escaped(name).into_owned());
                         ControlFlow::Continue(())
@@ -506,25 +506,30 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         let mut sampler = Sampler::<F>::new(config, sample_batch);
         let mut index = 0;
         let mut written = Ok(());
-        sampler
-            .generate_each(
-                &checkpoint.params,
-                &tokenizer,
-                args.num_samples,
-                "",
-                &sampling,
-                &mut rng,
-                |name| {
-                    index += 1;
-                    written = report.line(format_args!("sample {index:2}: {}", escaped(name)));
-                    if written.is_ok() && !report.closed {
-                        ControlFlow::Continue(())
-                    } else {
-                        ControlFlow::Break(())
-                    }
-                },
-            )
-            .map_err(|error| CliError::failure(error.to_string()))?;
+        let on_name = |name: &str| {
+            index += 1;
+            written = report.line(format_args!("sample {index:2}: {}", escaped(name)));
+            if written.is_ok() && !report.closed {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        };
+        let (params, count) = (&checkpoint.params, args.num_samples);
+        match settings.rng {
+            // microgpt.py's names come from its one stream, after the initial weights' draws.
+            RngKind::Python => {
+                sampler.generate_each(params, &tokenizer, count, "", &sampling, &mut rng, on_name)
+            }
+            // The names `microgpt sample --seed SEED` prints from this checkpoint.
+            RngKind::Rust => {
+                let stream = |index| name_stream(settings.seed, index);
+                sampler.generate_each_streamed(
+                    params, &tokenizer, count, "", &sampling, stream, on_name,
+                )
+            }
+        }
+        .map_err(|error| CliError::failure(error.to_string()))?;
         written?;
     }
     Ok(())
