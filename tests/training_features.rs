@@ -597,3 +597,37 @@ fn the_ith_name_of_a_seed_is_the_same_for_any_count_and_batch_size() {
     assert_eq!(trained[..], reference[..6]);
     assert_ne!(sample(&["--seed", "43", "--num-samples", "40"]), reference);
 }
+
+#[test]
+fn flags_have_one_spelling_and_eval_finds_the_default_data_as_train_does() {
+    let directory = with_names("spellings");
+    fs::create_dir(directory.join("data")).unwrap();
+    fs::copy(
+        directory.join("names.txt"),
+        directory.join("data/names.txt"),
+    )
+    .unwrap();
+    // train's defaults: data/names.txt in, microgpt.safetensors out; --samples is --num-samples.
+    let output = run_microgpt(&directory, &["train", "--steps", "5", "--samples", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output)
+            .lines()
+            .filter(|l| l.starts_with("sample "))
+            .count(),
+        2
+    );
+    let eval = |extra: &[&str]| {
+        let output = run_microgpt(&directory, &[&["eval", "--json"], extra].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(eval(&[]), eval(&["--data", "data/names.txt"]));
+    let names = |flag: &str| {
+        let output = run_microgpt(&directory, &["sample", flag, "3"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(names("--samples"), names("--num-samples"));
+    assert_eq!(names("--num-samples").lines().count(), 3);
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use gpt::{Decay, Dtype};
 
+use crate::defaults;
 use crate::rng::RngKind;
 
 /// Train a tiny GPT on a list of names (or any one-document-per-line text) and sample new ones.
@@ -117,11 +118,11 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
 
     /// Names to print after training (alias --samples)
-    #[arg(long, alias = "samples", default_value_t = 20)]
+    #[arg(long, alias = "samples", default_value_t = defaults::NUM_SAMPLES)]
     pub num_samples: usize,
 
     /// Sampling temperature of those names (> 0; lower is more conservative)
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = defaults::TEMPERATURE, allow_negative_numbers = true)]
     pub temperature: f64,
 
     /// Fraction of the shuffled documents held out (the last ones) for validation [default: 0.1]
@@ -167,15 +168,15 @@ pub struct TrainArgs {
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// The checkpoint to sample from
-    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 
     /// Names to print
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, alias = "samples", default_value_t = defaults::NUM_SAMPLES)]
     pub num_samples: usize,
 
     /// Temperature (> 0): logits are divided by it before the softmax
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = defaults::TEMPERATURE, allow_negative_numbers = true)]
     pub temperature: f64,
 
     /// Draw only among the k most likely tokens (>= 1)
@@ -187,7 +188,7 @@ pub struct SampleArgs {
     pub top_p: Option<f64>,
 
     /// Seed of the draws
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
 
     /// Every name starts with this text
@@ -211,12 +212,12 @@ pub struct SampleArgs {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The checkpoint to evaluate
-    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 
-    /// Documents to score, one per line
+    /// Documents to score, one per line [default: data/names.txt, downloaded if missing, as train]
     #[arg(long, value_name = "FILE")]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
 
     /// Precision of the computation
     #[arg(long, value_name = "f32|f64", default_value = "f64")]
@@ -253,7 +254,7 @@ pub struct BenchArgs {
     pub repeats: usize,
 
     /// Names sampled in the sampling workload
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long = "num-samples", alias = "samples", default_value_t = 1000)]
     pub samples: usize,
 
     /// Print JSON instead of a table
@@ -269,7 +270,7 @@ pub struct BenchArgs {
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     /// The checkpoint to describe
-    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 }
 
@@ -277,7 +278,7 @@ pub struct InfoArgs {
 #[derive(Args, Debug)]
 pub struct ExportArgs {
     /// The checkpoint whose weights to export
-    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 
     /// Where to write the weights (safetensors)

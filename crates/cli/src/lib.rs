@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod corpus;
 mod data;
+mod defaults;
 mod divergence;
 mod download;
 mod error;

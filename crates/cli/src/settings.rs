@@ -7,6 +7,7 @@ use std::str::FromStr;
 use gpt::{Checkpoint, Config, Decay, Dtype, Schedule};
 
 use crate::args::TrainArgs;
+use crate::defaults;
 use crate::error::{CliError, Result};
 use crate::rng::RngKind;
 
@@ -45,23 +46,23 @@ impl RunSettings {
     /// The flags, with microgpt.py's defaults for those not given.
     pub fn fresh(args: &TrainArgs) -> Result<Self> {
         let settings = RunSettings {
-            num_steps: args.steps.unwrap_or(500),
-            batch_size: args.batch_size.unwrap_or(1),
-            lr: args.lr.unwrap_or(0.01),
+            num_steps: args.steps.unwrap_or(defaults::STEPS),
+            batch_size: args.batch_size.unwrap_or(defaults::BATCH_SIZE),
+            lr: args.lr.unwrap_or(defaults::LR),
             lr_schedule: args.lr_schedule.unwrap_or(Decay::Linear),
             warmup_steps: args.warmup_steps.unwrap_or(0),
             min_lr: args.min_lr.unwrap_or(0.0),
-            seed: args.seed.unwrap_or(42),
+            seed: args.seed.unwrap_or(defaults::SEED),
             rng: args.rng.unwrap_or(RngKind::Rust),
             shuffle: !args.no_shuffle,
-            val_fraction: args.val_fraction.unwrap_or(0.1),
-            eval_every: args.eval_every.unwrap_or(100),
+            val_fraction: args.val_fraction.unwrap_or(defaults::VAL_FRACTION),
+            eval_every: args.eval_every.unwrap_or(defaults::EVAL_EVERY),
             eval_docs: args.eval_docs.unwrap_or(DEFAULT_EVAL_DOCS),
             dtype: args.dtype.unwrap_or(Dtype::F64),
-            n_layer: args.n_layer.unwrap_or(1),
-            n_embd: args.n_embd.unwrap_or(16),
-            n_head: args.n_head.unwrap_or(4),
-            block_size: args.block_size.unwrap_or(8),
+            n_layer: args.n_layer.unwrap_or(defaults::N_LAYER),
+            n_embd: args.n_embd.unwrap_or(defaults::N_EMBD),
+            n_head: args.n_head.unwrap_or(defaults::N_HEAD),
+            block_size: args.block_size.unwrap_or(defaults::BLOCK_SIZE),
             best_val_loss: None,
         };
         settings.validate(|_| None)?;
