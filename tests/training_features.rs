@@ -631,3 +631,119 @@ fn flags_have_one_spelling_and_eval_finds_the_default_data_as_train_does() {
     assert_eq!(names("--samples"), names("--num-samples"));
     assert_eq!(names("--num-samples").lines().count(), 3);
 }
+
+/// Running text: the names of NAMES as one stream, four times over.
+fn running_text() -> String {
+    NAMES.repeat(4)
+}
+
+#[test]
+fn text_format_trains_on_windows_and_sample_slides_past_the_block() {
+    let directory = scratch_directory("text-format");
+    fs::write(directory.join("text.txt"), running_text()).unwrap();
+    let output = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "text.txt",
+            "--format",
+            "text",
+            "--block-size",
+            "8",
+            "--steps",
+            "40",
+            "--eval-every",
+            "20",
+            "--out",
+            "t.safetensors",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(stdout(&output).contains(&format!("num chars: {}", running_text().len())));
+    // 10% held out: 28 characters, 3 windows of 9.
+    assert!(log.contains("step 20 | val loss"), "{log}");
+    assert!(
+        !stdout(&output).contains("sample  1"),
+        "no names in text mode"
+    );
+
+    let continued = run_microgpt(
+        &directory,
+        &[
+            "sample",
+            "--model",
+            "t.safetensors",
+            "--length",
+            "30",
+            "--prompt",
+            "emma\no",
+            "--top-k",
+            "1",
+        ],
+    );
+    assert!(continued.status.success(), "{}", stderr(&continued));
+    let text = stdout(&continued);
+    let text = text.strip_suffix('\n').unwrap();
+    assert_eq!(text.chars().count(), 6 + 30, "{text:?}");
+
+    // Brute force: every character from a fresh cache over the last block_size characters.
+    let checkpoint = gpt::load::<f64>(&directory.join("t.safetensors")).unwrap();
+    let config = *checkpoint.params.config();
+    let mut tokens = checkpoint.tokenizer.encode_prefix("emma\no").unwrap();
+    for _ in 0..30 {
+        let mut decoder = gpt::Decoder::<f64>::new(config, 1);
+        let mut cache = gpt::KvCache::<f64>::new(config, 1);
+        for &token in &tokens[tokens.len().saturating_sub(8)..] {
+            decoder
+                .step(&checkpoint.params, &mut cache, &[Some(token)])
+                .unwrap();
+        }
+        let logits = decoder.logits(0);
+        let best = (0..logits.len())
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
+        tokens.push(best);
+    }
+    // If this failed, the window would not slide (or would slide wrongly) past the block size.
+    assert_eq!(text, checkpoint.tokenizer.decode(&tokens));
+
+    let bad = run_microgpt(
+        &directory,
+        &["sample", "--model", "t.safetensors", "--length", "5"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "--length needs --prompt");
+    assert_bad_input(
+        &run_microgpt(
+            &directory,
+            &[
+                "sample",
+                "--model",
+                "t.safetensors",
+                "--length",
+                "5",
+                "--prompt",
+                "Z",
+            ],
+        ),
+        "--prompt",
+    );
+    let short = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "text.txt",
+            "--format",
+            "text",
+            "--block-size",
+            "16",
+            "--val-fraction",
+            "0.99",
+            "--out",
+            "s.safetensors",
+        ],
+    );
+    assert_bad_input(&short, "--format text needs at least block_size + 1");
+}

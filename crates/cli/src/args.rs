@@ -109,6 +109,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
 
+    /// lines: one document per line (names); text: running text, trained on random windows of
+    /// block_size + 1 characters of the whole file (nanoGPT's shakespeare_char) [default: lines]
+    #[arg(long, value_enum)]
+    pub format: Option<DataFormat>,
+
     /// Train on the documents in file order instead of shuffling them
     #[arg(long)]
     pub no_shuffle: bool,
@@ -164,6 +169,32 @@ pub struct TrainArgs {
     pub max_memory: Option<f64>,
 }
 
+/// How a data file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataFormat {
+    /// One document per non-blank line.
+    Lines,
+    /// The whole file as one stream of characters.
+    Text,
+}
+
+impl DataFormat {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::Lines => "lines",
+            DataFormat::Text => "text",
+        }
+    }
+
+    /// Parses [`DataFormat::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [DataFormat::Lines, DataFormat::Text]
+            .into_iter()
+            .find(|format| format.name() == name)
+    }
+}
+
 /// `microgpt sample`.
 #[derive(Args, Debug)]
 pub struct SampleArgs {
@@ -194,6 +225,15 @@ pub struct SampleArgs {
     /// Every name starts with this text
     #[arg(long, default_value = "")]
     pub prefix: String,
+
+    /// Continue --prompt by this many characters as running text (a model trained with --format
+    /// text), sliding the context window past the block size, instead of printing names
+    #[arg(long, value_name = "N", requires = "prompt")]
+    pub length: Option<usize>,
+
+    /// The text that --length continues
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
 
     /// Names generated at once through the KV cache (python rng: always 1, to keep CPython's order)
     #[arg(long, default_value_t = 64)]

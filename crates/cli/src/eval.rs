@@ -42,7 +42,10 @@ fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
         .map(|document| block_size.min(document.chars().count() + 1))
         .sum();
     let mut model = Model::new(checkpoint.params);
-    let loss = mean_loss(&mut model, &corpus, 0..corpus.len(), &checkpoint.tokenizer)?;
+    let tokenizer = &checkpoint.tokenizer;
+    let loss = mean_loss(&mut model, 0..corpus.len(), |index, tokens| {
+        corpus.encode_into(index, tokenizer, tokens)
+    })?;
     if !loss.is_finite() {
         return Err(CliError::failure(format!(
             "the loss is {loss}: the checkpoint's weights are not finite"

@@ -25,6 +25,7 @@ mod signals;
 mod stream;
 #[cfg(test)]
 mod test_support;
+mod text;
 mod train;
 
 use std::ffi::OsString;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use gpt::{Checkpoint, Config, Decay, Dtype, Schedule};
 
-use crate::args::TrainArgs;
+use crate::args::{DataFormat, TrainArgs};
 use crate::defaults;
 use crate::error::{CliError, Result};
 use crate::rng::RngKind;
@@ -29,6 +29,7 @@ pub struct RunSettings {
     pub seed: u64,
     pub rng: RngKind,
     pub shuffle: bool,
+    pub format: DataFormat,
     pub val_fraction: f64,
     pub eval_every: usize,
     /// Held-out documents of the periodic evaluations (0: all of them).
@@ -55,6 +56,7 @@ impl RunSettings {
             seed: args.seed.unwrap_or(defaults::SEED),
             rng: args.rng.unwrap_or(RngKind::Rust),
             shuffle: !args.no_shuffle,
+            format: args.format.unwrap_or(DataFormat::Lines),
             val_fraction: args.val_fraction.unwrap_or(defaults::VAL_FRACTION),
             eval_every: args.eval_every.unwrap_or(defaults::EVAL_EVERY),
             eval_docs: args.eval_docs.unwrap_or(DEFAULT_EVAL_DOCS),
@@ -86,6 +88,12 @@ impl RunSettings {
             rng: RngKind::from_name(&field::<String>(metadata, "rng")?)
                 .ok_or_else(|| CliError::input("the checkpoint records an unknown rng"))?,
             shuffle: field(metadata, "shuffle")?,
+            format: DataFormat::from_name(&optional_field::<String>(
+                metadata,
+                "data_format",
+                "lines".to_string(),
+            )?)
+            .ok_or_else(|| CliError::input("the checkpoint records an unknown data_format"))?,
             val_fraction: field(metadata, "val_fraction")?,
             eval_every: field(metadata, "eval_every")?,
             // Runs saved before --eval-docs scored the whole split every time.
@@ -121,6 +129,10 @@ impl RunSettings {
             ("--seed", args.seed.is_some_and(|v| v != recorded.seed)),
             ("--rng", args.rng.is_some_and(|v| v != recorded.rng)),
             ("--no-shuffle", args.no_shuffle && recorded.shuffle),
+            (
+                "--format",
+                args.format.is_some_and(|v| v != recorded.format),
+            ),
             (
                 "--val-fraction",
                 args.val_fraction
@@ -233,6 +245,7 @@ impl RunSettings {
             ("seed", self.seed.to_string()),
             ("rng", self.rng.name().to_string()),
             ("shuffle", self.shuffle.to_string()),
+            ("data_format", self.format.name().to_string()),
             ("val_fraction", self.val_fraction.to_string()),
             ("eval_every", self.eval_every.to_string()),
             ("eval_docs", self.eval_docs.to_string()),

@@ -10,7 +10,7 @@ use gpt::{
 };
 use tape::Float;
 
-use crate::args::TrainArgs;
+use crate::args::{DataFormat, TrainArgs};
 use crate::checkpoint_error;
 use crate::corpus::{Corpus, Fingerprint};
 use crate::data::{self, DEFAULT_DATA};
@@ -26,6 +26,7 @@ use crate::rng::{Generator, RngKind, name_stream};
 use crate::settings::RunSettings;
 use crate::signals::Interrupts;
 use crate::stream::{self, escaped, note};
+use crate::text::Text;
 
 /// Where the checkpoint goes when `--out` is not given.
 pub const DEFAULT_OUT: &str = "microgpt.safetensors";
@@ -165,16 +166,20 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     if let Some(loaded) = start.checkpoint.as_ref().filter(|loaded| loaded.resumed) {
         check_fingerprint(loaded, corpus.fingerprint(), &data_path)?;
     }
+    let text_mode = settings.format == DataFormat::Text;
     let mut rng = Generator::new(settings.rng, settings.seed);
-    if settings.shuffle {
+    if settings.shuffle && !text_mode {
         corpus.shuffle(&mut rng);
     }
     let tokenizer = match &loaded {
         Some(checkpoint) => checkpoint.tokenizer.clone(),
+        None if text_mode => Tokenizer::from_documents([corpus.text()]),
         None => Tokenizer::from_documents(corpus.documents()),
     };
     let mut report = Report::default();
-    report.line(format_args!("num docs: {}", corpus.len()))?;
+    if !text_mode {
+        report.line(format_args!("num docs: {}", corpus.len()))?;
+    }
     report.line(format_args!("vocab size: {}", tokenizer.vocab_size()))?;
 
     let config = match &loaded {
@@ -185,10 +190,23 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         .validate()
         .map_err(|error| CliError::input(error.to_string()))?;
 
-    corpus.check_vocabulary(&tokenizer, &data_path)?;
+    let text = if text_mode {
+        let text = Text::new(
+            corpus.text(),
+            &tokenizer,
+            config.block_size,
+            settings.val_fraction,
+            settings.seed,
+        )?;
+        report.line(format_args!("num chars: {}", text.len()))?;
+        Some(text)
+    } else {
+        corpus.check_vocabulary(&tokenizer, &data_path)?;
+        None
+    };
     let validation_size = (corpus.len() as f64 * settings.val_fraction) as usize;
     let train_size = corpus.len() - validation_size;
-    if train_size == 0 {
+    if train_size == 0 && !text_mode {
         return Err(CliError::input(format!(
             "--val-fraction {} leaves no training documents out of {}",
             settings.val_fraction,
@@ -199,7 +217,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         .checkpoint
         .as_ref()
         .is_some_and(|loaded| loaded.resumed);
-    if settings.batch_size > train_size {
+    if settings.batch_size > train_size && !text_mode {
         // More documents a step than there are would only repeat them, at the memory cost of
         // each copy. A resumed run's batch was clamped when it started, unless the file was edited.
         let source = if resumed {
@@ -241,6 +259,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     // A document of n characters predicts n + 1 tokens (its last character's successor is BOS).
     let too_long = corpus
         .documents()
+        .filter(|_| !text_mode)
         .filter(|document| document.chars().count() + 1 > config.block_size)
         .count();
     if too_long > 0 {
@@ -327,7 +346,15 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let schedule = settings.schedule();
     let sample_every = args.sample_every.filter(|&every| every > 0);
     let mut progress = Progress::new(first_step, last_step, num_steps);
-    let validation = Validation::new(train_size, corpus.len(), settings.eval_docs);
+    let validation = match &text {
+        Some(text) => Validation::new(0, text.validation_windows(), settings.eval_docs),
+        None => Validation::new(train_size, corpus.len(), settings.eval_docs),
+    };
+    // Encodes validation item `index` (a held-out document, or window) into a buffer.
+    let held_out = |index: usize, tokens: &mut Vec<usize>| match &text {
+        Some(text) => text.validation_window_into(index, tokens),
+        None => corpus.encode_into(index, &tokenizer, tokens),
+    };
     let mut final_val_loss = None;
     // Scoring a document without a backward pass costs about half a training step's document,
     // so a run that trains on at least as many documents as the split holds spends at most a
@@ -339,8 +366,11 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let mut stopped_by = None;
     for step in first_step..last_step {
         for (b, tokens) in batch.iter_mut().enumerate() {
-            let index = (step * settings.batch_size + b) % train_size;
-            corpus.encode_into(index, &tokenizer, tokens);
+            let index = step * settings.batch_size + b;
+            match &text {
+                Some(text) => text.train_window_into(index, tokens),
+                None => corpus.encode_into(index % train_size, &tokenizer, tokens),
+            }
         }
         let loss = model
             .batch_loss(&batch)
@@ -379,12 +409,12 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         let last = step + 1 == num_steps;
         let evaluate_now =
             settings.eval_every > 0 && (step + 1).is_multiple_of(settings.eval_every) || last;
-        if evaluate_now && validation_size > 0 {
+        if evaluate_now && !validation.whole.is_empty() {
             let started = Instant::now();
-            let val_loss = mean_loss(&mut model, &corpus, validation.subset.clone(), &tokenizer)?;
+            let val_loss = mean_loss(&mut model, validation.subset.clone(), held_out)?;
             let mut line = format!("step {} | val loss {val_loss:.4}", step + 1);
             if last && validation.subset != validation.whole && whole_is_cheap {
-                let whole = mean_loss(&mut model, &corpus, validation.whole.clone(), &tokenizer)?;
+                let whole = mean_loss(&mut model, validation.whole.clone(), held_out)?;
                 line += &format!(
                     " | all {} held-out documents {whole:.4}",
                     validation.whole.len()
@@ -500,7 +530,13 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         "step {last_step:4} / {num_steps:4} | loss {last_loss:.4}"
     ))?;
 
-    if args.num_samples > 0 && !report.closed {
+    if text_mode && args.num_samples > 0 {
+        note!(
+            "continue text with: microgpt sample --model {} --length 200 --prompt TEXT",
+            paths.out.display()
+        );
+    }
+    if args.num_samples > 0 && !report.closed && !text_mode {
         report.line(format_args!("--- inference (new, hallucinated names) ---"))?;
         // CPython draws every token of a name before the next name: keep that order with batch 1.
         let mut sampler = Sampler::<F>::new(config, sample_batch);
@@ -718,12 +754,12 @@ fn check_outputs(
     outputs::check(&planned, &inputs)
 }
 
-/// The mean per-token loss of the documents `range` of `corpus` (whose vocabulary was checked).
+/// The mean per-token loss of the items `range`, each encoded by `encode(index, buffer)` (a
+/// document of a corpus whose vocabulary was checked, or a window of text).
 pub fn mean_loss<F: Float>(
     model: &mut Model<F>,
-    corpus: &Corpus,
     range: Range<usize>,
-    tokenizer: &Tokenizer,
+    mut encode: impl FnMut(usize, &mut Vec<usize>),
 ) -> Result<f64> {
     // Enough documents at a time to keep every core busy with whole chunks, tokenized into
     // buffers reused from group to group.
@@ -734,7 +770,7 @@ pub fn mean_loss<F: Float>(
         let indices = start..(start + GROUP).min(range.end);
         group.resize_with(indices.len(), Vec::new);
         for (tokens, index) in group.iter_mut().zip(indices) {
-            corpus.encode_into(index, tokenizer, tokens);
+            encode(index, tokens);
         }
         model
             .add_nll(&group, &mut sum)
