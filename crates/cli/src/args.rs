@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model and print sampled names (what `microgpt` alone does).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Print names sampled from a trained model, one per line, on stdout only.
     Sample(SampleArgs),
     /// The mean per-token loss (and perplexity) of a model on a data file.
