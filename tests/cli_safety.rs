@@ -392,7 +392,8 @@ fn a_second_sigterm_quits_at_once_leaving_the_previous_files_and_no_temporary_fi
     let directory = trained("sigterm-twice");
     let before = fs::read(directory.join("model.safetensors")).unwrap();
     let csv_before = fs::read(directory.join("model.csv")).unwrap();
-    // A wide model: a step takes long enough for both signals to arrive within it.
+    // A wide, deep model in f64: a step takes a few hundred milliseconds even on a quiet machine,
+    // so both signals arrive within it (a fast step would finish and save between them).
     let mut child = spawn(
         &directory,
         &[
@@ -402,11 +403,11 @@ fn a_second_sigterm_quits_at_once_leaving_the_previous_files_and_no_temporary_fi
             "--steps",
             "10",
             "--n-embd",
-            "128",
+            "512",
             "--n-layer",
-            "2",
+            "4",
             "--batch-size",
-            "12",
+            "16",
             "--lr",
             "0.0001",
             "--out",

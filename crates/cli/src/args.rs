@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use gpt::Dtype;
+use gpt::{Decay, Dtype};
 
+use crate::defaults;
 use crate::rng::RngKind;
 
 /// Train a tiny GPT on a list of names (or any one-document-per-line text) and sample new ones.
@@ -27,7 +28,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model and print sampled names (what `microgpt` alone does).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Print names sampled from a trained model, one per line, on stdout only.
     Sample(SampleArgs),
     /// The mean per-token loss (and perplexity) of a model on a data file.
@@ -36,6 +37,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Describe a checkpoint: configuration, vocabulary, parameters, training progress.
     Info(InfoArgs),
+    /// Write a checkpoint's weights alone (no optimizer state), for PyTorch's `load_state_dict`.
+    Export(ExportArgs),
 }
 
 /// `microgpt train`.
@@ -57,9 +60,22 @@ pub struct TrainArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
 
-    /// Adam's initial learning rate, decayed linearly to 0 [default: 0.01]
+    /// Adam's peak learning rate (see --lr-schedule) [default: 0.01]
     #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
+
+    /// The learning rate's decay after the warmup: linear (microgpt.py's, to --min-lr at the end),
+    /// cosine (nanoGPT's, to --min-lr) or constant [default: linear]
+    #[arg(long, value_name = "linear|cosine|constant")]
+    pub lr_schedule: Option<Decay>,
+
+    /// Steps over which the learning rate rises linearly to --lr before it decays [default: 0]
+    #[arg(long, value_name = "STEPS")]
+    pub warmup_steps: Option<usize>,
+
+    /// The learning rate the decay ends at, at most --lr [default: 0]
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
+    pub min_lr: Option<f64>,
 
     /// Seed of the shuffle, the initial weights and the samples [default: 42]
     #[arg(long)]
@@ -93,6 +109,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
 
+    /// lines: one document per line (names); text: running text, trained on random windows of
+    /// block_size + 1 characters of the whole file (nanoGPT's shakespeare_char) [default: lines]
+    #[arg(long, value_enum)]
+    pub format: Option<DataFormat>,
+
     /// Train on the documents in file order instead of shuffling them
     #[arg(long)]
     pub no_shuffle: bool,
@@ -101,12 +122,12 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CKPT")]
     pub out: Option<PathBuf>,
 
-    /// Names to print after training
-    #[arg(long, default_value_t = 20)]
-    pub samples: usize,
+    /// Names to print after training (alias --samples)
+    #[arg(long, alias = "samples", default_value_t = defaults::NUM_SAMPLES)]
+    pub num_samples: usize,
 
     /// Sampling temperature of those names (> 0; lower is more conservative)
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = defaults::TEMPERATURE, allow_negative_numbers = true)]
     pub temperature: f64,
 
     /// Fraction of the shuffled documents held out (the last ones) for validation [default: 0.1]
@@ -116,6 +137,24 @@ pub struct TrainArgs {
     /// Steps between validation losses (0: only at the end) [default: 100]
     #[arg(long)]
     pub eval_every: Option<usize>,
+
+    /// Held-out documents (the first N of the split) scored by the periodic validation losses and
+    /// the best-checkpoint decision; the last step also scores the whole split (0: always the whole
+    /// split) [default: 200]
+    #[arg(long, value_name = "N")]
+    pub eval_docs: Option<usize>,
+
+    /// Print --sample-count names to stderr every N steps, as makemore does (0: never) [default: 0]
+    #[arg(long, value_name = "N")]
+    pub sample_every: Option<usize>,
+
+    /// Names printed by each --sample-every
+    #[arg(long, value_name = "COUNT", default_value_t = 10)]
+    pub sample_count: usize,
+
+    /// Also keep the checkpoint of the lowest periodic validation loss, as NAME.best.safetensors beside --out
+    #[arg(long)]
+    pub keep_best: bool,
 
     /// Random generator: rust (fast) or python (CPython's, reproducing microgpt.py exactly) [default: rust]
     #[arg(long, value_enum)]
@@ -130,19 +169,45 @@ pub struct TrainArgs {
     pub max_memory: Option<f64>,
 }
 
+/// How a data file is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataFormat {
+    /// One document per non-blank line.
+    Lines,
+    /// The whole file as one stream of characters.
+    Text,
+}
+
+impl DataFormat {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFormat::Lines => "lines",
+            DataFormat::Text => "text",
+        }
+    }
+
+    /// Parses [`DataFormat::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [DataFormat::Lines, DataFormat::Text]
+            .into_iter()
+            .find(|format| format.name() == name)
+    }
+}
+
 /// `microgpt sample`.
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// The checkpoint to sample from
-    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 
     /// Names to print
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, alias = "samples", default_value_t = defaults::NUM_SAMPLES)]
     pub num_samples: usize,
 
     /// Temperature (> 0): logits are divided by it before the softmax
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = defaults::TEMPERATURE, allow_negative_numbers = true)]
     pub temperature: f64,
 
     /// Draw only among the k most likely tokens (>= 1)
@@ -154,12 +219,21 @@ pub struct SampleArgs {
     pub top_p: Option<f64>,
 
     /// Seed of the draws
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
 
     /// Every name starts with this text
     #[arg(long, default_value = "")]
     pub prefix: String,
+
+    /// Continue --prompt by this many characters as running text (a model trained with --format
+    /// text), sliding the context window past the block size, instead of printing names
+    #[arg(long, value_name = "N", requires = "prompt")]
+    pub length: Option<usize>,
+
+    /// The text that --length continues
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
 
     /// Names generated at once through the KV cache (python rng: always 1, to keep CPython's order)
     #[arg(long, default_value_t = 64)]
@@ -178,12 +252,12 @@ pub struct SampleArgs {
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The checkpoint to evaluate
-    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 
-    /// Documents to score, one per line
+    /// Documents to score, one per line [default: data/names.txt, downloaded if missing, as train]
     #[arg(long, value_name = "FILE")]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
 
     /// Precision of the computation
     #[arg(long, value_name = "f32|f64", default_value = "f64")]
@@ -220,7 +294,7 @@ pub struct BenchArgs {
     pub repeats: usize,
 
     /// Names sampled in the sampling workload
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long = "num-samples", alias = "samples", default_value_t = 1000)]
     pub samples: usize,
 
     /// Print JSON instead of a table
@@ -236,6 +310,22 @@ pub struct BenchArgs {
 #[derive(Args, Debug)]
 pub struct InfoArgs {
     /// The checkpoint to describe
-    #[arg(long, value_name = "CKPT", default_value = "microgpt.safetensors")]
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
+}
+
+/// `microgpt export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The checkpoint whose weights to export
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
+    pub model: PathBuf,
+
+    /// Where to write the weights (safetensors)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Precision of the written tensors: f32 (PyTorch's default) or f64
+    #[arg(long, value_name = "f32|f64", default_value = "f32")]
+    pub dtype: Dtype,
 }

@@ -103,6 +103,11 @@ impl Corpus {
         &self.fingerprint
     }
 
+    /// The file's text (a byte-order mark removed), for `--format text`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The number of documents.
     pub fn len(&self) -> usize {
         self.spans.len()

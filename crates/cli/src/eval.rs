@@ -5,7 +5,11 @@ use tape::Float;
 
 use crate::args::EvalArgs;
 use crate::checkpoint_error;
+use std::path::PathBuf;
+
 use crate::corpus::Corpus;
+use crate::data;
+use crate::defaults;
 use crate::error::{CliError, Result};
 use crate::stream::outln;
 use crate::train::mean_loss;
@@ -21,8 +25,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
 fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
     let checkpoint = gpt::load_weights::<F>(&args.model)
         .map_err(|error| checkpoint_error(&args.model, error))?;
-    let corpus = Corpus::read(&args.data)?;
-    corpus.check_vocabulary(&checkpoint.tokenizer, &args.data)?;
+    let data = match &args.data {
+        Some(path) => path.clone(),
+        None => {
+            let path = PathBuf::from(defaults::DATA);
+            data::ensure_default_dataset(&path)?;
+            path
+        }
+    };
+    let corpus = Corpus::read(&data)?;
+    corpus.check_vocabulary(&checkpoint.tokenizer, &data)?;
     let block_size = checkpoint.params.config().block_size;
     // A document of n characters predicts n + 1 tokens, at most block_size of them.
     let predicted: usize = corpus
@@ -30,7 +42,10 @@ fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
         .map(|document| block_size.min(document.chars().count() + 1))
         .sum();
     let mut model = Model::new(checkpoint.params);
-    let loss = mean_loss(&mut model, &corpus, 0..corpus.len(), &checkpoint.tokenizer)?;
+    let tokenizer = &checkpoint.tokenizer;
+    let loss = mean_loss(&mut model, 0..corpus.len(), |index, tokens| {
+        corpus.encode_into(index, tokenizer, tokens)
+    })?;
     if !loss.is_finite() {
         return Err(CliError::failure(format!(
             "the loss is {loss}: the checkpoint's weights are not finite"

@@ -5,10 +5,12 @@ mod args;
 mod bench;
 mod corpus;
 mod data;
+mod defaults;
 mod divergence;
 mod download;
 mod error;
 mod eval;
+mod export;
 mod info;
 mod loss_csv;
 mod loss_log;
@@ -23,6 +25,7 @@ mod signals;
 mod stream;
 #[cfg(test)]
 mod test_support;
+mod text;
 mod train;
 
 use std::ffi::OsString;
@@ -51,11 +54,12 @@ pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match cli.command {
         None => train::run(cli.train),
-        Some(Command::Train(args)) => train::run(args),
+        Some(Command::Train(args)) => train::run(*args),
         Some(Command::Sample(args)) => sample::run(args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Info(args)) => info::run(args),
+        Some(Command::Export(args)) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -179,7 +179,20 @@ impl Chart {
             .collect();
         let all = || series.iter().flat_map(|(_, points)| points.iter().copied());
         let x_axis = Axis::new(all().map(|(x, _)| x), self.log_x, 0.0);
-        let y_axis = Axis::new(all().map(|(_, y)| y), self.log_y, 0.05);
+        // The faint raw line of a smoothed loss would stretch the axis to its spikes (a resumed
+        // run's early steps reach 8 where the curve stays under 3.5): when opaque lines are drawn,
+        // they set the range and the faint one is clamped to it.
+        let opaque = || {
+            series
+                .iter()
+                .filter(|(series, _)| series.opacity >= 1.0)
+                .flat_map(|(_, points)| points.iter().copied())
+        };
+        let y_axis = if opaque().next().is_some() {
+            Axis::new(opaque().map(|(_, y)| y), self.log_y, 0.05)
+        } else {
+            Axis::new(all().map(|(_, y)| y), self.log_y, 0.05)
+        };
         let (plot_width, plot_height) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
         let px = |x: f64| LEFT + x_axis.fraction(x) * plot_width;
         let py = |y: f64| TOP + (1.0 - y_axis.fraction(y)) * plot_height;
@@ -576,6 +589,28 @@ mod tests {
         // Ticks on the step axis are round numbers up to the end of training.
         assert!(
             svg.contains(">1000</text>") && svg.contains(">200</text>"),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn early_spikes_of_the_raw_loss_do_not_stretch_the_axis() {
+        // A resumed run's first steps can reach 8 while the smoothed curve stays below 3.5: the
+        // axis must follow the smoothed and validation lines, as a 0-8 axis flattens the curve.
+        let points: Vec<LossPoint> = (0..1000)
+            .map(|step| {
+                let loss = if step % 97 == 3 { 8.0 } else { 2.5 };
+                point(step, loss, (step % 100 == 0).then_some(2.6))
+            })
+            .collect();
+        let svg = loss_chart(&log_of(&points), "spikes").to_svg();
+        assert_inside_view_box(&svg);
+        assert!(
+            !svg.contains(">8.0</text>") && !svg.contains(">8</text>"),
+            "{svg}"
+        );
+        assert!(
+            !svg.contains(">7.0</text>") && !svg.contains(">7</text>"),
             "{svg}"
         );
     }

@@ -7,19 +7,29 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::stream::note;
 
+/// The least time between two updates of the bar: formatting its message every step costs a few
+/// percent of a small model's step, and no one reads faster than this.
+const BAR_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Reports steps as they finish.
 pub struct Progress {
     bar: Option<ProgressBar>,
     first_step: usize,
+    /// The step this invocation stops at (`--stop-after`, or the run's end).
+    last_step: usize,
+    /// The run's total, which the counter shows whether or not this invocation reaches it.
     total: usize,
     log_every: usize,
     started: Instant,
+    /// Time spent outside training steps (validation, samples), left out of the throughput.
+    excluded: Duration,
+    last_update: Option<Instant>,
     tokens: usize,
 }
 
 impl Progress {
-    /// Progress of steps `first_step..total`.
-    pub fn new(first_step: usize, total: usize) -> Self {
+    /// Progress of steps `first_step..last_step` of a run of `total` steps.
+    pub fn new(first_step: usize, last_step: usize, total: usize) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total as u64);
             bar.set_position(first_step as u64);
@@ -36,9 +46,12 @@ impl Progress {
         Progress {
             bar,
             first_step,
+            last_step,
             total,
-            log_every: (total / 10).max(1),
+            log_every: (last_step.saturating_sub(first_step) / 10).max(1),
             started: Instant::now(),
+            excluded: Duration::ZERO,
+            last_update: None,
             tokens: 0,
         }
     }
@@ -46,21 +59,52 @@ impl Progress {
     /// Step `step` (1-based) finished with this loss, learning rate and number of predicted tokens.
     pub fn step(&mut self, step: usize, loss: f64, lr: f64, tokens: usize) {
         self.tokens += tokens;
-        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
-        let rate = self.tokens as f64 / elapsed;
+        let now = Instant::now();
+        let due = match &self.bar {
+            Some(_) => {
+                step == self.last_step
+                    || self
+                        .last_update
+                        .is_none_or(|last| now - last >= BAR_INTERVAL)
+            }
+            None => {
+                (step - self.first_step).is_multiple_of(self.log_every) || step == self.last_step
+            }
+        };
+        if !due {
+            return;
+        }
+        self.last_update = Some(now);
+        let training = self.training_time().as_secs_f64().max(1e-9);
+        let rate = self.tokens as f64 / training;
         let message = format!("loss {loss:.4} | lr {lr:.5} | {} tok/s", human(rate));
         match &self.bar {
             Some(bar) => {
                 bar.set_position(step as u64);
                 bar.set_message(message);
             }
-            None if step.is_multiple_of(self.log_every) || step == self.total => {
+            None => {
+                let elapsed = self.started.elapsed().as_secs_f64();
                 let done = (step - self.first_step) as f64;
-                let eta = elapsed / done.max(1.0) * (self.total - step) as f64;
+                let eta = elapsed / done.max(1.0) * (self.last_step - step) as f64;
                 note!("step {step}/{} | {message} | eta {eta:.1}s", self.total);
             }
-            None => {}
         }
+    }
+
+    /// Leaves `duration` (an evaluation, samples) out of the throughput.
+    pub fn exclude(&mut self, duration: Duration) {
+        self.excluded += duration;
+    }
+
+    /// The time spent in training steps so far.
+    pub fn training_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.excluded)
+    }
+
+    /// Tokens predicted per second of training so far.
+    pub fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / self.training_time().as_secs_f64().max(1e-9)
     }
 
     /// A line that must not be garbled by the bar (a validation loss, a note).

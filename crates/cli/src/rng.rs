@@ -78,3 +78,15 @@ impl Randomness for Generator {
         }
     }
 }
+
+/// The generator of the `index`-th name sampled with `seed` (the rust generator): its own stream,
+/// so that a seed's names do not depend on how many are drawn or how many at a time. The seed is
+/// mixed (SplitMix64's finaliser) before the index is added, so that nearby seeds do not share
+/// streams, and `seed_from_u64` mixes the sum again.
+pub fn name_stream(seed: u64, index: usize) -> Xoshiro256PlusPlus {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    Xoshiro256PlusPlus::seed_from_u64(z.wrapping_add(index as u64))
+}

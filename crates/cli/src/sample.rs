@@ -3,14 +3,14 @@
 use std::io::{self, BufWriter, Write};
 use std::ops::ControlFlow;
 
-use gpt::{Dtype, Sampler, SamplingOptions};
+use gpt::{Decoder, DrawScratch, Dtype, KvCache, Sampler, SamplingOptions, draw_token};
 use tape::Float;
 
 use crate::args::SampleArgs;
 use crate::checkpoint_error;
 use crate::error::{CliError, Result};
 use crate::memory;
-use crate::rng::{Generator, RngKind};
+use crate::rng::{Generator, RngKind, name_stream};
 use crate::stream::escaped;
 
 /// Runs `sample` in the precision the checkpoint was trained in.
@@ -44,6 +44,22 @@ fn sample<F: Float>(
     options: &SamplingOptions,
     checkpoint: gpt::Checkpoint<F>,
 ) -> Result<()> {
+    if let (Some(length), Some(prompt)) = (args.length, &args.prompt) {
+        let mut rng = Generator::new(args.rng, args.seed);
+        let text = continue_text(&checkpoint, prompt, length, options, &mut rng)?;
+        let mut stdout = io::stdout().lock();
+        // Running text keeps its line breaks and tabs; other control characters are escaped.
+        let shown: String = text
+            .split_inclusive(['\n', '\t'])
+            .map(|piece| {
+                let (body, end) = piece.split_at(piece.trim_end_matches(['\n', '\t']).len());
+                format!("{}{end}", escaped(body))
+            })
+            .collect();
+        return writeln!(stdout, "{shown}")
+            .and_then(|()| stdout.flush())
+            .map_err(CliError::stdout);
+    }
     let config = *checkpoint.params.config();
     // CPython draws every token of a name before the next name: keep that order with batch 1.
     let batch = if args.rng == RngKind::Python {
@@ -57,30 +73,74 @@ fn sample<F: Float>(
         "--batch-size",
     )?;
     let mut sampler = Sampler::<F>::new(config, batch);
-    let mut rng = Generator::new(args.rng, args.seed);
     // Names are written as they finish, buffered, so memory stays the same for any --num-samples;
     // the first failed write stops the sampling.
     let mut stdout = BufWriter::new(io::stdout().lock());
     let mut written = Ok(());
-    sampler
-        .generate_each(
-            &checkpoint.params,
-            &checkpoint.tokenizer,
-            args.num_samples,
-            &args.prefix,
-            options,
-            &mut rng,
-            |name| {
-                written = writeln!(stdout, "{}", escaped(name));
-                if written.is_ok() {
-                    ControlFlow::Continue(())
-                } else {
-                    ControlFlow::Break(())
-                }
-            },
-        )
-        .map_err(|error| CliError::input(error.to_string()))?;
+    let on_name = |name: &str| {
+        written = writeln!(stdout, "{}", escaped(name));
+        if written.is_ok() {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    };
+    let (params, tokenizer) = (&checkpoint.params, &checkpoint.tokenizer);
+    let (count, prefix) = (args.num_samples, args.prefix.as_str());
+    match args.rng {
+        RngKind::Python => {
+            let mut rng = Generator::new(args.rng, args.seed);
+            sampler.generate_each(params, tokenizer, count, prefix, options, &mut rng, on_name)
+        }
+        RngKind::Rust => {
+            let stream = |index| name_stream(args.seed, index);
+            sampler
+                .generate_each_streamed(params, tokenizer, count, prefix, options, stream, on_name)
+        }
+    }
+    .map_err(|error| CliError::input(error.to_string()))?;
     written
         .and_then(|()| stdout.flush())
         .map_err(CliError::stdout)
+}
+
+/// `prompt` and `length` more characters, each drawn from the model's prediction given the last
+/// `block_size` characters: the cache grows until it holds a whole block, then every character
+/// recomputes the window, which has moved by one position.
+pub fn continue_text<F: Float>(
+    checkpoint: &gpt::Checkpoint<F>,
+    prompt: &str,
+    length: usize,
+    options: &SamplingOptions,
+    rng: &mut Generator,
+) -> Result<String> {
+    let config = *checkpoint.params.config();
+    let tokenizer = &checkpoint.tokenizer;
+    let mut tokens = tokenizer
+        .encode_prefix(prompt)
+        .map_err(|error| CliError::input(format!("--prompt: {error}")))?;
+    if tokens.is_empty() {
+        return Err(CliError::input("--prompt must hold at least one character"));
+    }
+    let mut decoder = Decoder::<F>::new(config, 1);
+    let mut cache = KvCache::<F>::new(config, 1);
+    let mut scratch = DrawScratch::new(config.vocab_size);
+    let failure = |error: gpt::DecodeError| CliError::failure(error.to_string());
+    let block = config.block_size;
+    for _ in 0..length {
+        let context = &tokens[tokens.len().saturating_sub(block)..];
+        // The cached positions are a prefix of the window until the window slides.
+        if cache.len(0) >= context.len() || tokens.len() > block {
+            cache.reset();
+        }
+        for &token in &context[cache.len(0)..] {
+            decoder
+                .step(&checkpoint.params, &mut cache, &[Some(token)])
+                .map_err(failure)?;
+        }
+        let token = draw_token(decoder.logits(0), options, &mut scratch, rng)
+            .map_err(|error| CliError::input(error.to_string()))?;
+        tokens.push(token);
+    }
+    Ok(tokenizer.decode(&tokens))
 }

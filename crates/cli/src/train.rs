@@ -2,6 +2,7 @@
 
 use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use gpt::{
     Adam, AdamSettings, AdamState, Checkpoint, CheckpointError, Dtype, Model, NllSum, Params,
@@ -9,7 +10,7 @@ use gpt::{
 };
 use tape::Float;
 
-use crate::args::TrainArgs;
+use crate::args::{DataFormat, TrainArgs};
 use crate::checkpoint_error;
 use crate::corpus::{Corpus, Fingerprint};
 use crate::data::{self, DEFAULT_DATA};
@@ -21,10 +22,11 @@ use crate::memory;
 use crate::outputs::{self, Input, Planned};
 use crate::plot::{self, LossPoint};
 use crate::progress::Progress;
-use crate::rng::{Generator, RngKind};
+use crate::rng::{Generator, RngKind, name_stream};
 use crate::settings::RunSettings;
 use crate::signals::Interrupts;
 use crate::stream::{self, escaped, note};
+use crate::text::Text;
 
 /// Where the checkpoint goes when `--out` is not given.
 pub const DEFAULT_OUT: &str = "microgpt.safetensors";
@@ -110,6 +112,8 @@ struct Paths {
     svg: PathBuf,
     /// Where the last healthy state goes when training diverges (`--out` keeps its contents).
     healthy: PathBuf,
+    /// The checkpoint of the lowest validation loss (`--keep-best`).
+    best: PathBuf,
 }
 
 impl Paths {
@@ -118,13 +122,14 @@ impl Paths {
             csv: out.with_extension("csv"),
             svg: out.with_extension("svg"),
             healthy: out.with_extension("last-healthy.safetensors"),
+            best: out.with_extension("best.safetensors"),
             out,
         }
     }
 
     /// The temporary files a save of each may be writing, for the second Ctrl-C to remove.
     fn temporaries(&self) -> Vec<PathBuf> {
-        [&self.out, &self.csv, &self.svg, &self.healthy]
+        [&self.out, &self.csv, &self.svg, &self.healthy, &self.best]
             .into_iter()
             .filter_map(|path| gpt::temporary_path(path))
             .collect()
@@ -163,7 +168,17 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             path
         }
     };
-    check_outputs(&paths, &data_path, start.checkpoint.as_ref())?;
+    if args.keep_best && settings.val_fraction == 0.0 {
+        return Err(CliError::input(
+            "--keep-best needs validation: give a --val-fraction above 0",
+        ));
+    }
+    check_outputs(
+        &paths,
+        &data_path,
+        start.checkpoint.as_ref(),
+        args.keep_best,
+    )?;
     // Held until the run ends: a second run on the same --out is refused.
     let _lock = outputs::lock(&paths.out)?;
 
@@ -171,16 +186,20 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     if let Some(loaded) = start.checkpoint.as_ref().filter(|loaded| loaded.resumed) {
         check_fingerprint(loaded, corpus.fingerprint(), &data_path)?;
     }
+    let text_mode = settings.format == DataFormat::Text;
     let mut rng = Generator::new(settings.rng, settings.seed);
-    if settings.shuffle {
+    if settings.shuffle && !text_mode {
         corpus.shuffle(&mut rng);
     }
     let tokenizer = match &loaded {
         Some(checkpoint) => checkpoint.tokenizer.clone(),
+        None if text_mode => Tokenizer::from_documents([corpus.text()]),
         None => Tokenizer::from_documents(corpus.documents()),
     };
     let mut report = Report::default();
-    report.line(format_args!("num docs: {}", corpus.len()))?;
+    if !text_mode {
+        report.line(format_args!("num docs: {}", corpus.len()))?;
+    }
     report.line(format_args!("vocab size: {}", tokenizer.vocab_size()))?;
 
     let config = match &loaded {
@@ -191,10 +210,23 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         .validate()
         .map_err(|error| CliError::input(error.to_string()))?;
 
-    corpus.check_vocabulary(&tokenizer, &data_path)?;
+    let text = if text_mode {
+        let text = Text::new(
+            corpus.text(),
+            &tokenizer,
+            config.block_size,
+            settings.val_fraction,
+            settings.seed,
+        )?;
+        report.line(format_args!("num chars: {}", text.len()))?;
+        Some(text)
+    } else {
+        corpus.check_vocabulary(&tokenizer, &data_path)?;
+        None
+    };
     let validation_size = (corpus.len() as f64 * settings.val_fraction) as usize;
     let train_size = corpus.len() - validation_size;
-    if train_size == 0 {
+    if train_size == 0 && !text_mode {
         return Err(CliError::input(format!(
             "--val-fraction {} leaves no training documents out of {}",
             settings.val_fraction,
@@ -205,7 +237,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         .checkpoint
         .as_ref()
         .is_some_and(|loaded| loaded.resumed);
-    if settings.batch_size > train_size {
+    if settings.batch_size > train_size && !text_mode {
         // More documents a step than there are would only repeat them, at the memory cost of
         // each copy. A resumed run's batch was clamped when it started, unless the file was edited.
         let source = if resumed {
@@ -222,7 +254,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let sample_batch = if settings.rng == RngKind::Python {
         1
     } else {
-        args.samples.clamp(1, 64)
+        args.num_samples.clamp(1, 64)
     };
     let sizes = if loaded.is_some() {
         "--batch-size (the model's size is the checkpoint's)"
@@ -247,6 +279,7 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     // A document of n characters predicts n + 1 tokens (its last character's successor is BOS).
     let too_long = corpus
         .documents()
+        .filter(|_| !text_mode)
         .filter(|document| document.chars().count() + 1 > config.block_size)
         .count();
     if too_long > 0 {
@@ -327,14 +360,34 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let mut best_val_loss = settings.best_val_loss;
     // The batch's documents, tokenized into buffers reused from step to step.
     let mut batch = vec![Vec::new(); settings.batch_size];
-    let mut progress = Progress::new(first_step, last_step);
+    let schedule = settings.schedule();
+    let sample_every = args.sample_every.filter(|&every| every > 0);
+    let mut progress = Progress::new(first_step, last_step, num_steps);
+    let validation = match &text {
+        Some(text) => Validation::new(0, text.validation_windows(), settings.eval_docs),
+        None => Validation::new(train_size, corpus.len(), settings.eval_docs),
+    };
+    // Encodes validation item `index` (a held-out document, or window) into a buffer.
+    let held_out = |index: usize, tokens: &mut Vec<usize>| match &text {
+        Some(text) => text.validation_window_into(index, tokens),
+        None => corpus.encode_into(index, &tokenizer, tokens),
+    };
+    let mut final_val_loss = None;
+    // Scoring a document without a backward pass costs about half a training step's document,
+    // so a run that trains on at least as many documents as the split holds spends at most a
+    // third of its time on the whole split. A shorter run (the default one: 500 names against
+    // 3,203) keeps the subset's loss; `--eval-docs 0` scores the whole split every time.
+    let whole_is_cheap = (last_step - first_step) * settings.batch_size >= validation.whole.len();
     let mut last_loss = 0.0;
     let mut done = first_step;
     let mut stopped_by = None;
     for step in first_step..last_step {
         for (b, tokens) in batch.iter_mut().enumerate() {
-            let index = (step * settings.batch_size + b) % train_size;
-            corpus.encode_into(index, &tokenizer, tokens);
+            let index = step * settings.batch_size + b;
+            match &text {
+                Some(text) => text.train_window_into(index, tokens),
+                None => corpus.encode_into(index % train_size, &tokenizer, tokens),
+            }
         }
         let loss = model
             .batch_loss(&batch)
@@ -352,8 +405,8 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             )));
         }
         healthy.record(&model, &adam);
-        let lr = adam.settings.learning_rate(step, num_steps);
-        model.apply_adam(&mut adam, num_steps);
+        let lr = schedule.learning_rate(step, num_steps);
+        model.apply_adam_at(&mut adam, lr);
         last_loss = loss;
         done = step + 1;
         let predicted: usize = batch
@@ -366,15 +419,63 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             train_loss: loss,
             val_loss: None,
         };
-        let evaluate_now = settings.eval_every > 0
-            && (step + 1).is_multiple_of(settings.eval_every)
-            || step + 1 == num_steps;
-        if evaluate_now && validation_size > 0 {
-            let validation = train_size..corpus.len();
-            let val_loss = mean_loss(&mut model, &corpus, validation, &tokenizer)?;
-            progress.note(&format!("step {} | val loss {val_loss:.4}", step + 1));
-            best_val_loss = Some(best_val_loss.map_or(val_loss, |best: f64| best.min(val_loss)));
+        let last = step + 1 == num_steps;
+        let evaluate_now =
+            settings.eval_every > 0 && (step + 1).is_multiple_of(settings.eval_every) || last;
+        if evaluate_now && !validation.whole.is_empty() {
+            let started = Instant::now();
+            let val_loss = mean_loss(&mut model, validation.subset.clone(), held_out)?;
+            let mut line = format!("step {} | val loss {val_loss:.4}", step + 1);
+            if last && validation.subset != validation.whole && whole_is_cheap {
+                let whole = mean_loss(&mut model, validation.whole.clone(), held_out)?;
+                line += &format!(
+                    " | all {} held-out documents {whole:.4}",
+                    validation.whole.len()
+                );
+                final_val_loss = Some(whole);
+            } else if last {
+                final_val_loss = Some(val_loss);
+            }
+            let improved = best_val_loss.is_none_or(|best| val_loss < best);
+            if improved {
+                best_val_loss = Some(val_loss);
+                if args.keep_best {
+                    let mut state =
+                        run.checkpoint(model.params(), Some(adam.state()), best_val_loss);
+                    state
+                        .metadata
+                        .insert("best_step".to_string(), (step + 1).to_string());
+                    run.save(&state, &paths.best)?;
+                    line += &format!(" | best so far, saved {}", paths.best.display());
+                }
+            }
+            progress.note(&line);
             point.val_loss = Some(val_loss);
+            progress.exclude(started.elapsed());
+        }
+        if sample_every.is_some_and(|every| (step + 1).is_multiple_of(every)) {
+            let started = Instant::now();
+            let params = model.params();
+            // A generator of its own, so that the run's draws (and its final names) stay those of
+            // a run without samples.
+            let seed = settings.seed ^ (step as u64 + 1);
+            let mut names = Vec::new();
+            Sampler::<F>::new(config, args.sample_count.clamp(1, 64))
+                .generate_each_streamed(
+                    &params,
+                    &tokenizer,
+                    args.sample_count,
+                    "",
+                    &sampling,
+                    |index| name_stream(seed, index),
+                    |name| {
+                        names.push(escaped(name).into_owned());
+                        ControlFlow::Continue(())
+                    },
+                )
+                .map_err(|error| CliError::failure(error.to_string()))?;
+            progress.note(&format!("step {} | samples: {}", step + 1, names.join(" ")));
+            progress.exclude(started.elapsed());
         }
         csv.push(&point)
             .map_err(|error| cannot_write(&paths.csv, error))?;
@@ -397,10 +498,22 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             run.save(&state, &paths.out)?;
         }
     }
+    let (training_time, throughput) = (progress.training_time(), progress.tokens_per_second());
     progress.finish();
+    note!(
+        "trained steps {}..{done} in {:.2}s, {:.0} tokens/s (validation excluded)",
+        first_step + 1,
+        training_time.as_secs_f64(),
+        throughput
+    );
 
     // Everything is saved before anything is reported, so that a closed stdout loses nothing.
-    let checkpoint = run.checkpoint(model.params(), Some(adam.state()), best_val_loss);
+    let mut checkpoint = run.checkpoint(model.params(), Some(adam.state()), best_val_loss);
+    if let Some(loss) = final_val_loss {
+        checkpoint
+            .metadata
+            .insert("val_loss".to_string(), loss.to_string());
+    }
     run.save(&checkpoint, &paths.out)?;
     csv.commit()
         .map_err(|error| cannot_write(&paths.csv, error))?;
@@ -412,6 +525,14 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         paths.csv.display(),
         paths.svg.display()
     );
+    if args.keep_best
+        && let Some(best) = best_val_loss
+    {
+        note!(
+            "best validation loss {best:.4}: its checkpoint is {}",
+            paths.best.display()
+        );
+    }
     if let Some(signal) = stopped_by.or(interrupts.received()) {
         return Err(CliError {
             message: format!(
@@ -427,34 +548,69 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         "step {last_step:4} / {num_steps:4} | loss {last_loss:.4}"
     ))?;
 
-    if args.samples > 0 && !report.closed {
+    if text_mode && args.num_samples > 0 {
+        note!(
+            "continue text with: microgpt sample --model {} --length 200 --prompt TEXT",
+            paths.out.display()
+        );
+    }
+    if args.num_samples > 0 && !report.closed && !text_mode {
         report.line(format_args!("--- inference (new, hallucinated names) ---"))?;
         // CPython draws every token of a name before the next name: keep that order with batch 1.
         let mut sampler = Sampler::<F>::new(config, sample_batch);
         let mut index = 0;
         let mut written = Ok(());
-        sampler
-            .generate_each(
-                &checkpoint.params,
-                &tokenizer,
-                args.samples,
-                "",
-                &sampling,
-                &mut rng,
-                |name| {
-                    index += 1;
-                    written = report.line(format_args!("sample {index:2}: {}", escaped(name)));
-                    if written.is_ok() && !report.closed {
-                        ControlFlow::Continue(())
-                    } else {
-                        ControlFlow::Break(())
-                    }
-                },
-            )
-            .map_err(|error| CliError::failure(error.to_string()))?;
+        let on_name = |name: &str| {
+            index += 1;
+            written = report.line(format_args!("sample {index:2}: {}", escaped(name)));
+            if written.is_ok() && !report.closed {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        };
+        let (params, count) = (&checkpoint.params, args.num_samples);
+        match settings.rng {
+            // microgpt.py's names come from its one stream, after the initial weights' draws.
+            RngKind::Python => {
+                sampler.generate_each(params, &tokenizer, count, "", &sampling, &mut rng, on_name)
+            }
+            // The names `microgpt sample --seed SEED` prints from this checkpoint.
+            RngKind::Rust => {
+                let stream = |index| name_stream(settings.seed, index);
+                sampler.generate_each_streamed(
+                    params, &tokenizer, count, "", &sampling, stream, on_name,
+                )
+            }
+        }
+        .map_err(|error| CliError::failure(error.to_string()))?;
         written?;
     }
     Ok(())
+}
+
+/// The held-out documents: the fixed subset the periodic evaluations score, the same documents
+/// every time so that their losses compare the models and not the samples, and the whole split,
+/// scored once at the end.
+struct Validation {
+    subset: Range<usize>,
+    whole: Range<usize>,
+}
+
+impl Validation {
+    /// The split `train_size..len`, and its first `eval_docs` documents (all of them for 0).
+    fn new(train_size: usize, len: usize, eval_docs: usize) -> Self {
+        let whole = train_size..len;
+        let subset_len = if eval_docs == 0 {
+            whole.len()
+        } else {
+            eval_docs.min(whole.len())
+        };
+        Validation {
+            subset: train_size..train_size + subset_len,
+            whole,
+        }
+    }
 }
 
 /// The run's lines on stdout. They report on the run rather than being its product, so when the
@@ -565,9 +721,14 @@ fn short(fingerprint: &Fingerprint) -> String {
 }
 
 /// Every file the run will write, checked against each other and the inputs before step 1.
-fn check_outputs(paths: &Paths, data: &Path, checkpoint: Option<&Loaded>) -> Result<()> {
+fn check_outputs(
+    paths: &Paths,
+    data: &Path,
+    checkpoint: Option<&Loaded>,
+    keep_best: bool,
+) -> Result<()> {
     let resumed_from = checkpoint.map(|loaded| loaded.path.as_path());
-    let planned = [
+    let mut planned = vec![
         Planned {
             what: "the checkpoint (--out)",
             path: &paths.out,
@@ -589,6 +750,14 @@ fn check_outputs(paths: &Paths, data: &Path, checkpoint: Option<&Loaded>) -> Res
             may_replace: None,
         },
     ];
+    if keep_best {
+        planned.push(Planned {
+            what: "the best checkpoint (--keep-best, beside --out)",
+            path: &paths.best,
+            // Resuming a run whose best checkpoint is the one resumed from replaces it.
+            may_replace: resumed_from,
+        });
+    }
     let mut inputs = vec![Input {
         what: "the data (--data)",
         path: data,
@@ -606,12 +775,12 @@ fn check_outputs(paths: &Paths, data: &Path, checkpoint: Option<&Loaded>) -> Res
     outputs::check(&planned, &inputs)
 }
 
-/// The mean per-token loss of the documents `range` of `corpus` (whose vocabulary was checked).
+/// The mean per-token loss of the items `range`, each encoded by `encode(index, buffer)` (a
+/// document of a corpus whose vocabulary was checked, or a window of text).
 pub fn mean_loss<F: Float>(
     model: &mut Model<F>,
-    corpus: &Corpus,
     range: Range<usize>,
-    tokenizer: &Tokenizer,
+    mut encode: impl FnMut(usize, &mut Vec<usize>),
 ) -> Result<f64> {
     // Enough documents at a time to keep every core busy with whole chunks, tokenized into
     // buffers reused from group to group.
@@ -622,7 +791,7 @@ pub fn mean_loss<F: Float>(
         let indices = start..(start + GROUP).min(range.end);
         group.resize_with(indices.len(), Vec::new);
         for (tokens, index) in group.iter_mut().zip(indices) {
-            corpus.encode_into(index, tokenizer, tokens);
+            encode(index, tokens);
         }
         model
             .add_nll(&group, &mut sum)

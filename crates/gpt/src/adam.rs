@@ -34,7 +34,7 @@ impl Default for AdamSettings {
 impl AdamSettings {
     /// `lr * (1 - step / num_steps)`: the learning rate of step `step` (0-based) of `num_steps`.
     pub fn learning_rate(&self, step: usize, num_steps: usize) -> f64 {
-        self.lr * (1.0 - step as f64 / num_steps as f64)
+        crate::Schedule::linear(self.lr).learning_rate(step, num_steps)
     }
 
     /// The tape optimizer's settings: these betas and eps, no weight decay.

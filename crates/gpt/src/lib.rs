@@ -9,6 +9,7 @@ mod model;
 mod params;
 pub mod random;
 mod sampling;
+mod schedule;
 mod tokenizer;
 
 pub use adam::{Adam, AdamSettings, AdamState};
@@ -24,4 +25,5 @@ pub use random::{PythonRandom, Randomness};
 pub use sampling::{
     DrawScratch, OptionsError, SampleError, Sampler, SamplingOptions, draw_token, token_weights,
 };
+pub use schedule::{Decay, ParseDecayError, Schedule};
 pub use tokenizer::{Tokenizer, UnknownCharacter};

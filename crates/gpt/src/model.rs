@@ -293,6 +293,15 @@ impl<F: Float> Model<F> {
     /// or its settings are out of range (betas in `[0, 1)`, eps at least 0).
     pub fn apply_adam(&mut self, adam: &mut Adam<F>, num_steps: usize) {
         let learning_rate = adam.settings.learning_rate(adam.step(), num_steps);
+        self.apply_adam_at(adam, learning_rate);
+    }
+
+    /// Applies one Adam update with the gradients of the last loss at `learning_rate` (the rate a
+    /// [`Schedule`](crate::Schedule) gives for the step).
+    ///
+    /// # Panics
+    /// As [`Model::apply_adam`].
+    pub fn apply_adam_at(&mut self, adam: &mut Adam<F>, learning_rate: f64) {
         let (tape, gradients) = self.parallel.tape_and_gradients_mut();
         adam.optimizer()
             .step(tape, &gradients, learning_rate)

@@ -652,6 +652,75 @@ impl<F: Float> Sampler<F> {
         prefix: &[usize],
         options: &SamplingOptions,
         rng: &mut impl Randomness,
+        on_name: impl FnMut(&[usize]) -> ControlFlow<()>,
+    ) -> Result<(), SampleError> {
+        self.generate_with(params, count, prefix, options, &mut Shared(rng), on_name)
+    }
+
+    /// As [`Sampler::generate_each`], but name `i` draws from its own generator `stream(i)`, so
+    /// that it is the same for any `count` and any batch size: the i-th name of a seed is that
+    /// seed's i-th name however many are asked for, and however many are generated at a time.
+    ///
+    /// ```
+    /// use gpt::{Config, Params, Sampler, SamplingOptions, Tokenizer};
+    /// use rand::SeedableRng;
+    /// use rand::rngs::Xoshiro256PlusPlus;
+    /// let tokenizer = Tokenizer::from_documents(["emma", "ava"]);
+    /// let config = Config { vocab_size: tokenizer.vocab_size(), ..Config::default() };
+    /// let params = Params::<f32>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
+    /// let stream = |i: usize| Xoshiro256PlusPlus::seed_from_u64(1000 + i as u64);
+    /// let options = SamplingOptions::default();
+    /// let mut names = |batch, count| {
+    ///     let mut names = Vec::new();
+    ///     Sampler::new(config, batch)
+    ///         .generate_each_streamed(&params, &tokenizer, count, "", &options, stream, |name| {
+    ///             names.push(name.to_string());
+    ///             std::ops::ControlFlow::Continue(())
+    ///         })
+    ///         .unwrap();
+    ///     names
+    /// };
+    /// assert_eq!(names(1, 3), names(4, 8)[..3]);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Sampler::generate`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_each_streamed<R: Randomness>(
+        &mut self,
+        params: &Params<F>,
+        tokenizer: &Tokenizer,
+        count: usize,
+        prefix: &str,
+        options: &SamplingOptions,
+        stream: impl FnMut(usize) -> R,
+        mut on_name: impl FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<(), SampleError> {
+        if tokenizer.vocab_size() != self.config.vocab_size {
+            return Err(SampleError::VocabularyMismatch {
+                tokenizer: tokenizer.vocab_size(),
+                model: self.config.vocab_size,
+            });
+        }
+        let prefix = tokenizer
+            .encode_prefix(prefix)
+            .map_err(SampleError::UnknownCharacter)?;
+        let mut draws = PerName {
+            stream,
+            slots: (0..self.batch()).map(|_| None).collect(),
+        };
+        self.generate_with(params, count, &prefix, options, &mut draws, |name| {
+            on_name(&tokenizer.decode(name))
+        })
+    }
+
+    fn generate_with<D: Draws>(
+        &mut self,
+        params: &Params<F>,
+        count: usize,
+        prefix: &[usize],
+        options: &SamplingOptions,
+        draws: &mut D,
         mut on_name: impl FnMut(&[usize]) -> ControlFlow<()>,
     ) -> Result<(), SampleError> {
         options.validate()?;
@@ -695,9 +764,18 @@ impl<F: Float> Sampler<F> {
         let mut building: Vec<Vec<usize>> = (0..self.batch())
             .map(|_| Vec::with_capacity(block_size))
             .collect();
-        for ((slot, feed), name) in self.slots.iter_mut().zip(&mut self.feed).zip(&mut building) {
+        for (sequence, ((slot, feed), name)) in self
+            .slots
+            .iter_mut()
+            .zip(&mut self.feed)
+            .zip(&mut building)
+            .enumerate()
+        {
             *slot = start(name);
             *feed = slot.map(|_| bos);
+            if let Some(index) = *slot {
+                draws.begin(sequence, index);
+            }
         }
 
         // The weights are fixed for the whole call: put them in the decoder's layout once.
@@ -724,10 +802,10 @@ impl<F: Float> Sampler<F> {
                 let token = if batched {
                     let weights = &mut self.scratch.weights;
                     self.step_exponentials.weights(sequence, weights)?;
-                    draw_with(weights, rng)
+                    draw_with(weights, draws.rng(sequence))
                 } else {
                     let logits = self.decoder.logits(sequence);
-                    draw_token(logits, options, &mut self.scratch, rng)?
+                    draw_token(logits, options, &mut self.scratch, draws.rng(sequence))?
                 };
                 if token != bos {
                     name.push(token);
@@ -750,11 +828,52 @@ impl<F: Float> Sampler<F> {
                     }
                     *slot = start(name);
                     *feed = slot.map(|_| bos);
+                    if let Some(index) = *slot {
+                        draws.begin(sequence, index);
+                    }
                 } else {
                     *feed = Some(token);
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Where the draws of the name in each slot come from.
+trait Draws {
+    type Rng: Randomness;
+    /// Slot `slot` starts name `index`.
+    fn begin(&mut self, slot: usize, index: usize);
+    /// The generator of the name in `slot`.
+    fn rng(&mut self, slot: usize) -> &mut Self::Rng;
+}
+
+/// One generator for every name, drawn in decode order (CPython's order with one slot).
+struct Shared<'a, R>(&'a mut R);
+
+impl<R: Randomness> Draws for Shared<'_, R> {
+    type Rng = R;
+    fn begin(&mut self, _: usize, _: usize) {}
+    fn rng(&mut self, _: usize) -> &mut R {
+        self.0
+    }
+}
+
+/// A generator per name, `stream(index)`.
+struct PerName<R, S> {
+    stream: S,
+    slots: Vec<Option<R>>,
+}
+
+impl<R: Randomness, S: FnMut(usize) -> R> Draws for PerName<R, S> {
+    type Rng = R;
+    fn begin(&mut self, slot: usize, index: usize) {
+        self.slots[slot] = Some((self.stream)(index));
+    }
+    fn rng(&mut self, slot: usize) -> &mut R {
+        self.slots[slot]
+            .as_mut()
+            .expect("a busy slot has begun a name")
     }
 }

@@ -1,0 +1,25 @@
+//! Every default of the command line, in one place, so that the subcommands cannot drift apart:
+//! `train`'s run is microgpt.py's, and `sample`, `eval`, `info` and `export` default to what `train`
+//! writes and reads.
+
+pub use crate::data::DEFAULT_DATA as DATA;
+pub use crate::train::DEFAULT_OUT as CHECKPOINT;
+
+/// Names printed by `train` and `sample`.
+pub const NUM_SAMPLES: usize = 20;
+/// Sampling temperature of `train` and `sample` (microgpt.py's).
+pub const TEMPERATURE: f64 = 0.5;
+/// Seed of the run and of the samples (microgpt.py's).
+pub const SEED: u64 = 42;
+/// microgpt.py's run: 500 steps of one document at learning rate 0.01.
+pub const STEPS: usize = 500;
+pub const BATCH_SIZE: usize = 1;
+pub const LR: f64 = 0.01;
+/// The seed's configuration: 1 layer, n_embd 16, 4 heads, block 8.
+pub const N_LAYER: usize = 1;
+pub const N_EMBD: usize = 16;
+pub const N_HEAD: usize = 4;
+pub const BLOCK_SIZE: usize = 8;
+/// The held-out tenth, scored every 100 steps.
+pub const VAL_FRACTION: f64 = 0.1;
+pub const EVAL_EVERY: usize = 100;

@@ -1,0 +1,749 @@
+//! End-to-end runs of the training features makemore and nanoGPT users expect (issue 14): cheap
+//! validation, schedules, samples during training, the best checkpoint, weights export, seeded
+//! sampling and running text. Each test runs the built `microgpt` binary.
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use support::{run_microgpt, scratch_directory};
+
+/// 12 documents in file order (the tests that need to know the split pass `--no-shuffle`).
+const NAMES: &str =
+    "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\nabigail\nemily\n";
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A run that must fail as bad input: status 2, one `error` line naming `expected`, no panic.
+fn assert_bad_input(output: &Output, expected: &str) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "stderr:\n{message}");
+    assert!(!message.contains("panicked"), "a panic:\n{message}");
+    let errors: Vec<&str> = message
+        .lines()
+        .filter(|line| line.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{message}");
+    assert!(
+        errors[0].contains(expected),
+        "{expected:?} not in {errors:?}"
+    );
+}
+
+/// A scratch directory holding `names.txt`.
+fn with_names(name: &str) -> std::path::PathBuf {
+    let directory = scratch_directory(name);
+    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    directory
+}
+
+fn train(directory: &Path, extra: &[&str]) -> Output {
+    let output = run_microgpt(
+        directory,
+        &[&["train", "--data", "names.txt"], extra].concat(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
+/// `microgpt eval --json` of `model` on `documents`: its loss.
+fn eval_loss(directory: &Path, model: &str, documents: &[&str]) -> f64 {
+    fs::write(directory.join("eval.txt"), documents.join("\n")).unwrap();
+    let output = run_microgpt(
+        directory,
+        &["eval", "--model", model, "--data", "eval.txt", "--json"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    json["loss"].as_f64().unwrap()
+}
+
+/// The number after `label` in `text` (`"val loss 2.4045 | ..."`).
+fn number_after(text: &str, label: &str) -> f64 {
+    let start = text
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} in {text}"))
+        + label.len();
+    text[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn periodic_validation_scores_the_first_eval_docs_and_the_end_scores_the_whole_split() {
+    let directory = with_names("eval-docs");
+    // --no-shuffle: the held-out half is the file's last 6 names, the subset its first 2.
+    let output = train(
+        &directory,
+        &[
+            "--no-shuffle",
+            "--val-fraction",
+            "0.5",
+            "--eval-docs",
+            "2",
+            "--steps",
+            "20",
+            "--eval-every",
+            "10",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let log = stderr(&output);
+    let last = log
+        .lines()
+        .find(|line| line.starts_with("step 20 | val loss"))
+        .unwrap_or_else(|| panic!("a last validation line in {log}"));
+    let subset = number_after(last, "val loss");
+    let whole = number_after(last, "all 6 held-out documents");
+    // If these failed, the periodic loss would not be of the named documents.
+    let expected_subset = eval_loss(&directory, "m.safetensors", &["mia", "amelia"]);
+    let expected_whole = eval_loss(
+        &directory,
+        "m.safetensors",
+        &["mia", "amelia", "harper", "evelyn", "abigail", "emily"],
+    );
+    assert!((subset - expected_subset).abs() <= 5e-5, "{last}");
+    assert!((whole - expected_whole).abs() <= 5e-5, "{last}");
+    assert!(
+        log.contains("tokens/s (validation excluded)"),
+        "a throughput line without the evaluations:\n{log}"
+    );
+}
+
+#[test]
+fn a_short_run_keeps_the_subsets_loss_at_the_end() {
+    let directory = with_names("eval-docs-short");
+    // 4 documents trained on against a split of 6: scoring it all would cost more than the run.
+    let output = train(
+        &directory,
+        &[
+            "--val-fraction",
+            "0.5",
+            "--eval-docs",
+            "2",
+            "--steps",
+            "4",
+            "--num-samples",
+            "0",
+        ],
+    );
+    let log = stderr(&output);
+    assert!(log.contains("step 4 | val loss"), "{log}");
+    assert!(!log.contains("held-out documents"), "{log}");
+}
+
+#[test]
+fn a_bad_eval_docs_is_refused_by_the_parser() {
+    let directory = with_names("eval-docs-bad");
+    let output = run_microgpt(
+        &directory,
+        &["train", "--data", "names.txt", "--eval-docs", "-3"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"));
+}
+
+/// The learning rates a run's progress lines report, step by step (10 steps: a line each).
+fn reported_rates(directory: &Path, extra: &[&str]) -> Vec<f64> {
+    let output = train(
+        directory,
+        &[&["--steps", "10", "--num-samples", "0"], extra].concat(),
+    );
+    stderr(&output)
+        .lines()
+        .filter(|line| line.starts_with("step ") && line.contains("| lr "))
+        .map(|line| number_after(line, "| lr "))
+        .collect()
+}
+
+#[test]
+fn schedules_warmup_and_floor_give_their_closed_forms() {
+    let directory = with_names("schedules");
+    let round =
+        |rates: Vec<f64>| -> Vec<f64> { rates.iter().map(|r| (r * 1e5).round() / 1e5).collect() };
+    // microgpt.py's default: 0.01 (1 - t/10).
+    let linear: Vec<f64> = (0..10).map(|t| 0.01 * (1.0 - t as f64 / 10.0)).collect();
+    assert_eq!(reported_rates(&directory, &[]), round(linear));
+    // Constant after 4 warmup steps: 0.005 (t + 1) / 5, then 0.005.
+    let warm: Vec<f64> = (0..10)
+        .map(|t| {
+            if t < 4 {
+                0.005 * (t + 1) as f64 / 5.0
+            } else {
+                0.005
+            }
+        })
+        .collect();
+    assert_eq!(
+        reported_rates(
+            &directory,
+            &[
+                "--lr",
+                "0.005",
+                "--lr-schedule",
+                "constant",
+                "--warmup-steps",
+                "4"
+            ],
+        ),
+        round(warm)
+    );
+    // Cosine from 0.01 to 0.001: 0.001 + 0.009 (1 + cos(pi t / 10)) / 2.
+    let cosine: Vec<f64> = (0..10)
+        .map(|t| 0.001 + 0.009 * (1.0 + (std::f64::consts::PI * t as f64 / 10.0).cos()) / 2.0)
+        .collect();
+    assert_eq!(
+        reported_rates(
+            &directory,
+            &["--lr-schedule", "cosine", "--min-lr", "0.001"]
+        ),
+        round(cosine)
+    );
+    // Linear to a floor: 0.002 + 0.008 (1 - t/10).
+    let floor: Vec<f64> = (0..10)
+        .map(|t| 0.002 + 0.008 * (1.0 - t as f64 / 10.0))
+        .collect();
+    assert_eq!(
+        reported_rates(&directory, &["--min-lr", "0.002"]),
+        round(floor)
+    );
+}
+
+#[test]
+fn bad_schedules_are_refused_in_one_line() {
+    let directory = with_names("schedules-bad");
+    let run = |extra: &[&str]| {
+        run_microgpt(
+            &directory,
+            &[&["train", "--data", "names.txt", "--steps", "3"], extra].concat(),
+        )
+    };
+    assert_bad_input(
+        &run(&["--min-lr", "0.5"]),
+        "--min-lr must be at least 0 and at most --lr",
+    );
+    assert_bad_input(&run(&["--min-lr", "-1"]), "--min-lr");
+    let unknown = run(&["--lr-schedule", "step"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("expected linear, cosine or constant"));
+}
+
+#[test]
+fn a_resumed_run_keeps_its_schedule_and_refuses_another() {
+    let directory = with_names("schedules-resume");
+    let common = [
+        "--steps",
+        "12",
+        "--lr-schedule",
+        "cosine",
+        "--warmup-steps",
+        "3",
+        "--num-samples",
+        "0",
+    ];
+    train(
+        &directory,
+        &[&common[..], &["--out", "whole.safetensors"]].concat(),
+    );
+    train(
+        &directory,
+        &[
+            &common[..],
+            &["--stop-after", "5", "--out", "cut.safetensors"],
+        ]
+        .concat(),
+    );
+    train(
+        &directory,
+        &[
+            "--resume",
+            "cut.safetensors",
+            "--out",
+            "cut.safetensors",
+            "--num-samples",
+            "0",
+        ],
+    );
+    let tensors = |name: &str| {
+        let bytes = fs::read(directory.join(name)).unwrap();
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut all: Vec<(String, Vec<u8>)> = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| (name, view.data().to_vec()))
+            .collect();
+        all.sort();
+        all
+    };
+    // If this failed, resuming would have fallen back to the linear schedule.
+    assert_eq!(tensors("whole.safetensors"), tensors("cut.safetensors"));
+    let other = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "names.txt",
+            "--resume",
+            "cut.safetensors",
+            "--steps",
+            "20",
+            "--lr-schedule",
+            "linear",
+        ],
+    );
+    assert_bad_input(&other, "--lr-schedule differs from the run being resumed");
+}
+
+#[test]
+fn sample_every_prints_names_to_stderr_and_leaves_the_run_unchanged() {
+    let directory = with_names("sample-every");
+    let common = ["--steps", "20", "--num-samples", "4"];
+    let plain = train(
+        &directory,
+        &[&common[..], &["--out", "a.safetensors"]].concat(),
+    );
+    let sampled = train(
+        &directory,
+        &[
+            &common[..],
+            &[
+                "--sample-every",
+                "10",
+                "--sample-count",
+                "3",
+                "--out",
+                "b.safetensors",
+            ],
+        ]
+        .concat(),
+    );
+    let lines: Vec<String> = stderr(&sampled)
+        .lines()
+        .filter(|line| line.contains("| samples: "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", stderr(&sampled));
+    assert!(lines[0].starts_with("step 10 | samples: ") && lines[1].starts_with("step 20 |"));
+    assert_eq!(lines[0].split(": ").nth(1).unwrap().split(' ').count(), 3);
+    // The samples draw from a generator of their own: the run and its final names are the same.
+    assert_eq!(stdout(&plain), stdout(&sampled));
+    let weights = |name: &str| fs::read(directory.join(name)).unwrap();
+    assert_eq!(weights("a.safetensors"), weights("b.safetensors"));
+}
+
+#[test]
+fn keep_best_keeps_the_checkpoint_of_the_lowest_validation_loss() {
+    let directory = with_names("keep-best");
+    // A high learning rate makes the validation loss go up and down.
+    let output = train(
+        &directory,
+        &[
+            "--no-shuffle",
+            "--val-fraction",
+            "0.25",
+            "--steps",
+            "40",
+            "--eval-every",
+            "2",
+            "--lr",
+            "0.05",
+            "--keep-best",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let log = stderr(&output);
+    let losses: Vec<(usize, f64)> = log
+        .lines()
+        .filter(|line| line.contains("| val loss "))
+        .map(|line| {
+            (
+                number_after(line, "step ") as usize,
+                number_after(line, "val loss "),
+            )
+        })
+        .collect();
+    assert_eq!(losses.len(), 20, "{log}");
+    let &(best_step, best) = losses
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+        .unwrap();
+    assert!(
+        best_step < 40,
+        "the test needs a loss that rises again: {losses:?}"
+    );
+    let bytes = fs::read(directory.join("m.best.safetensors")).unwrap();
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let metadata = metadata.metadata().clone().unwrap();
+    assert_eq!(metadata["best_step"], best_step.to_string(), "{log}");
+    // Its loss on the held-out documents is the minimum printed (to its 4 decimals).
+    let held_out = eval_loss(
+        &directory,
+        "m.best.safetensors",
+        &["evelyn", "abigail", "emily"],
+    );
+    assert!((held_out - best).abs() <= 5e-5, "{held_out} against {best}");
+    assert!(
+        log.contains("its checkpoint is m.best.safetensors"),
+        "{log}"
+    );
+}
+
+#[test]
+fn keep_best_is_refused_without_validation_and_checked_as_an_output() {
+    let directory = with_names("keep-best-bad");
+    let run = |extra: &[&str]| {
+        run_microgpt(
+            &directory,
+            &[
+                &[
+                    "train",
+                    "--data",
+                    "names.txt",
+                    "--steps",
+                    "3",
+                    "--keep-best",
+                ],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    assert_bad_input(
+        &run(&["--val-fraction", "0"]),
+        "--keep-best needs validation",
+    );
+    fs::create_dir(directory.join("m.best.safetensors")).unwrap();
+    assert_bad_input(
+        &run(&["--out", "m.safetensors"]),
+        "the best checkpoint (--keep-best, beside --out) m.best.safetensors exists and is not a regular file",
+    );
+    assert!(!directory.join("m.safetensors").exists());
+}
+
+#[test]
+fn export_writes_the_weights_alone_with_their_names_and_values() {
+    let directory = with_names("export");
+    train(
+        &directory,
+        &[
+            "--steps",
+            "5",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let output = run_microgpt(
+        &directory,
+        &[
+            "export",
+            "--model",
+            "m.safetensors",
+            "--out",
+            "w.safetensors",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let original = fs::read(directory.join("m.safetensors")).unwrap();
+    let original = safetensors::SafeTensors::deserialize(&original).unwrap();
+    let exported = fs::read(directory.join("w.safetensors")).unwrap();
+    let exported = safetensors::SafeTensors::deserialize(&exported).unwrap();
+    let mut names = exported.names();
+    names.sort();
+    let mut weights: Vec<String> = original
+        .names()
+        .into_iter()
+        .filter(|name| !name.starts_with("adam."))
+        .map(str::to_string)
+        .collect();
+    weights.sort();
+    // If this failed, load_state_dict would meet unexpected (optimizer) or missing keys.
+    assert_eq!(names, weights);
+    assert!(
+        weights.contains(&"layer0.attn_wq".to_string()) && weights.contains(&"wte".to_string())
+    );
+    for name in &weights {
+        let (a, b) = (
+            original.tensor(name).unwrap(),
+            exported.tensor(name).unwrap(),
+        );
+        assert_eq!(a.shape(), b.shape(), "{name}");
+        assert_eq!(b.dtype(), safetensors::Dtype::F32, "{name}");
+        let f64s = a
+            .data()
+            .chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()));
+        let f32s = b
+            .data()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()));
+        for (x, y) in f64s.zip(f32s) {
+            assert_eq!(x as f32, y, "{name}");
+        }
+    }
+    // The export still samples.
+    let sample = run_microgpt(
+        &directory,
+        &["sample", "--model", "w.safetensors", "--num-samples", "2"],
+    );
+    assert!(sample.status.success(), "{}", stderr(&sample));
+    assert_eq!(stdout(&sample).lines().count(), 2);
+}
+
+#[test]
+fn export_refuses_the_outputs_train_refuses() {
+    let directory = with_names("export-bad");
+    train(
+        &directory,
+        &[
+            "--steps",
+            "2",
+            "--num-samples",
+            "0",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let export = |out: &str| {
+        run_microgpt(
+            &directory,
+            &["export", "--model", "m.safetensors", "--out", out],
+        )
+    };
+    assert_bad_input(
+        &export("m.safetensors"),
+        "is the same file as the checkpoint (--model)",
+    );
+    assert_bad_input(
+        &export("missing/w.safetensors"),
+        "directory missing does not exist",
+    );
+    fs::create_dir(directory.join("d")).unwrap();
+    assert_bad_input(&export("d"), "exists and is not a regular file");
+    let bad = run_microgpt(
+        &directory,
+        &["export", "--model", "names.txt", "--out", "w.safetensors"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+#[test]
+fn the_ith_name_of_a_seed_is_the_same_for_any_count_and_batch_size() {
+    let directory = with_names("seeded-sampling");
+    let output = train(
+        &directory,
+        &[
+            "--steps",
+            "30",
+            "--num-samples",
+            "6",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let sample = |extra: &[&str]| {
+        let output = run_microgpt(
+            &directory,
+            &[&["sample", "--model", "m.safetensors"], extra].concat(),
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // 42: train's default seed, and sample's.
+    let reference = sample(&["--seed", "42", "--num-samples", "40", "--batch-size", "1"]);
+    for (count, batch) in [
+        ("40", "64"),
+        ("40", "7"),
+        ("3", "1"),
+        ("3", "64"),
+        ("17", "5"),
+    ] {
+        let names = sample(&["--num-samples", count, "--batch-size", batch]);
+        // If this failed, a name would depend on how many names are drawn, or how many at once.
+        assert_eq!(
+            names[..],
+            reference[..names.len()],
+            "--num-samples {count} --batch-size {batch}"
+        );
+    }
+    // train's own names are `sample --seed` names of its checkpoint.
+    let trained: Vec<String> = stdout(&output)
+        .lines()
+        .filter_map(|line| {
+            line.split_once(": ")
+                .filter(|(label, _)| label.starts_with("sample"))
+        })
+        .map(|(_, name)| name.to_string())
+        .collect();
+    assert_eq!(trained[..], reference[..6]);
+    assert_ne!(sample(&["--seed", "43", "--num-samples", "40"]), reference);
+}
+
+#[test]
+fn flags_have_one_spelling_and_eval_finds_the_default_data_as_train_does() {
+    let directory = with_names("spellings");
+    fs::create_dir(directory.join("data")).unwrap();
+    fs::copy(
+        directory.join("names.txt"),
+        directory.join("data/names.txt"),
+    )
+    .unwrap();
+    // train's defaults: data/names.txt in, microgpt.safetensors out; --samples is --num-samples.
+    let output = run_microgpt(&directory, &["train", "--steps", "5", "--samples", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output)
+            .lines()
+            .filter(|l| l.starts_with("sample "))
+            .count(),
+        2
+    );
+    let eval = |extra: &[&str]| {
+        let output = run_microgpt(&directory, &[&["eval", "--json"], extra].concat());
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(eval(&[]), eval(&["--data", "data/names.txt"]));
+    let names = |flag: &str| {
+        let output = run_microgpt(&directory, &["sample", flag, "3"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(names("--samples"), names("--num-samples"));
+    assert_eq!(names("--num-samples").lines().count(), 3);
+}
+
+/// Running text: the names of NAMES as one stream, four times over.
+fn running_text() -> String {
+    NAMES.repeat(4)
+}
+
+#[test]
+fn text_format_trains_on_windows_and_sample_slides_past_the_block() {
+    let directory = scratch_directory("text-format");
+    fs::write(directory.join("text.txt"), running_text()).unwrap();
+    let output = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "text.txt",
+            "--format",
+            "text",
+            "--block-size",
+            "8",
+            "--steps",
+            "40",
+            "--eval-every",
+            "20",
+            "--out",
+            "t.safetensors",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(stdout(&output).contains(&format!("num chars: {}", running_text().len())));
+    // 10% held out: 28 characters, 3 windows of 9.
+    assert!(log.contains("step 20 | val loss"), "{log}");
+    assert!(
+        !stdout(&output).contains("sample  1"),
+        "no names in text mode"
+    );
+
+    let continued = run_microgpt(
+        &directory,
+        &[
+            "sample",
+            "--model",
+            "t.safetensors",
+            "--length",
+            "30",
+            "--prompt",
+            "emma\no",
+            "--top-k",
+            "1",
+        ],
+    );
+    assert!(continued.status.success(), "{}", stderr(&continued));
+    let text = stdout(&continued);
+    let text = text.strip_suffix('\n').unwrap();
+    assert_eq!(text.chars().count(), 6 + 30, "{text:?}");
+
+    // Brute force: every character from a fresh cache over the last block_size characters.
+    let checkpoint = gpt::load::<f64>(&directory.join("t.safetensors")).unwrap();
+    let config = *checkpoint.params.config();
+    let mut tokens = checkpoint.tokenizer.encode_prefix("emma\no").unwrap();
+    for _ in 0..30 {
+        let mut decoder = gpt::Decoder::<f64>::new(config, 1);
+        let mut cache = gpt::KvCache::<f64>::new(config, 1);
+        for &token in &tokens[tokens.len().saturating_sub(8)..] {
+            decoder
+                .step(&checkpoint.params, &mut cache, &[Some(token)])
+                .unwrap();
+        }
+        let logits = decoder.logits(0);
+        let best = (0..logits.len())
+            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
+        tokens.push(best);
+    }
+    // If this failed, the window would not slide (or would slide wrongly) past the block size.
+    assert_eq!(text, checkpoint.tokenizer.decode(&tokens));
+
+    let bad = run_microgpt(
+        &directory,
+        &["sample", "--model", "t.safetensors", "--length", "5"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "--length needs --prompt");
+    assert_bad_input(
+        &run_microgpt(
+            &directory,
+            &[
+                "sample",
+                "--model",
+                "t.safetensors",
+                "--length",
+                "5",
+                "--prompt",
+                "Z",
+            ],
+        ),
+        "--prompt",
+    );
+    let short = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "text.txt",
+            "--format",
+            "text",
+            "--block-size",
+            "16",
+            "--val-fraction",
+            "0.99",
+            "--out",
+            "s.safetensors",
+        ],
+    );
+    assert_bad_input(&short, "--format text needs at least block_size + 1");
+}
