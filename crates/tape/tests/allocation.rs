@@ -10,7 +10,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use ndarray::{ArrayD, arr2};
+use ndarray::{ArrayD, IxDyn, arr2};
 use tape::optim::{Adam, AdamConfig, AdamW, Optimizer, Sgd, SgdConfig};
 use tape::{Gradients, Tape};
 
@@ -119,4 +119,100 @@ fn a_warm_optimizer_step_allocates_nothing() {
         let during = allocations() - before;
         assert_eq!(during, 0, "a warm step allocated {during} times");
     }
+}
+
+/// A warm tape records every op of this family, on five and six axes too, and runs backward
+/// without touching the heap (a per-op allocation would show as a count above zero).
+#[test]
+fn a_warm_step_of_shape_ops_allocates_nothing() {
+    let mut tape = Tape::<f64>::new();
+    let x = tape.parameter(ArrayD::from_shape_fn(IxDyn(&[2, 3, 4]), |i| {
+        (i[0] + 2 * i[1] + 3 * i[2]) as f64 * 0.1
+    }));
+    let table = tape.parameter(ArrayD::from_elem(IxDyn(&[5, 4]), 0.5));
+    let ids = arr2(&[[1, 4, 1], [0, 2, 3]]);
+    let mut gradients = Gradients::new();
+    let step = |tape: &mut Tape<f64>, gradients: &mut Gradients<f64>| {
+        tape.clear();
+        let embedded = tape.embedding(table, &ids).unwrap(); // [2, 3, 4]
+        let moved = tape.permute(x, &[2, 0, 1]).unwrap(); // [4, 2, 3]
+        let back = tape.transpose(moved, 0, 2).unwrap(); // [3, 2, 4]
+        let back = tape.transpose(back, 0, 1).unwrap(); // [2, 3, 4]
+        let sum = tape.mul(back, embedded).unwrap();
+        let deep = tape.reshape(sum, &[1, 2, 1, 3, 4, 1]).unwrap();
+        let deep = tape.permute(deep, &[5, 4, 3, 2, 1, 0]).unwrap();
+        let deep = tape.squeeze(deep, 5).unwrap();
+        let flat = tape.flatten(deep, 0).unwrap(); // [24]
+        let sliced = tape.slice_axis(x, 1, 1..3).unwrap(); // [2, 2, 4]
+        let joined = tape.concat_axis(&[sliced, x], 1).unwrap(); // [2, 5, 4]
+        let stacked = tape.stack(&[joined, joined], 3).unwrap(); // [2, 5, 4, 2]
+        let causal = tape.causal_mask(4);
+        let square = tape.reshape(flat, &[6, 4]).unwrap();
+        let rows = tape.slice_axis(square, 0, 0..4).unwrap();
+        let masked = tape.masked_fill(rows, causal, -1.0).unwrap();
+        let wide = tape.broadcast_to(masked, &[3, 4, 4]).unwrap();
+        let first = tape.sum(stacked).unwrap();
+        let second = tape.dot(wide, wide).unwrap();
+        let loss = tape.add(first, second).unwrap();
+        tape.backward_into(loss, gradients).unwrap();
+        tape.scalar(loss)
+    };
+    let first = step(&mut tape, &mut gradients);
+    let before = allocations();
+    let second = step(&mut tape, &mut gradients);
+    let during = allocations() - before;
+    assert_eq!(first, second);
+    assert_eq!(during, 0, "a warm step allocated {during} times");
+}
+
+/// The other families on a warm tape: broadcasting arithmetic, activations, axis reductions,
+/// softmax along an axis, layer norm, batched products, the cross-entropy with an ignore index and
+/// dropout. A per-op allocation would show as a count above zero.
+#[test]
+fn a_warm_step_of_the_general_ops_allocates_nothing() {
+    use rand::SeedableRng;
+    let mut tape = Tape::<f32>::new();
+    let x = tape.parameter(ArrayD::from_shape_fn(vec![2, 3, 4], |i| {
+        (i[0] as f32 - 2.0 * i[1] as f32 + 0.5 * i[2] as f32) * 0.1
+    }));
+    let bias = tape.parameter(ArrayD::from_elem(vec![4], 0.25f32));
+    let w = tape.parameter(ArrayD::from_shape_fn(vec![5, 4], |i| {
+        (i[0] + i[1]) as f32 * 0.1
+    }));
+    let keys = tape.parameter(ArrayD::from_elem(vec![2, 4, 3], 0.2f32));
+    let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
+    let mut gradients = Gradients::new();
+    let mut step = |tape: &mut Tape<f32>, gradients: &mut Gradients<f32>| {
+        tape.clear();
+        let shifted = tape.add(x, bias).unwrap(); // [2, 3, 4] + [4]
+        let scaled = tape.div(shifted, bias).unwrap();
+        let h = tape.tanh(scaled).unwrap();
+        let h = tape.gelu(h).unwrap();
+        let h = tape.sigmoid(h).unwrap();
+        let h = tape.silu(h).unwrap();
+        let h = tape.square(h).unwrap();
+        let h = tape.sqrt(h).unwrap();
+        let h = tape.layer_norm(h, Some(bias), Some(bias), 1e-5).unwrap();
+        let h = tape.rms_norm(h, Some(bias), 1e-5).unwrap();
+        let scores = tape.matmul(h, keys).unwrap(); // [2, 3, 4] @ [2, 4, 3] = [2, 3, 3]
+        let weights = tape.softmax_axis(scores, 1).unwrap();
+        let logs = tape.log_softmax(weights, 2).unwrap();
+        let summed = tape.sum_axis(logs, 0, true).unwrap();
+        let peaks = tape.max_axis(summed, 2, false).unwrap();
+        let means = tape.mean_axis(peaks, 1, false).unwrap();
+        let dropped = tape.dropout(h, 0.25, &mut rng).unwrap();
+        let logits = tape.linear(dropped, w).unwrap(); // [2, 3, 5]
+        let loss = tape
+            .cross_entropy(logits, &[0, -1, 4, 2, -1, 1], Some(-1))
+            .unwrap();
+        let extra = tape.sum(means).unwrap();
+        let loss = tape.add(loss, extra).unwrap();
+        tape.backward_into(loss, gradients).unwrap();
+        tape.scalar(loss)
+    };
+    step(&mut tape, &mut gradients);
+    let before = allocations();
+    step(&mut tape, &mut gradients);
+    let during = allocations() - before;
+    assert_eq!(during, 0, "a warm step allocated {during} times");
 }

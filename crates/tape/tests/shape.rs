@@ -3,20 +3,13 @@
 //! `concatenate`, `stack`, `select` and `broadcast` (the independent oracle), backwards against
 //! finite differences on random shapes of one to four axes, and the errors they report.
 
-// The warm-step test counts allocations with a global allocator, which implements an unsafe trait;
-// it only counts and forwards to the system allocator.
-#![allow(unsafe_code)]
-
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use common::{array, check};
 use ndarray::{Array2, ArrayD, Axis, IxDyn, Slice, Zip, arr2};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use tape::{Gradients, Tape, TapeError, Var};
+use tape::{Tape, TapeError, Var};
 
 /// A shape of one to four axes, each of length one to three.
 fn shape() -> impl Strategy<Value = Vec<usize>> {
@@ -497,73 +490,4 @@ fn out_of_range_ids_are_index_errors() {
     };
     assert_eq!(error, expected);
     assert!(error.to_string().contains("embedding: index 5"));
-}
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// A warm tape records every op of this family, on five and six axes too, and runs backward
-/// without touching the heap (a per-op allocation would show as a count above zero).
-#[test]
-fn a_warm_step_of_shape_ops_allocates_nothing() {
-    let mut tape = Tape::<f64>::new();
-    let x = tape.parameter(ArrayD::from_shape_fn(IxDyn(&[2, 3, 4]), |i| {
-        (i[0] + 2 * i[1] + 3 * i[2]) as f64 * 0.1
-    }));
-    let table = tape.parameter(ArrayD::from_elem(IxDyn(&[5, 4]), 0.5));
-    let ids = arr2(&[[1, 4, 1], [0, 2, 3]]);
-    let mut gradients = Gradients::new();
-    let step = |tape: &mut Tape<f64>, gradients: &mut Gradients<f64>| {
-        tape.clear();
-        let embedded = tape.embedding(table, &ids).unwrap(); // [2, 3, 4]
-        let moved = tape.permute(x, &[2, 0, 1]).unwrap(); // [4, 2, 3]
-        let back = tape.transpose(moved, 0, 2).unwrap(); // [3, 2, 4]
-        let back = tape.transpose(back, 0, 1).unwrap(); // [2, 3, 4]
-        let sum = tape.mul(back, embedded).unwrap();
-        let deep = tape.reshape(sum, &[1, 2, 1, 3, 4, 1]).unwrap();
-        let deep = tape.permute(deep, &[5, 4, 3, 2, 1, 0]).unwrap();
-        let deep = tape.squeeze(deep, 5).unwrap();
-        let flat = tape.flatten(deep, 0).unwrap(); // [24]
-        let sliced = tape.slice_axis(x, 1, 1..3).unwrap(); // [2, 2, 4]
-        let joined = tape.concat_axis(&[sliced, x], 1).unwrap(); // [2, 5, 4]
-        let stacked = tape.stack(&[joined, joined], 3).unwrap(); // [2, 5, 4, 2]
-        let causal = tape.causal_mask(4);
-        let square = tape.reshape(flat, &[6, 4]).unwrap();
-        let rows = tape.slice_axis(square, 0, 0..4).unwrap();
-        let masked = tape.masked_fill(rows, causal, -1.0).unwrap();
-        let wide = tape.broadcast_to(masked, &[3, 4, 4]).unwrap();
-        let first = tape.sum(stacked).unwrap();
-        let second = tape.dot(wide, wide).unwrap();
-        let loss = tape.add(first, second).unwrap();
-        tape.backward_into(loss, gradients).unwrap();
-        tape.scalar(loss)
-    };
-    let first = step(&mut tape, &mut gradients);
-    let before = ALLOCATIONS.with(Cell::get);
-    let second = step(&mut tape, &mut gradients);
-    let during = ALLOCATIONS.with(Cell::get) - before;
-    assert_eq!(first, second);
-    assert_eq!(during, 0, "a warm step allocated {during} times");
 }
