@@ -14,8 +14,10 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Normal};
+use std::path::Path;
 use tape::optim::{AdamConfig, AdamW, Optimizer};
-use tape::{Gradients, Tape, TapeError, Var};
+
+use tape::{Gradients, NamedParameters, StateDictError, Strictness, Tape, TapeError, Var};
 
 /// Characters each prediction sees.
 pub const CONTEXT: usize = 3;
@@ -57,6 +59,9 @@ pub struct Mlp {
     hidden_bias: Var,
     output: Var,
     output_bias: Var,
+    /// The parameters' names in a saved file, as a PyTorch module with layers `embedding`,
+    /// `hidden` and `output` would name them.
+    names: NamedParameters,
 }
 
 impl Mlp {
@@ -68,16 +73,44 @@ impl Mlp {
             Array2::from_shape_fn(shape, |_| scale * normal.sample(rng))
         };
         let fan_in = (CONTEXT * EMBEDDING) as f32;
+        let mut names = NamedParameters::new();
+        let mut named = |name: &str, value: Array2<f32>| {
+            names.parameter(tape, name, value).expect("distinct names")
+        };
+        let embedding = named("embedding.weight", random((vocab_size, EMBEDDING), 1.0));
+        let scale = 5.0 / 3.0 / fan_in.sqrt();
+        let hidden = named(
+            "hidden.weight",
+            random((HIDDEN, CONTEXT * EMBEDDING), scale),
+        );
+        let output = named("output.weight", random((vocab_size, HIDDEN), 0.01));
+        let mut bias = |name: &str, len: usize| {
+            names
+                .parameter(tape, name, Array1::from_elem(len, 0.0f32))
+                .expect("distinct names")
+        };
+        let hidden_bias = bias("hidden.bias", HIDDEN);
+        let output_bias = bias("output.bias", vocab_size);
         Mlp {
-            embedding: tape.parameter(random((vocab_size, EMBEDDING), 1.0)),
-            hidden: tape.parameter(random(
-                (HIDDEN, CONTEXT * EMBEDDING),
-                5.0 / 3.0 / fan_in.sqrt(),
-            )),
-            hidden_bias: tape.parameter(Array1::from_elem(HIDDEN, 0.0f32)),
-            output: tape.parameter(random((vocab_size, HIDDEN), 0.01)),
-            output_bias: tape.parameter(Array1::from_elem(vocab_size, 0.0f32)),
+            embedding,
+            hidden,
+            hidden_bias,
+            output,
+            output_bias,
+            names,
         }
+    }
+
+    /// Saves the weights by name to a safetensors file (which `safetensors.torch.load_file`
+    /// reads, named as a PyTorch module's `state_dict` would be).
+    pub fn save(&self, tape: &Tape<f32>, path: &Path) -> Result<(), StateDictError> {
+        self.names.save(tape, path)
+    }
+
+    /// Loads weights saved by [`Mlp::save`] into this model's parameters, by name; every name
+    /// must be there with its shape.
+    pub fn load(&self, tape: &mut Tape<f32>, path: &Path) -> Result<(), StateDictError> {
+        self.names.load(tape, path, Strictness::Strict).map(|_| ())
     }
 
     /// The mean cross-entropy of predicting `targets` from `contexts` (`[rows, CONTEXT]`).
@@ -166,6 +199,8 @@ pub struct Losses {
     pub train: f32,
     /// Over every held-out example.
     pub validation: f32,
+    /// Over every held-out example, by a fresh model that loaded the saved weights.
+    pub validation_reloaded: f32,
 }
 
 /// makemore's AdamW settings: betas 0.9 and 0.99, eps 1e-8, weight decay 0.01.
@@ -185,8 +220,13 @@ pub fn learning_rate(step: usize, steps: usize) -> f64 {
 }
 
 /// Trains the MLP for `steps` steps on the names of `text` (one a line), holding out a tenth of
-/// them, and prints the batch loss every 10,000 steps.
-pub fn train_and_evaluate(text: &str, steps: usize) -> Result<Losses, TapeError> {
+/// them, and prints the batch loss every 10,000 steps; then saves its weights to `weights` and
+/// evaluates them again in a fresh model that loads them.
+pub fn train_and_evaluate(
+    text: &str,
+    steps: usize,
+    weights: &Path,
+) -> Result<Losses, Box<dyn std::error::Error>> {
     let mut names: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -231,9 +271,14 @@ pub fn train_and_evaluate(text: &str, steps: usize) -> Result<Losses, TapeError>
             println!("step {step:6} | batch loss {loss:.4}");
         }
     }
+    model.save(&tape, weights)?;
+    let mut fresh_tape = Tape::<f32>::new();
+    let fresh = Mlp::new(&mut fresh_tape, characters.len() + 1, &mut rng);
+    fresh.load(&mut fresh_tape, weights)?;
     Ok(Losses {
         train: model.evaluate(&mut tape, &train)?,
         validation: model.evaluate(&mut tape, &validation)?,
+        validation_reloaded: fresh.evaluate(&mut fresh_tape, &validation)?,
     })
 }
 
@@ -241,8 +286,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/names.txt");
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("{path}: {error} (copy names.txt into data/)"))?;
-    let losses = train_and_evaluate(&text, 100_000)?;
+    // Under target/, which git ignores.
+    let weights = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/makemore_mlp.safetensors"
+    ));
+    let losses = train_and_evaluate(&text, 100_000, weights)?;
     println!("train loss {:.4}", losses.train);
     println!("val loss {:.4}", losses.validation);
+    println!(
+        "val loss {:.4} again after loading {}",
+        losses.validation_reloaded,
+        weights.display()
+    );
     Ok(())
 }
