@@ -79,6 +79,11 @@ mod state_dict;
 mod tape;
 mod tensor;
 
+/// The README's example, compiled and run as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use check::{GradientCheck, GradientCheckError, GradientReport, Tolerance, check_gradients};
 pub use custom::{CustomOp, CustomOpId, InputGrads, Inputs};
 pub use error::TapeError;
