@@ -26,22 +26,25 @@ pub(crate) fn exp_in_place_f32(x: &mut [f32]) {
     }
 }
 
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// 355 / 512: `k * LN2_HIGH` is exact.
+const LN2_HIGH: f32 = 0.693_359_4;
+const LN2_LOW: f32 = -2.121_944_4e-4;
+/// 1.5 * 2^23: adding it rounds to an integer, which then sits in the low bits.
+const ROUND: f32 = 12_582_912.0;
+/// Cephes' degree-5 minimax `P` of `exp(r) = 1 + r + r^2 P(r)`.
+const EXP_P: [f32; 6] = [
+    1.987_569_2e-4,
+    1.398_2e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    0.166_666_65,
+    0.5,
+];
+
 /// One lane of [`exp_in_place_f32`].
 #[inline(always)]
 fn exp_f32(x: f32) -> f32 {
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HIGH: f32 = 0.693_359_4; // 355 / 512: k * LN2_HIGH is exact
-    const LN2_LOW: f32 = -2.121_944_4e-4;
-    // 1.5 * 2^23: adding it rounds to an integer, which then sits in the low bits.
-    const ROUND: f32 = 12_582_912.0;
-    const P: [f32; 6] = [
-        1.987_569_2e-4,
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        0.166_666_65,
-        0.5,
-    ];
     // Past 88.75, 2^k overflows to infinity as it should; NaN stays NaN.
     let clamped = x.clamp(-87.5, 88.75);
     let shifted = clamped * LOG2_E + ROUND;
@@ -51,7 +54,7 @@ fn exp_f32(x: f32) -> f32 {
     let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
     let power_of_two = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
     let r = (clamped - k * LN2_HIGH) - k * LN2_LOW;
-    let polynomial = P[1..].iter().fold(P[0], |p, &c| p * r + c);
+    let polynomial = EXP_P[1..].iter().fold(EXP_P[0], |p, &c| p * r + c);
     let exp_r = 1.0 + r + r * r * polynomial;
     let value = exp_r * power_of_two(k_bits >> 1) * power_of_two(k_bits - (k_bits >> 1));
     // Below ln(f32::MIN_POSITIVE) the result would be subnormal: flush it to zero.
@@ -77,6 +80,27 @@ pub(crate) fn tanh_in_place_f32(x: &mut [f32]) {
     }
 }
 
+/// [`tanh_in_place_f32`] from `x` into `out`, in one pass.
+#[inline]
+pub(crate) fn tanh_into_f32(x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "tanh_into needs slices of one length");
+    let (vectors, rest) = out.as_chunks_mut::<EXP_LANES>();
+    let (sources, source_rest) = x.as_chunks::<EXP_LANES>();
+    for (vector, source) in vectors.iter_mut().zip(sources) {
+        for (y, &x) in vector.iter_mut().zip(source) {
+            *y = tanh_f32(x);
+        }
+    }
+    for (y, &x) in rest.iter_mut().zip(source_rest) {
+        *y = tanh_f32(x);
+    }
+}
+
+/// Past this magnitude `tanh` is 1 in `f32` (`1 - 2 exp(-19)` rounds to 1), and `exp(-2 * 9.5)`
+/// is far from underflow, so clamping there lets tanh's exponential skip [`exp_f32`]'s clamps, its
+/// flush to zero and its two-step scaling, with the same results.
+const TANH_SATURATION: f32 = 9.5;
+
 /// One lane of [`tanh_in_place_f32`].
 #[inline(always)]
 fn tanh_f32(x: f32) -> f32 {
@@ -88,15 +112,34 @@ fn tanh_f32(x: f32) -> f32 {
         -0.333_332_8,
     ];
     let magnitude = x.abs();
-    let e = exp_f32(-2.0 * magnitude);
+    // NaN fails the comparison and stays NaN, through the exponential and `large`.
+    let saturated = if magnitude > TANH_SATURATION {
+        TANH_SATURATION
+    } else {
+        magnitude
+    };
+    let e = exp_of_non_positive_f32(-2.0 * saturated);
     let large = (1.0 - e) / (1.0 + e);
     let square = magnitude * magnitude;
     let polynomial = P[1..].iter().fold(P[0], |p, &c| p * square + c);
     let small = magnitude + magnitude * square * polynomial;
     // Both halves are computed and one is chosen, which vectorises; tanh is odd, and copying the
-    // sign keeps tanh(-0) = -0. NaN fails the comparison and stays NaN through `large`.
+    // sign keeps tanh(-0) = -0.
     let value = if magnitude < 0.625 { small } else { large };
     value.copysign(x)
+}
+
+/// [`exp_f32`] for `x` in `[-2 * TANH_SATURATION, 0]` (or NaN), to the bit: there `2^k` is a
+/// normal number and the result never underflows, so one scaling does.
+#[inline(always)]
+fn exp_of_non_positive_f32(x: f32) -> f32 {
+    let shifted = x * LOG2_E + ROUND;
+    let k = shifted - ROUND;
+    let k_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let r = (x - k * LN2_HIGH) - k * LN2_LOW;
+    let polynomial = EXP_P[1..].iter().fold(EXP_P[0], |p, &c| p * r + c);
+    let exp_r = 1.0 + r + r * r * polynomial;
+    exp_r * f32::from_bits(((k_bits + 127) as u32) << 23)
 }
 
 /// The logistic sigmoid `1 / (1 + exp(-x))` of every element, within 4 units in the last place
@@ -227,6 +270,23 @@ mod tests {
             x.extend([magnitude, -magnitude]);
         }
         x
+    }
+
+    #[test]
+    fn f32_tanh_into_gives_tanh_in_place_s_numbers_to_the_bit() {
+        // If this failed, the one-pass tanh of the activation op would disagree with the
+        // in-place one, whose accuracy the test below bounds. 17 elements reach the scalar tail.
+        let mut x = grid();
+        x.extend([-0.0, 9.5, -9.5, 9.6, 44.0, f32::INFINITY, f32::NAN]);
+        for x in [&x[..], &x[..17]] {
+            let mut in_place = x.to_vec();
+            f32::tanh_in_place(&mut in_place);
+            let mut into = vec![0.0; x.len()];
+            f32::tanh_into(x, &mut into);
+            for ((&x, a), b) in x.iter().zip(in_place).zip(into) {
+                assert_eq!(a.to_bits(), b.to_bits(), "tanh({x})");
+            }
+        }
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub trait Float: NdFloat + Default {
     /// assert_eq!(values[1..], [-1.0, 1.0]);
     /// ```
     fn tanh_in_place(values: &mut [Self]);
+    /// `tanh` of every element of `values` into `out` (of the same length), the same numbers as
+    /// [`Float::tanh_in_place`] gives, in one pass over memory rather than a copy and a second pass.
+    ///
+    /// # Panics
+    /// If `values` and `out` differ in length.
+    fn tanh_into(values: &[Self], out: &mut [Self]) {
+        out.copy_from_slice(values);
+        Self::tanh_in_place(out);
+    }
     /// The logistic sigmoid `1 / (1 + exp(-x))` of every element, in place, computed as
     /// `1 / (1 + e)` for `x >= 0` and `e / (1 + e)` for `x < 0` with `e = exp(-|x|)`, so that no
     /// exponential overflows: for `f64` with the C library's `exp`; for `f32` vectorised, within 4
@@ -58,6 +67,10 @@ impl Float for f32 {
         exp::tanh_in_place_f32(values);
     }
     #[inline]
+    fn tanh_into(values: &[Self], out: &mut [Self]) {
+        exp::tanh_into_f32(values, out);
+    }
+    #[inline]
     fn sigmoid_in_place(values: &mut [Self]) {
         exp::sigmoid_in_place_f32(values);
     }
@@ -80,6 +93,17 @@ impl Float for f64 {
     fn tanh_in_place(values: &mut [Self]) {
         for value in values {
             *value = value.tanh();
+        }
+    }
+    #[inline]
+    fn tanh_into(values: &[Self], out: &mut [Self]) {
+        assert_eq!(
+            values.len(),
+            out.len(),
+            "tanh_into needs slices of one length"
+        );
+        for (out, value) in out.iter_mut().zip(values) {
+            *out = value.tanh();
         }
     }
     #[inline]

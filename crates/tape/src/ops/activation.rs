@@ -91,10 +91,7 @@ impl<F: Float> Tape<F> {
             let out = node.value.resize(x.shape());
             let x = x.as_slice();
             match kind {
-                Activation::Tanh => {
-                    out.copy_from_slice(x);
-                    F::tanh_in_place(out);
-                }
+                Activation::Tanh => F::tanh_into(x, out),
                 Activation::Sigmoid => {
                     out.copy_from_slice(x);
                     F::sigmoid_in_place(out);

@@ -53,12 +53,19 @@ impl<F: Float> Tape<F> {
             targets: targets.clone(),
             lengths: lengths.clone(),
         };
+        let recording = self.is_recording();
         self.record(op, |tape, node| {
             let scores = tape.try_value(logits)?;
             let (targets, lengths) = (&tape.indices[targets], &tape.indices[lengths]);
             let classes = check_shapes(scores, targets, lengths)?;
             let probabilities = node.saved.resize(scores.shape());
-            let mut losses = row_losses(scores.as_slice(), classes, targets, probabilities);
+            let mut losses = row_losses(
+                scores.as_slice(),
+                classes,
+                targets,
+                probabilities,
+                recording,
+            );
             let mut sum_of_means = F::zero();
             for &length in lengths {
                 let total = losses
@@ -96,12 +103,19 @@ impl<F: Float> Tape<F> {
             logits,
             targets: targets.clone(),
         };
+        let recording = self.is_recording();
         self.record(op, |tape, node| {
             let scores = tape.try_value(logits)?;
             let targets = &tape.indices[targets];
             let classes = check_shapes(scores, targets, &[targets.len()])?;
             let probabilities = node.saved.resize(scores.shape());
-            let losses = row_losses(scores.as_slice(), classes, targets, probabilities);
+            let losses = row_losses(
+                scores.as_slice(),
+                classes,
+                targets,
+                probabilities,
+                recording,
+            );
             let out = node.value.resize(&[targets.len()]);
             for (out, loss) in out.iter_mut().zip(losses) {
                 *out = loss;
@@ -206,10 +220,11 @@ impl<F: Float> Tape<F> {
             logits,
             targets: targets.clone(),
         };
+        let recording = self.is_recording();
         self.record(recorded, |tape, node| {
             let scores = tape.try_value(logits)?;
             let probabilities = node.saved.resize(scores.shape());
-            let rows = row_log_sum_exps(scores.as_slice(), classes, probabilities);
+            let rows = row_log_sum_exps(scores.as_slice(), classes, probabilities, recording);
             let mut total = F::zero();
             for ((log_sum_exp, row), &target) in rows.zip(&tape.indices[targets]) {
                 if target != IGNORED {
@@ -226,19 +241,24 @@ impl<F: Float> Tape<F> {
 /// returns each row's log-sum-exp `ln(sum(exp(row)))` beside the row, in order. The exponentials of
 /// the whole matrix are computed in one call, and the log-sum-exp comes from their unnormalised sum
 /// shifted back by the row's maximum. A row's probabilities are normalised as its log-sum-exp is
-/// taken, so callers take every row's.
+/// taken, so callers take every row's. Without `normalise` (no backward will read them, as in
+/// [`Tape::without_grad`]) `probabilities` is left holding the unnormalised exponentials, which
+/// saves a division per element; the log-sum-exps are the same either way.
 fn row_log_sum_exps<'a, F: Float>(
     scores: &'a [F],
     classes: usize,
     probabilities: &'a mut [F],
+    normalise: bool,
 ) -> impl Iterator<Item = (F, &'a [F])> + 'a {
     shifted_exponentials(scores, classes, probabilities);
     probabilities
         .chunks_exact_mut(classes)
         .zip(scores.chunks_exact(classes))
-        .map(|(probabilities, row)| {
+        .map(move |(probabilities, row)| {
             let sum = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
-            probabilities.iter_mut().for_each(|p| *p /= sum);
+            if normalise {
+                probabilities.iter_mut().for_each(|p| *p /= sum);
+            }
             (sum.ln() + maximum(row), row)
         })
 }
@@ -250,8 +270,9 @@ fn row_losses<'a, F: Float>(
     classes: usize,
     targets: &'a [usize],
     probabilities: &'a mut [F],
+    normalise: bool,
 ) -> impl Iterator<Item = F> + 'a {
-    row_log_sum_exps(scores, classes, probabilities)
+    row_log_sum_exps(scores, classes, probabilities, normalise)
         .zip(targets)
         .map(|((log_sum_exp, row), &target)| log_sum_exp - row[target])
 }
