@@ -8,7 +8,7 @@ use gpt::{Adam, AdamSettings, Config, Model, Params};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-#[path = "common/counting_allocator.rs"]
+#[path = "../../tape/tests/common/counting_allocator.rs"]
 mod counting_allocator;
 
 use counting_allocator::allocations;

@@ -17,7 +17,7 @@ use gpt::{
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-#[path = "common/counting_allocator.rs"]
+#[path = "../../tape/tests/common/counting_allocator.rs"]
 mod counting_allocator;
 
 use counting_allocator::allocations;

@@ -3,45 +3,14 @@
 //! The oracle is a counting global allocator: it counts the allocations of the current thread, so
 //! the test harness's other threads cannot disturb the count.
 
-// A global allocator has to implement an unsafe trait; this one only counts and forwards to the
-// system allocator.
-#![allow(unsafe_code)]
+#[path = "common/counting_allocator.rs"]
+mod counting_allocator;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use counting_allocator::allocations;
 
 use ndarray::{ArrayD, IxDyn, arr2};
 use tape::optim::{Adam, AdamConfig, AdamW, Optimizer, Sgd, SgdConfig};
 use tape::{Gradients, Tape};
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
 
 #[test]
 fn a_warm_step_allocates_nothing() {

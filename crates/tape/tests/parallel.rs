@@ -3,12 +3,10 @@
 //! threads, the parallel results must be those bits; after the weights change they must be those of
 //! a fresh computation from the new weights.
 
-// The counting global allocator implements an unsafe trait; it only counts and forwards to the
-// system allocator.
-#![allow(unsafe_code)]
+#[path = "common/counting_allocator.rs"]
+mod counting_allocator;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use counting_allocator::allocations;
 
 use ndarray::{Array1, Array2};
 use rand::rngs::Xoshiro256PlusPlus;
@@ -500,31 +498,6 @@ fn batch_gradients_answer_only_for_the_main_tape_s_parameters() {
     }
 }
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|count| count.set(count.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
 /// If this fails, a warm batch of several chunks (recording, backward, summing, the weight copy
 /// after an update) allocates. It runs on a one-thread pool: the counter sees the current thread
 /// only, and this way every chunk is recorded on it.
@@ -548,9 +521,9 @@ fn a_warm_batch_of_several_chunks_allocates_nothing() {
             loss
         };
         step(&mut parallel);
-        let before = ALLOCATIONS.with(Cell::get);
+        let before = allocations();
         let loss = step(&mut parallel);
-        let during = ALLOCATIONS.with(Cell::get) - before;
+        let during = allocations() - before;
         assert!(loss.is_finite());
         assert_eq!(during, 0, "a warm batch allocated {during} times");
     });

@@ -1,6 +1,7 @@
 //! A global allocator that counts the allocations of the current thread (so the test harness's
 //! other threads cannot disturb a count), for the tests that prove a hot loop allocates nothing.
-//! A test file includes it with `#[path = "common/counting_allocator.rs"] mod counting_allocator;`.
+//! A test file includes it with `#[path = "common/counting_allocator.rs"] mod counting_allocator;`
+//! (gpt's tests reach it as `../../tape/tests/common/counting_allocator.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
