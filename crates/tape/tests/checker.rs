@@ -6,6 +6,9 @@
 //! (`gradient_checks.rs` and the family suites) verify to `1e-5`; the oracle for what fails is a
 //! backward wrong by construction.
 
+mod common;
+
+use common::square::Square;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -241,52 +244,6 @@ fn a_custom_op_is_registered_once_per_check() {
         forwards: Arc::clone(&forwards),
     });
     assert_eq!(format!("{first:?} {next:?}"), "CustomOpId(0) CustomOpId(1)");
-}
-
-/// `x^2` elementwise, with a backward that adds its share of the input's gradient, or (the classic
-/// mistake) writes it over whatever other uses of the input put there.
-struct Square {
-    overwrites: bool,
-}
-
-impl<F: Float> CustomOp<F> for Square {
-    fn name(&self) -> &'static str {
-        "square"
-    }
-
-    fn forward(
-        &self,
-        inputs: &Inputs<'_, F>,
-        output: &mut Tensor<F>,
-        _saved: &mut Tensor<F>,
-    ) -> Result<(), TapeError> {
-        let x = inputs.get(0);
-        let out = output.resize(x.shape());
-        for (out, &x) in out.iter_mut().zip(x.as_slice()) {
-            *out = x * x;
-        }
-        Ok(())
-    }
-
-    fn backward(
-        &self,
-        inputs: &Inputs<'_, F>,
-        _output: &Tensor<F>,
-        _saved: &Tensor<F>,
-        output_grad: &Tensor<F>,
-        grads: &mut InputGrads<'_, '_, F>,
-    ) {
-        let x = inputs.get(0).as_slice();
-        let two = F::from_f64(2.0);
-        let grad = grads.get_mut(0).as_mut_slice();
-        for ((sum, &g), &x) in grad.iter_mut().zip(output_grad.as_slice()).zip(x) {
-            if self.overwrites {
-                *sum = two * x * g;
-            } else {
-                *sum += two * x * g;
-            }
-        }
-    }
 }
 
 /// `dot(square(x) + x, w)`, or with `twice` false `dot(square(x), w)`, checked in `F`.

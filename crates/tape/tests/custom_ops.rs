@@ -1,6 +1,9 @@
 //! The extension point: a user-written op with its own backward, checked by the public checker;
 //! and proof that the checker rejects a wrong backward.
 
+mod common;
+
+use common::square::Square;
 use ndarray::arr1;
 use tape::{CustomOp, GradientCheck, InputGrads, Inputs, Tape, TapeError, Tensor};
 
@@ -165,51 +168,6 @@ fn integer_operands_reach_forward_and_backward() {
         error.to_string(),
         "pick: shape mismatch: index 3 is outside an input of 3"
     );
-}
-
-/// `x^2` elementwise, with a backward that adds its share of the input's gradient, or (the classic
-/// mistake) writes it over whatever other uses of the input put there.
-struct Square {
-    overwrites: bool,
-}
-
-impl CustomOp<f64> for Square {
-    fn name(&self) -> &'static str {
-        "square"
-    }
-
-    fn forward(
-        &self,
-        inputs: &Inputs<'_, f64>,
-        output: &mut Tensor<f64>,
-        _saved: &mut Tensor<f64>,
-    ) -> Result<(), TapeError> {
-        let x = inputs.get(0);
-        let out = output.resize(x.shape());
-        for (out, &x) in out.iter_mut().zip(x.as_slice()) {
-            *out = x * x;
-        }
-        Ok(())
-    }
-
-    fn backward(
-        &self,
-        inputs: &Inputs<'_, f64>,
-        _output: &Tensor<f64>,
-        _saved: &Tensor<f64>,
-        output_grad: &Tensor<f64>,
-        grads: &mut InputGrads<'_, '_, f64>,
-    ) {
-        let x = inputs.get(0).as_slice();
-        let grad = grads.get_mut(0).as_mut_slice();
-        for ((sum, &g), &x) in grad.iter_mut().zip(output_grad.as_slice()).zip(x) {
-            if self.overwrites {
-                *sum = 2.0 * x * g;
-            } else {
-                *sum += 2.0 * x * g;
-            }
-        }
-    }
 }
 
 /// `dot(f(x), w)` for `x = [0.3, -1.2, 2.0]`, checked against finite differences.

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each suite uses its own subset
 
+pub mod square;
+
 use ndarray::{ArrayD, IxDyn};
 use proptest::collection::vec;
 use proptest::prelude::*;
