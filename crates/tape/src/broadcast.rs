@@ -106,6 +106,78 @@ pub(crate) fn for_each_pair(
     }
 }
 
+/// The innermost runs of a broadcast: stretches of `width` consecutive output elements along which
+/// both operands also advance one element at a time, so that a loop over a run is a plain zip of
+/// three slices, which the compiler vectorises. Axes of length 1 are dropped and the innermost axes
+/// merged while all three tensors are laid out contiguously across them, so equal shapes make one
+/// run of the whole tensor and a bias `[C]` added to `[N, C]` makes `N` runs of `C`.
+pub(crate) struct Runs {
+    outer: Shape,
+    a: [usize; MAX_AXES],
+    b: [usize; MAX_AXES],
+    width: usize,
+}
+
+impl Runs {
+    /// The runs of `output` read with strides `a` and `b` (from [`strides`]), or `None` if an
+    /// operand repeats along the innermost axis (its stride there is 0), which has no runs.
+    pub(crate) fn new(
+        output: &[usize],
+        a: &[usize; MAX_AXES],
+        b: &[usize; MAX_AXES],
+    ) -> Option<Runs> {
+        let mut outer = Shape {
+            dims: [0; MAX_AXES],
+            axes: 0,
+        };
+        let (mut outer_a, mut outer_b) = ([0; MAX_AXES], [0; MAX_AXES]);
+        if output.contains(&0) {
+            // An empty output is one run of no elements.
+            return Some(Runs {
+                outer,
+                a: outer_a,
+                b: outer_b,
+                width: 0,
+            });
+        }
+        for axis in (0..output.len()).filter(|&axis| output[axis] != 1) {
+            outer.dims[outer.axes] = output[axis];
+            outer_a[outer.axes] = a[axis];
+            outer_b[outer.axes] = b[axis];
+            outer.axes += 1;
+        }
+        let mut width = 1;
+        while let Some(axis) = outer.axes.checked_sub(1) {
+            if outer_a[axis] != width || outer_b[axis] != width {
+                break;
+            }
+            width *= outer.dims[axis];
+            outer.axes = axis;
+        }
+        // Every axis left is longer than 1, so a width of 1 means the innermost one did not merge.
+        (width > 1 || outer.axes == 0).then_some(Runs {
+            outer,
+            a: outer_a,
+            b: outer_b,
+            width,
+        })
+    }
+
+    /// The number of elements in each run.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Calls `visit(output_offset, a_offset, b_offset)` with the first element of every run, in
+    /// order.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(usize, usize, usize)) {
+        let width = self.width;
+        for_each_pair(self.outer.as_slice(), &self.a, &self.b, |run, a, b| {
+            visit(run * width, a, b)
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +220,44 @@ mod tests {
             count += 1
         });
         assert_eq!(count, 1);
+    }
+
+    /// The runs `Runs` finds for `a` against `b`, as `(width, [(out, a, b) starts])`.
+    fn runs_of(a: &[usize], b: &[usize]) -> Option<(usize, Vec<(usize, usize, usize)>)> {
+        let output = broadcast_shapes(a, b).unwrap();
+        let output = output.as_slice();
+        let runs = Runs::new(output, &strides(a, output), &strides(b, output))?;
+        let mut starts = Vec::new();
+        runs.for_each(|o, i, j| starts.push((o, i, j)));
+        Some((runs.width(), starts))
+    }
+
+    #[test]
+    fn equal_shapes_are_one_run_of_the_whole_tensor() {
+        assert_eq!(runs_of(&[2, 3, 4], &[2, 3, 4]), Some((24, vec![(0, 0, 0)])));
+        // Axes of length 1 do not split the run, even the innermost.
+        assert_eq!(runs_of(&[5, 1], &[5, 1]), Some((5, vec![(0, 0, 0)])));
+    }
+
+    #[test]
+    fn a_bias_makes_one_run_per_row_reading_the_bias_from_its_start() {
+        let starts = vec![(0, 0, 0), (3, 3, 0)];
+        assert_eq!(runs_of(&[2, 3], &[3]), Some((3, starts)));
+        // [2, 1, 3] against [4, 3]: a repeats along the middle axis, b along the first.
+        let starts = (0..8).map(|run| (3 * run, 3 * (run / 4), 3 * (run % 4)));
+        assert_eq!(runs_of(&[2, 1, 3], &[4, 3]), Some((3, starts.collect())));
+    }
+
+    #[test]
+    fn an_operand_repeated_along_the_innermost_axis_has_no_runs() {
+        assert_eq!(runs_of(&[4, 3], &[4, 1]), None);
+        assert_eq!(runs_of(&[3], &[]), None, "a scalar against a vector");
+    }
+
+    #[test]
+    fn scalars_are_one_run_of_one_and_empty_tensors_one_run_of_none() {
+        assert_eq!(runs_of(&[], &[]), Some((1, vec![(0, 0, 0)])));
+        assert_eq!(runs_of(&[1, 1], &[1]), Some((1, vec![(0, 0, 0)])));
+        assert_eq!(runs_of(&[3, 0], &[3, 1]), Some((0, vec![(0, 0, 0)])));
     }
 }

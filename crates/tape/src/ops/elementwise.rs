@@ -2,7 +2,7 @@
 //! minimum), and scaling by a constant.
 
 use super::{Backward, Op, shape_of};
-use crate::broadcast::{self, broadcast_shapes};
+use crate::broadcast::{self, Runs, broadcast_shapes};
 use crate::{Float, Tape, TapeError, Var};
 
 /// A binary elementwise op: its value and its two partial derivatives, in one place.
@@ -123,18 +123,6 @@ impl<F: Float> Tape<F> {
     fn binary(&mut self, kind: Binary, a: Var, b: Var) -> Result<Var, TapeError> {
         self.record(Op::Binary(kind, a, b), |tape, node| {
             let (x, y) = (tape.try_value(a)?, tape.try_value(b)?);
-            if x.shape() == y.shape() {
-                // Equal shapes, the common case, in one loop the compiler vectorises per kind.
-                let out = node.value.resize(x.shape());
-                let pairs = out.iter_mut().zip(x.as_slice()).zip(y.as_slice());
-                match kind {
-                    Binary::Add => pairs.for_each(|((out, &x), &y)| *out = x + y),
-                    Binary::Sub => pairs.for_each(|((out, &x), &y)| *out = x - y),
-                    Binary::Mul => pairs.for_each(|((out, &x), &y)| *out = x * y),
-                    _ => pairs.for_each(|((out, &x), &y)| *out = kind.apply(x, y)),
-                }
-                return Ok(());
-            }
             let Some(shape) = broadcast_shapes(x.shape(), y.shape()) else {
                 let detail = format!(
                     "{} and {} do not broadcast: aligned at the last axis, each pair of lengths \
@@ -151,9 +139,19 @@ impl<F: Float> Tape<F> {
             );
             let (x, y) = (x.as_slice(), y.as_slice());
             let out = node.value.resize(shape);
-            broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
-                out[o] = kind.apply(x[i], y[j]);
-            });
+            match Runs::new(shape, &x_strides, &y_strides) {
+                Some(runs) => {
+                    let width = runs.width();
+                    runs.for_each(|o, i, j| {
+                        let (out, x, y) =
+                            (&mut out[o..o + width], &x[i..i + width], &y[j..j + width]);
+                        apply_run(kind, out, x, y);
+                    });
+                }
+                None => broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
+                    out[o] = kind.apply(x[i], y[j]);
+                }),
+            }
             Ok(())
         })
     }
@@ -176,6 +174,23 @@ impl<F: Float> Tape<F> {
     }
 }
 
+/// `out = kind(x, y)` along one run, in a loop specialised to `kind`, so that it vectorises.
+fn apply_run<F: Float>(kind: Binary, out: &mut [F], x: &[F], y: &[F]) {
+    fn zip<F: Float>(out: &mut [F], x: &[F], y: &[F], value: impl Fn(F, F) -> F) {
+        for ((out, &x), &y) in out.iter_mut().zip(x).zip(y) {
+            *out = value(x, y);
+        }
+    }
+    match kind {
+        Binary::Add => zip(out, x, y, |x, y| Binary::Add.apply(x, y)),
+        Binary::Sub => zip(out, x, y, |x, y| Binary::Sub.apply(x, y)),
+        Binary::Mul => zip(out, x, y, |x, y| Binary::Mul.apply(x, y)),
+        Binary::Div => zip(out, x, y, |x, y| Binary::Div.apply(x, y)),
+        Binary::Maximum => zip(out, x, y, |x, y| Binary::Maximum.apply(x, y)),
+        Binary::Minimum => zip(out, x, y, |x, y| Binary::Minimum.apply(x, y)),
+    }
+}
+
 /// `d out = (d out / d a) da + (d out / d b) db`: each input gets the output's gradient times its
 /// partial, summed over the positions where broadcasting repeated it.
 pub(super) fn binary_backward<F: Float>(
@@ -185,34 +200,6 @@ pub(super) fn binary_backward<F: Float>(
     b: Var,
 ) {
     let (x, y) = (context.value(a), context.value(b));
-    if x.shape() == y.shape() {
-        // Equal shapes, the common case: one plain loop per input, which the compiler vectorises
-        // for add, sub and mul (the closures are the partials written out).
-        match kind {
-            Binary::Add | Binary::Sub => {
-                context.accumulate_scaled(a, F::one());
-                let sign = if kind == Binary::Add {
-                    F::one()
-                } else {
-                    -F::one()
-                };
-                context.accumulate_scaled(b, sign);
-            }
-            Binary::Mul => {
-                add_products(context, a, x.as_slice(), y.as_slice(), |_, y| y);
-                add_products(context, b, x.as_slice(), y.as_slice(), |x, _| x);
-            }
-            _ => {
-                add_products(context, a, x.as_slice(), y.as_slice(), |x, y| {
-                    kind.partials(x, y).0
-                });
-                add_products(context, b, x.as_slice(), y.as_slice(), |x, y| {
-                    kind.partials(x, y).1
-                });
-            }
-        }
-        return;
-    }
     let shape = context.grad.shape();
     let (x_strides, y_strides) = (
         broadcast::strides(x.shape(), shape),
@@ -220,28 +207,76 @@ pub(super) fn binary_backward<F: Float>(
     );
     let (x, y, grad) = (x.as_slice(), y.as_slice(), context.grad.as_slice());
     // One input at a time, so that `a` and `b` may be the same value (each use adds its share).
-    let target = context.sink.of(a).as_mut_slice();
-    broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
-        target[i] += grad[o] * kind.partials(x[i], y[j]).0;
-    });
-    let target = context.sink.of(b).as_mut_slice();
-    broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
-        target[j] += grad[o] * kind.partials(x[i], y[j]).1;
-    });
+    let Some(runs) = Runs::new(shape, &x_strides, &y_strides) else {
+        let target = context.sink.of(a).as_mut_slice();
+        broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
+            target[i] += grad[o] * kind.partials(x[i], y[j]).0;
+        });
+        let target = context.sink.of(b).as_mut_slice();
+        broadcast::for_each_pair(shape, &x_strides, &y_strides, |o, i, j| {
+            target[j] += grad[o] * kind.partials(x[i], y[j]).1;
+        });
+        return;
+    };
+    let width = runs.width();
+    for (var, side) in [(a, Side::A), (b, Side::B)] {
+        let target = context.sink.of(var).as_mut_slice();
+        runs.for_each(|o, i, j| {
+            let own = match side {
+                Side::A => i,
+                Side::B => j,
+            };
+            let run = Run {
+                target: &mut target[own..own + width],
+                grad: &grad[o..o + width],
+                x: &x[i..i + width],
+                y: &y[j..j + width],
+            };
+            run.add_partials(kind, side);
+        });
+    }
 }
 
-/// `target += grad * partial(x, y)` elementwise, into the gradient of `var`, for inputs of equal
-/// shapes.
-fn add_products<F: Float>(
-    context: &mut Backward<'_, F>,
-    var: Var,
-    x: &[F],
-    y: &[F],
-    partial: impl Fn(F, F) -> F,
-) {
-    let grad = context.grad.as_slice();
-    let target = context.sink.of(var).as_mut_slice();
-    for (((sum, &grad), &x), &y) in target.iter_mut().zip(grad).zip(x).zip(y) {
-        *sum += grad * partial(x, y);
+/// Which input of a binary op a gradient is for.
+#[derive(Clone, Copy)]
+enum Side {
+    A,
+    B,
+}
+
+/// One run of a binary op's backward: the gradient of one input there, the output's gradient and
+/// both inputs' values.
+struct Run<'a, F> {
+    target: &'a mut [F],
+    grad: &'a [F],
+    x: &'a [F],
+    y: &'a [F],
+}
+
+impl<F: Float> Run<'_, F> {
+    /// `target += grad * partial(x, y)`, the partial for `side`, in a loop specialised to `kind`
+    /// and `side`, so that it vectorises.
+    fn add_partials(self, kind: Binary, side: Side) {
+        match (kind, side) {
+            (Binary::Add, Side::A) => self.add(|x, y| Binary::Add.partials(x, y).0),
+            (Binary::Add, Side::B) => self.add(|x, y| Binary::Add.partials(x, y).1),
+            (Binary::Sub, Side::A) => self.add(|x, y| Binary::Sub.partials(x, y).0),
+            (Binary::Sub, Side::B) => self.add(|x, y| Binary::Sub.partials(x, y).1),
+            (Binary::Mul, Side::A) => self.add(|x, y| Binary::Mul.partials(x, y).0),
+            (Binary::Mul, Side::B) => self.add(|x, y| Binary::Mul.partials(x, y).1),
+            (Binary::Div, Side::A) => self.add(|x, y| Binary::Div.partials(x, y).0),
+            (Binary::Div, Side::B) => self.add(|x, y| Binary::Div.partials(x, y).1),
+            (Binary::Maximum, Side::A) => self.add(|x, y| Binary::Maximum.partials(x, y).0),
+            (Binary::Maximum, Side::B) => self.add(|x, y| Binary::Maximum.partials(x, y).1),
+            (Binary::Minimum, Side::A) => self.add(|x, y| Binary::Minimum.partials(x, y).0),
+            (Binary::Minimum, Side::B) => self.add(|x, y| Binary::Minimum.partials(x, y).1),
+        }
+    }
+
+    fn add(self, partial: impl Fn(F, F) -> F) {
+        let Run { target, grad, x, y } = self;
+        for (((sum, &grad), &x), &y) in target.iter_mut().zip(grad).zip(x).zip(y) {
+            *sum += grad * partial(x, y);
+        }
     }
 }
