@@ -222,8 +222,11 @@ mod tests {
         assert_eq!(count, 1);
     }
 
-    /// The runs `Runs` finds for `a` against `b`, as `(width, [(out, a, b) starts])`.
-    fn runs_of(a: &[usize], b: &[usize]) -> Option<(usize, Vec<(usize, usize, usize)>)> {
+    /// The offsets of the output, `a` and `b` where a run starts.
+    type Starts = Vec<(usize, usize, usize)>;
+
+    /// The runs `Runs` finds for `a` against `b`, as their width and starts.
+    fn runs_of(a: &[usize], b: &[usize]) -> Option<(usize, Starts)> {
         let output = broadcast_shapes(a, b).unwrap();
         let output = output.as_slice();
         let runs = Runs::new(output, &strides(a, output), &strides(b, output))?;

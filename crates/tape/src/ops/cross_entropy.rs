@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::normalize::{maximum, shifted_exponentials};
+use super::normalize::shifted_exponentials;
 use super::{Backward, Op, shape_of};
 use crate::{Float, Tape, TapeError, Tensor, Var};
 
@@ -238,29 +238,25 @@ impl<F: Float> Tape<F> {
 }
 
 /// Writes `softmax(row)` of every row of `scores` into `probabilities` (what backward needs) and
-/// returns each row's log-sum-exp `ln(sum(exp(row)))` beside the row, in order. The exponentials of
-/// the whole matrix are computed in one call, and the log-sum-exp comes from their unnormalised sum
-/// shifted back by the row's maximum. A row's probabilities are normalised as its log-sum-exp is
-/// taken, so callers take every row's. Without `normalise` (no backward will read them, as in
-/// [`Tape::without_grad`]) `probabilities` is left holding the unnormalised exponentials, which
-/// saves a division per element; the log-sum-exps are the same either way.
+/// returns each row's log-sum-exp `ln(sum(exp(row)))` beside the row, in order: the sum of the
+/// row's exponentials shifted by its maximum (see [`shifted_exponentials`]), shifted back. A row's
+/// probabilities are normalised as its log-sum-exp is taken, so callers take every row's. Without
+/// `normalise` (no backward will read them, as in [`Tape::without_grad`]) `probabilities` is left
+/// holding the unnormalised exponentials, which saves a division per element; the log-sum-exps are
+/// the same either way.
 fn row_log_sum_exps<'a, F: Float>(
     scores: &'a [F],
     classes: usize,
     probabilities: &'a mut [F],
     normalise: bool,
 ) -> impl Iterator<Item = (F, &'a [F])> + 'a {
-    shifted_exponentials(scores, classes, probabilities);
-    probabilities
-        .chunks_exact_mut(classes)
-        .zip(scores.chunks_exact(classes))
-        .map(move |(probabilities, row)| {
-            let sum = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
-            if normalise {
-                probabilities.iter_mut().for_each(|p| *p /= sum);
-            }
-            (sum.ln() + maximum(row), row)
-        })
+    shifted_exponentials(scores, classes, probabilities).map(move |row| {
+        let sum = row.exponentials.iter().fold(F::zero(), |sum, &p| sum + p);
+        if normalise {
+            row.exponentials.iter_mut().for_each(|p| *p /= sum);
+        }
+        (sum.ln() + row.max, row.scores)
+    })
 }
 
 /// Each row's `-log softmax(row)[target] = log-sum-exp(row) - row[target]`, in order, with the

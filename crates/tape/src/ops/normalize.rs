@@ -56,16 +56,12 @@ impl<F: Float> Tape<F> {
             }
             let x = input.as_slice();
             if split.inner == 1 {
-                shifted_exponentials(x, split.len, probabilities);
-                let rows = probabilities.chunks_exact_mut(split.len);
-                for ((out, probabilities), row) in out
-                    .chunks_exact_mut(split.len)
-                    .zip(rows)
-                    .zip(x.chunks_exact(split.len))
-                {
+                let rows = shifted_exponentials(x, split.len, probabilities);
+                for (out, row) in out.chunks_exact_mut(split.len).zip(rows) {
+                    let probabilities = row.exponentials;
                     let total = probabilities.iter().fold(F::zero(), |sum, &p| sum + p);
-                    let (max, log_total) = (maximum(row), total.ln());
-                    for ((y, p), &x) in out.iter_mut().zip(probabilities).zip(row) {
+                    let (max, log_total) = (row.max, total.ln());
+                    for ((y, p), &x) in out.iter_mut().zip(probabilities).zip(row.scores) {
                         *y = x - max - log_total;
                         *p /= total;
                     }
@@ -165,17 +161,49 @@ pub(super) fn maximum<F: Float>(row: &[F]) -> F {
     row.iter().fold(F::neg_infinity(), |max, &x| max.max(x))
 }
 
-/// Writes `exp(x - max(row))` of every row of width `width` of `scores` into `out`: all the
-/// exponentials in one call, the vectorised one in `f32`. Softmax, log-softmax and the fused
-/// cross-entropies start from it.
-pub(super) fn shifted_exponentials<F: Float>(scores: &[F], width: usize, out: &mut [F]) {
-    for (shifted, row) in out.chunks_exact_mut(width).zip(scores.chunks_exact(width)) {
-        let max = maximum(row);
-        for (shifted, &x) in shifted.iter_mut().zip(row) {
-            *shifted = x - max;
-        }
-    }
-    F::exp_in_place(out);
+/// The rows [`shifted_exponentials`] exponentiates in one call: enough for the vectorised `f32`
+/// exponential to run at full width, few enough that the block is still in the first-level cache
+/// when the caller sums it.
+const SHIFT_BLOCK_ROWS: usize = 32;
+
+/// One row of [`shifted_exponentials`]: the scores, their maximum, and `exp(score - max)`.
+pub(super) struct ShiftedRow<'a, F> {
+    pub(super) scores: &'a [F],
+    pub(super) max: F,
+    pub(super) exponentials: &'a mut [F],
+}
+
+/// Writes `exp(x - max(row))` of every row of width `width` (at least 1) of `scores` into the
+/// matching row of `out`, and yields each row with its maximum, in order. Softmax, log-softmax and
+/// the fused cross-entropies start from it. The rows are exponentiated [`SHIFT_BLOCK_ROWS`] at a
+/// time, in one call of the vectorised exponential in `f32`, so the caller reads each row back
+/// from cache; the numbers are those of one row at a time.
+pub(super) fn shifted_exponentials<'a, F: Float>(
+    scores: &'a [F],
+    width: usize,
+    out: &'a mut [F],
+) -> impl Iterator<Item = ShiftedRow<'a, F>> + 'a {
+    let block = SHIFT_BLOCK_ROWS * width;
+    out.chunks_mut(block)
+        .zip(scores.chunks(block))
+        .flat_map(move |(out, scores)| {
+            let mut maxima = [F::zero(); SHIFT_BLOCK_ROWS];
+            let rows = out.chunks_exact_mut(width).zip(scores.chunks_exact(width));
+            for ((shifted, row), max) in rows.zip(&mut maxima) {
+                *max = maximum(row);
+                for (shifted, &x) in shifted.iter_mut().zip(row) {
+                    *shifted = x - *max;
+                }
+            }
+            F::exp_in_place(out);
+            let rows = out.chunks_exact_mut(width).zip(scores.chunks_exact(width));
+            rows.zip(maxima)
+                .map(|((exponentials, scores), max)| ShiftedRow {
+                    scores,
+                    max,
+                    exponentials,
+                })
+        })
 }
 
 /// [`shifted_exponentials`] along the lanes of any axis.
@@ -190,10 +218,9 @@ fn shifted_exponentials_strided<F: Float>(x: &[F], split: AxisSplit, out: &mut [
 
 /// `softmax` of every row of width `width` (at least 1) of `scores`, into `out`.
 fn softmax_rows<F: Float>(scores: &[F], width: usize, out: &mut [F]) {
-    shifted_exponentials(scores, width, out);
-    for out in out.chunks_exact_mut(width) {
-        let total = out.iter().fold(F::zero(), |sum, &y| sum + y);
-        out.iter_mut().for_each(|y| *y /= total);
+    for row in shifted_exponentials(scores, width, out) {
+        let total = row.exponentials.iter().fold(F::zero(), |sum, &y| sum + y);
+        row.exponentials.iter_mut().for_each(|y| *y /= total);
     }
 }
 
