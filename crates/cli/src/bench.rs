@@ -199,7 +199,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // The chart first: a closed stdout must not lose it.
     if let Some(path) = &args.svg {
         let svg = chart(&rows).to_svg();
-        gpt::write_atomically(path, svg.as_bytes())
+        crate::atomic_file::write_atomically(path, svg.as_bytes())
             .map_err(|error| CliError::failure(format!("cannot write the chart: {error}")))?;
     }
     print(&rows, args.json)

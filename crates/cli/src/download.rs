@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use gpt::write_atomically;
+use crate::atomic_file::write_atomically;
 
 /// Where names.txt is downloaded from: Karpathy's makemore repository at a fixed commit, so that
 /// the content (and hence [`NAMES_SHA256`]) never changes.

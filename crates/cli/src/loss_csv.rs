@@ -1,7 +1,7 @@
 //! The loss log as CSV, one row per training step, written as the steps complete so that a long run
 //! does not hold its whole history in memory.
 //!
-//! The rows go to the temporary file `.NAME.tmp-PID` beside the CSV (through [`gpt::AtomicFile`],
+//! The rows go to the temporary file `.NAME.tmp-PID` beside the CSV (through [`AtomicFile`],
 //! on the same disk as the CSV, never in `$TMPDIR`), which replaces the CSV only when the run
 //! saves (at its end, and at each `--save-every` save): a failed run leaves the CSV of its last
 //! save as it was, and removes the temporary file.
@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use gpt::AtomicFile;
+use crate::atomic_file::AtomicFile;
 
 use crate::loss_log::LossLog;
 use crate::plot::LossPoint;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use gpt::write_atomically;
+use crate::atomic_file::write_atomically;
 
 use crate::loss_log::LossLog;
 

@@ -11,7 +11,7 @@ use gpt::{
 use tape::Float;
 
 use crate::args::{DataFormat, TrainArgs};
-use crate::checkpoint_error;
+use crate::atomic_file::temporary_path;
 use crate::corpus::{Corpus, Fingerprint};
 use crate::data::{self, DEFAULT_DATA};
 use crate::divergence::{Guard, Healthy};
@@ -27,6 +27,7 @@ use crate::settings::RunSettings;
 use crate::signals::Interrupts;
 use crate::stream::{self, escaped, note};
 use crate::text::Text;
+use crate::{checkpoint_error, save_checkpoint};
 
 /// Where the checkpoint goes when `--out` is not given.
 pub const DEFAULT_OUT: &str = "microgpt.safetensors";
@@ -131,7 +132,7 @@ impl Paths {
     fn temporaries(&self) -> Vec<PathBuf> {
         [&self.out, &self.csv, &self.svg, &self.healthy, &self.best]
             .into_iter()
-            .filter_map(|path| gpt::temporary_path(path))
+            .filter_map(|path| temporary_path(path))
             .collect()
     }
 }
@@ -669,13 +670,7 @@ impl Run<'_> {
     }
 
     fn save<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<()> {
-        gpt::save(checkpoint, path, self.settings.dtype).map_err(|error| match error {
-            // The source names the file already, as every error of gpt's atomic writes does.
-            CheckpointError::Io { source, .. } => {
-                CliError::failure(format!("cannot save the checkpoint: {source}"))
-            }
-            _ => checkpoint_error(path, error),
-        })
+        save_checkpoint(checkpoint, path, self.settings.dtype)
     }
 }
 

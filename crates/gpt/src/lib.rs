@@ -15,8 +15,7 @@ mod tokenizer;
 
 pub use adam::{Adam, AdamSettings, AdamState};
 pub use checkpoint::{
-    AtomicFile, Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, load_weights, save,
-    temporary_path, write_atomically,
+    Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, load_weights, save,
 };
 pub use config::{Config, ConfigError};
 pub use inference::{DecodeError, Decoder, KvCache};
