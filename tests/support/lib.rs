@@ -61,7 +61,7 @@ pub fn scratch_directory(name: &str) -> PathBuf {
 
 /// The scalar engine's model with the same configuration and weights as `params`: the oracle of the
 /// parity tests and the baseline of the benchmarks (the one `microgpt bench` uses).
-pub use cli::scalar_model;
+pub use gpt::scalar_model;
 
 /// 50 names of 3 to 15 characters, the mix of lengths names.txt has: the benchmarks' documents.
 pub const NAMES: [&str; 50] = [

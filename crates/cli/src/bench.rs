@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use gpt::scalar_model;
 use gpt::{
     Adam, AdamSettings, Config, Model, Params, Randomness, Sampler, SamplingOptions, Tokenizer,
 };
@@ -352,28 +353,6 @@ fn scalar_step(
     // `ScalarGpt` updates from its own gradients (the last document's), not from `sum`: the same
     // amount of work as updating from the mean, which is what is being timed.
     model.adam_step(step, steps, lr);
-}
-
-/// The scalar engine's model with the same configuration and weights as `params`: the baseline the
-/// tape is timed against (and the oracle of the workspace's parity tests).
-pub fn scalar_model(params: &Params<f64>) -> ScalarGpt {
-    let config = params.config();
-    let weights: Vec<NamedTensor> = params
-        .iter()
-        .map(|(name, tensor)| NamedTensor {
-            name: name.to_string(),
-            shape: [tensor.nrows(), tensor.ncols()],
-            data: tensor.iter().copied().collect(),
-        })
-        .collect();
-    let config = scalar::Config {
-        n_layer: config.n_layer,
-        n_embd: config.n_embd,
-        n_head: config.n_head,
-        block_size: config.block_size,
-        vocab_size: config.vocab_size,
-    };
-    ScalarGpt::new(config, &weights).expect("the same weights")
 }
 
 /// Seconds to sample `count` names, `batch` at a time.

@@ -39,7 +39,6 @@ use gpt::{Checkpoint, CheckpointError, Dtype};
 use tape::Float;
 
 use crate::args::{Cli, Command};
-pub use crate::bench::scalar_model;
 use crate::error::{CliError, Kind};
 use crate::train::DEFAULT_OUT;
 

@@ -10,6 +10,8 @@ mod model_error;
 mod params;
 pub mod random;
 mod sampling;
+#[cfg(feature = "scalar")]
+mod scalar_model;
 mod schedule;
 mod tokenizer;
 
@@ -26,5 +28,7 @@ pub use random::{PythonRandom, Randomness};
 pub use sampling::{
     DrawScratch, OptionsError, SampleError, Sampler, SamplingOptions, draw_token, token_weights,
 };
+#[cfg(feature = "scalar")]
+pub use scalar_model::scalar_model;
 pub use schedule::{Decay, ParseDecayError, Schedule};
 pub use tokenizer::{Tokenizer, UnknownCharacter};
