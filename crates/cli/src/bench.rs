@@ -22,6 +22,7 @@ use crate::data::DEFAULT_DATA;
 use crate::error::{CliError, Result};
 use crate::plot::{Chart, Series};
 use crate::stream::{note, outln};
+use plotters::prelude::{RGBColor, SeriesLabelPosition};
 
 /// A model size and batch to train, as in the table of peers.
 struct Workload {
@@ -199,8 +200,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     // The chart first: a closed stdout must not lose it.
     if let Some(path) = &args.svg {
-        let svg = chart(&rows).to_svg();
-        crate::atomic_file::write_atomically(path, svg.as_bytes())
+        chart(&rows)
+            .to_svg()
+            .and_then(|svg| crate::atomic_file::write_atomically(path, svg.as_bytes()))
             .map_err(|error| CliError::failure(format!("cannot write the chart: {error}")))?;
     }
     print(&rows, args.json)
@@ -213,12 +215,13 @@ fn chart(rows: &[Row]) -> Chart {
         "parameters",
         "seconds per step",
     );
-    chart.log_x = true;
-    chart.log_y = true;
+    chart.log_axes = true;
+    // Times rise with size: the top left is empty.
+    chart.legend = SeriesLabelPosition::UpperLeft;
     for (engine, colour) in [
-        ("scalar f64", "#7f7f7f"),
-        ("tape f64", "#1f77b4"),
-        ("tape f32", "#d62728"),
+        ("scalar f64", RGBColor(0x7f, 0x7f, 0x7f)),
+        ("tape f64", RGBColor(0x1f, 0x77, 0xb4)),
+        ("tape f32", RGBColor(0xd6, 0x27, 0x28)),
     ] {
         let points = rows
             .iter()

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic_file::AtomicFile;
 
-use crate::loss_log::LossLog;
-use crate::plot::LossPoint;
+use crate::loss_log::{LossLog, LossPoint};
 
 /// The CSV's first line.
 const HEADER: &str = "step,train_loss,val_loss";
