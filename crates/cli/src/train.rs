@@ -17,7 +17,7 @@ use crate::data::{self, DEFAULT_DATA};
 use crate::divergence::{Guard, Healthy};
 use crate::error::{CliError, Kind, Result};
 use crate::loss_csv::LossCsv;
-use crate::loss_log::{LossLog, LossPoint};
+use crate::loss_log::LossPoint;
 use crate::memory;
 use crate::outputs::{self, Input, Planned};
 use crate::plot;
@@ -340,11 +340,10 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     // Every step's row goes to the CSV's temporary file beside it as training goes, the chart gets
     // a bounded summary: memory stays the same however many steps are run.
     let mut csv = LossCsv::create(&paths.csv).map_err(|error| cannot_write(&paths.csv, error))?;
-    let mut loss_log = LossLog::default();
     if let Some(loaded) = start.checkpoint.as_ref().filter(|loaded| loaded.resumed) {
         let earlier = loaded.path.with_extension("csv");
         let copied = csv
-            .carry_over(&earlier, first_step, &mut loss_log)
+            .carry_over(&earlier, first_step)
             .map_err(|error| cannot_write(&paths.csv, error))?;
         if copied < first_step {
             note!(
@@ -480,7 +479,6 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         }
         csv.push(&point)
             .map_err(|error| cannot_write(&paths.csv, error))?;
-        loss_log.push(&point);
         if let Some(signal) = interrupts.received() {
             stopped_by = Some(signal);
             break;
@@ -516,7 +514,8 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             .insert("val_loss".to_string(), loss.to_string());
     }
     run.save(&checkpoint, &paths.out)?;
-    csv.commit()
+    let loss_log = csv
+        .commit()
         .map_err(|error| cannot_write(&paths.csv, error))?;
     plot::write_svg(&paths.svg, &loss_log, &chart_title(&settings))
         .map_err(|error| cannot_write(&paths.svg, error))?;
