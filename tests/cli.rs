@@ -544,8 +544,8 @@ fn offline_without_data_says_how_to_supply_it() {
 
 #[test]
 fn a_missing_default_dataset_is_downloaded_and_verified() {
-    let Some(names) = support::names_txt() else {
-        eprintln!("skipped: names.txt is not in data/ or ../shared/data/ to serve");
+    let Some(names) = support::names_txt("a_missing_default_dataset_is_downloaded_and_verified")
+    else {
         return;
     };
     let body = fs::read(names).unwrap();
