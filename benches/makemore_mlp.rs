@@ -58,8 +58,7 @@ fn makemore_mlp_step(c: &mut Criterion) {
 /// names.txt less the last tenth (the example holds out a shuffled tenth; in file order the rows
 /// are the same as the PyTorch script's of BENCHMARKS.md, and as many as the example's to 0.1%).
 fn makemore_mlp_forward_all_rows(c: &mut Criterion) {
-    let Some(path) = support::names_txt() else {
-        eprintln!("makemore_mlp_forward_all_rows skipped: data/names.txt is missing");
+    let Some(path) = support::names_txt("makemore_mlp_forward_all_rows") else {
         return;
     };
     let text = std::fs::read_to_string(path).expect("names.txt is readable");

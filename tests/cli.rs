@@ -6,73 +6,17 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use support::{run_microgpt, scratch_directory};
+use support::{
+    assert_bad_input, run_microgpt, scratch_directory, stderr, stdout, temporary_files,
+    train_on_names, with_names,
+};
 
+/// Ten names, a blank line and a padded name: loading skips the one and trims the other.
 const NAMES: &str = "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\n\n  abigail  \nemily\n";
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A run that must fail as bad input: status 2, one `error:` line naming `expected`, no panic.
-fn assert_bad_input(output: &Output, expected: &str) {
-    let message = stderr(output);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "status of a bad input; stderr:\n{message}"
-    );
-    assert!(
-        !message.contains("panicked") && !message.contains("RUST_BACKTRACE"),
-        "a panic:\n{message}"
-    );
-    let error_lines: Vec<&str> = message
-        .lines()
-        .filter(|line| line.starts_with("error"))
-        .collect();
-    assert_eq!(error_lines.len(), 1, "one error line expected:\n{message}");
-    assert!(
-        error_lines[0].contains(expected),
-        "{expected:?} not in {:?}",
-        error_lines[0]
-    );
-}
-
-/// `microgpt train --data names.txt` with `extra` arguments, in `directory`.
-fn train_on_names(directory: &Path, extra: &[&str]) -> Output {
-    run_microgpt(
-        directory,
-        &[&["train", "--data", "names.txt"], extra].concat(),
-    )
-}
-
-/// A directory holding `names.txt` and a model trained on it for 30 steps.
-fn trained(name: &str) -> std::path::PathBuf {
-    let directory = scratch_directory(name);
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
-    let output = train_on_names(
-        &directory,
-        &[
-            "--steps",
-            "30",
-            "--samples",
-            "3",
-            "--out",
-            "model.safetensors",
-        ],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    directory
-}
 
 #[test]
 fn training_with_no_subcommand_prints_what_microgpt_py_prints_and_saves_everything() {
-    let directory = scratch_directory("default-job");
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let directory = with_names("default-job", NAMES);
     let output = run_microgpt(&directory, &["--data", "names.txt", "--steps", "40"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
@@ -115,7 +59,7 @@ fn training_with_no_subcommand_prints_what_microgpt_py_prints_and_saves_everythi
 
 #[test]
 fn sample_eval_and_info_use_the_checkpoint() {
-    let directory = trained("subcommands");
+    let directory = support::trained("subcommands", NAMES);
     let sample = run_microgpt(
         &directory,
         &[
@@ -204,8 +148,7 @@ fn sample_eval_and_info_use_the_checkpoint() {
 
 #[test]
 fn stopping_and_resuming_gives_the_same_checkpoint_bit_for_bit() {
-    let directory = scratch_directory("resume");
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let directory = with_names("resume", NAMES);
     let common = [
         "train",
         "--data",
@@ -331,7 +274,7 @@ fn long_documents_are_truncated_with_one_note() {
 
 #[test]
 fn out_of_vocabulary_characters_are_named() {
-    let directory = trained("vocabulary");
+    let directory = support::trained("vocabulary", NAMES);
     let prefix = run_microgpt(
         &directory,
         &["sample", "--model", "model.safetensors", "--prefix", "eX"],
@@ -353,7 +296,7 @@ fn out_of_vocabulary_characters_are_named() {
 
 #[test]
 fn broken_checkpoints_are_reported() {
-    let directory = trained("broken-checkpoints");
+    let directory = support::trained("broken-checkpoints", NAMES);
     let bytes = fs::read(directory.join("model.safetensors")).unwrap();
     fs::write(
         directory.join("truncated.safetensors"),
@@ -424,7 +367,7 @@ fn broken_checkpoints_are_reported() {
 
 #[test]
 fn invalid_options_are_refused_before_any_work() {
-    let directory = trained("options");
+    let directory = support::trained("options", NAMES);
     let train = |extra: &[&str]| {
         run_microgpt(
             &directory,
@@ -476,7 +419,7 @@ fn invalid_options_are_refused_before_any_work() {
 
 #[test]
 fn an_unusable_output_path_keeps_the_old_checkpoint() {
-    let directory = trained("output-path");
+    let directory = support::trained("output-path", NAMES);
     let before = fs::read(directory.join("model.safetensors")).unwrap();
     let missing = train_on_names(
         &directory,
@@ -495,7 +438,7 @@ fn an_unusable_output_path_keeps_the_old_checkpoint() {
 
 #[test]
 fn a_diverging_run_stops_with_the_step_keeps_out_and_saves_the_last_healthy_state() {
-    let directory = trained("nan");
+    let directory = support::trained("nan", NAMES);
     let before = fs::read(directory.join("model.safetensors")).unwrap();
     let csv_before = fs::read(directory.join("model.csv")).unwrap();
     let svg_before = fs::read(directory.join("model.svg")).unwrap();
@@ -518,7 +461,7 @@ fn a_diverging_run_stops_with_the_step_keeps_out_and_saves_the_last_healthy_stat
         // The loss curve of the earlier run too, though rows of this one were already being written.
         assert_eq!(fs::read(directory.join("model.csv")).unwrap(), csv_before);
         assert_eq!(fs::read(directory.join("model.svg")).unwrap(), svg_before);
-        assert_no_temporary_files(&directory);
+        assert!(temporary_files(&directory).is_empty());
         // The healthy state is a checkpoint that loads, and a run can start from it.
         let info = run_microgpt(
             &directory,
@@ -544,8 +487,8 @@ fn offline_without_data_says_how_to_supply_it() {
 
 #[test]
 fn a_missing_default_dataset_is_downloaded_and_verified() {
-    let Some(names) = support::names_txt() else {
-        eprintln!("skipped: names.txt is not in data/ or ../shared/data/ to serve");
+    let Some(names) = support::names_txt("a_missing_default_dataset_is_downloaded_and_verified")
+    else {
         return;
     };
     let body = fs::read(names).unwrap();
@@ -587,7 +530,7 @@ fn a_missing_default_dataset_is_downloaded_and_verified() {
 
 #[test]
 fn f32_runs_and_init_from_a_checkpoint_work_end_to_end() {
-    let directory = trained("f32-and-init");
+    let directory = support::trained("f32-and-init", NAMES);
     let f32_run = train_on_names(
         &directory,
         &[
@@ -717,14 +660,4 @@ fn bench_refuses_an_unknown_workload() {
         &output,
         "unknown workload \"huge\"; choose from karpathy, d64, d128, d128x32, sample",
     );
-}
-
-/// Fails if `directory` holds a temporary file (`.<name>.tmp-<pid>`) that a run left behind.
-fn assert_no_temporary_files(directory: &Path) {
-    let leftovers: Vec<_> = fs::read_dir(directory)
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.contains("tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -9,44 +9,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{microgpt, run_microgpt, scratch_directory};
+use support::{
+    TWELVE_NAMES, assert_fails, microgpt, run_microgpt, scratch_directory, stderr, temporary_files,
+    train_on_names, with_names,
+};
 
-const NAMES: &str =
-    "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\nabigail\nemily\n";
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Status `code`, exactly one `error:` line containing `expected`, no panic.
-fn assert_fails(output: &Output, code: i32, expected: &str) {
-    let message = stderr(output);
-    assert_eq!(output.status.code(), Some(code), "stderr:\n{message}");
-    assert!(!message.contains("panicked"), "a panic:\n{message}");
-    let errors: Vec<&str> = message.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(errors.len(), 1, "one error line expected:\n{message}");
-    assert!(
-        errors[0].contains(expected),
-        "{expected:?} not in {:?}",
-        errors[0]
-    );
-}
-
-/// A directory with names.txt and model.safetensors trained on it for 30 steps.
-fn trained(name: &str) -> PathBuf {
-    let directory = scratch_directory(name);
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
-    let output = train(&directory, &["--steps", "30", "--samples", "0"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    directory
-}
-
+/// [`train_on_names`] writing `model.safetensors` unless `extra` gives an `--out`.
 fn train(directory: &Path, extra: &[&str]) -> Output {
-    let mut arguments = vec!["train", "--data", "names.txt"];
-    if !extra.contains(&"--out") {
-        arguments.extend(["--out", "model.safetensors"]);
-    }
-    run_microgpt(directory, &[&arguments[..], extra].concat())
+    let out: &[&str] = if extra.contains(&"--out") {
+        &[]
+    } else {
+        &["--out", "model.safetensors"]
+    };
+    train_on_names(directory, &[out, extra].concat())
 }
 
 fn spawn(directory: &Path, arguments: &[&str]) -> Child {
@@ -89,18 +64,9 @@ fn wait_for_line(
     }
 }
 
-fn leftovers(directory: &Path) -> Vec<String> {
-    fs::read_dir(directory)
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| name.contains(".tmp-"))
-        .collect()
-}
-
 #[test]
 fn a_device_at_out_is_refused_and_left_as_it_was() {
-    let directory = scratch_directory("device-out");
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let directory = with_names("device-out", TWELVE_NAMES);
     // A private character device with /dev/null's numbers, never /dev/null itself.
     let made = Command::new("mknod")
         .args([directory.join("device").to_str().unwrap(), "c", "1", "3"])
@@ -131,14 +97,14 @@ fn a_device_at_out_is_refused_and_left_as_it_was() {
     for written in ["device.csv", "device.svg"] {
         assert!(!directory.join(written).exists(), "{written} was written");
     }
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 }
 
 #[test]
 fn outputs_that_are_inputs_or_each_other_are_refused_before_training() {
-    let directory = trained("collisions");
-    fs::write(directory.join("d.txt"), NAMES).unwrap();
-    fs::write(directory.join("names.csv"), NAMES).unwrap();
+    let directory = support::trained("collisions", TWELVE_NAMES);
+    fs::write(directory.join("d.txt"), TWELVE_NAMES).unwrap();
+    fs::write(directory.join("names.csv"), TWELVE_NAMES).unwrap();
     fs::hard_link(directory.join("d.txt"), directory.join("link.safetensors")).unwrap();
     let cases: [(&[&str], &str); 4] = [
         (
@@ -164,10 +130,13 @@ fn outputs_that_are_inputs_or_each_other_are_refused_before_training() {
             &[&["train", "--steps", "2"][..], arguments].concat(),
         );
         assert_fails(&output, 2, expected);
-        assert_eq!(fs::read_to_string(directory.join("d.txt")).unwrap(), NAMES);
+        assert_eq!(
+            fs::read_to_string(directory.join("d.txt")).unwrap(),
+            TWELVE_NAMES
+        );
         assert_eq!(
             fs::read_to_string(directory.join("names.csv")).unwrap(),
-            NAMES
+            TWELVE_NAMES
         );
     }
     // The checkpoint being resumed may be replaced by the run's own checkpoint (in place), but
@@ -190,12 +159,12 @@ fn outputs_that_are_inputs_or_each_other_are_refused_before_training() {
         &["--steps", "100000", "--out", "/proc/microgpt.safetensors"],
     );
     assert_fails(&output, 2, "cannot write the checkpoint");
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 }
 
 #[test]
 fn the_run_never_writes_to_tmpdir_and_removes_stale_temporary_files() {
-    let directory = trained("tmpdir");
+    let directory = support::trained("tmpdir", TWELVE_NAMES);
     // A process number above any pid_max: its process is certainly gone.
     let stale = directory.join(".model.safetensors.tmp-999999999");
     fs::write(&stale, "half a checkpoint").unwrap();
@@ -221,12 +190,12 @@ fn the_run_never_writes_to_tmpdir_and_removes_stale_temporary_files() {
         "{}",
         stderr(&output)
     );
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 }
 
 #[test]
 fn closed_and_full_stdout() {
-    let directory = trained("streams");
+    let directory = support::trained("streams", TWELVE_NAMES);
     // The reader goes away at once: every command ends quietly, without a panic.
     for arguments in [
         &[
@@ -305,13 +274,12 @@ fn closed_and_full_stdout() {
             .unwrap();
         assert_fails(&output, 1, "cannot write to stdout");
     }
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 }
 
 #[test]
 fn a_sigint_mid_run_saves_a_checkpoint_that_resumes_exactly() {
-    let directory = scratch_directory("sigint");
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let directory = with_names("sigint", TWELVE_NAMES);
     let common = [
         "train",
         "--data",
@@ -353,7 +321,7 @@ fn a_sigint_mid_run_saves_a_checkpoint_that_resumes_exactly() {
         .unwrap();
     assert!(step < 3000, "{line}");
     assert!(line.contains("--resume cut.safetensors"), "{line}");
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 
     let resumed = train(
         &directory,
@@ -389,7 +357,7 @@ fn a_sigint_mid_run_saves_a_checkpoint_that_resumes_exactly() {
 
 #[test]
 fn a_second_sigterm_quits_at_once_leaving_the_previous_files_and_no_temporary_file() {
-    let directory = trained("sigterm-twice");
+    let directory = support::trained("sigterm-twice", TWELVE_NAMES);
     let before = fs::read(directory.join("model.safetensors")).unwrap();
     let csv_before = fs::read(directory.join("model.csv")).unwrap();
     // A wide, deep model in f64: a step takes a few hundred milliseconds even on a quiet machine,
@@ -429,12 +397,12 @@ fn a_second_sigterm_quits_at_once_leaving_the_previous_files_and_no_temporary_fi
         before
     );
     assert_eq!(fs::read(directory.join("model.csv")).unwrap(), csv_before);
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 }
 
 #[test]
 fn a_second_run_on_the_same_out_is_refused() {
-    let directory = trained("lock");
+    let directory = support::trained("lock", TWELVE_NAMES);
     let mut first = spawn(
         &directory,
         &[
@@ -461,7 +429,7 @@ fn a_second_run_on_the_same_out_is_refused() {
 
 #[test]
 fn huge_sizes_are_refused_or_clamped_before_allocating() {
-    let directory = trained("sizes");
+    let directory = support::trained("sizes", TWELVE_NAMES);
     let output = train(&directory, &["--n-embd", "1000000", "--n-head", "1"]);
     assert_fails(&output, 2, "needs about");
     assert!(
@@ -550,7 +518,7 @@ fn patch_metadata(path: &Path, from: &str, to: &str) -> Vec<u8> {
 
 #[test]
 fn resume_is_guarded_against_other_data_and_keeps_the_loss_rows() {
-    let directory = trained("resume-guard");
+    let directory = support::trained("resume-guard", TWELVE_NAMES);
     fs::write(directory.join("other.txt"), "emma\nava\nmia\n").unwrap();
     let output = run_microgpt(
         &directory,
@@ -624,7 +592,7 @@ fn resume_is_guarded_against_other_data_and_keeps_the_loss_rows() {
 
 #[test]
 fn messages_name_the_source_and_a_fix_that_works() {
-    let directory = trained("messages");
+    let directory = support::trained("messages", TWELVE_NAMES);
     let output = train(
         &directory,
         &["--resume", "model.safetensors", "--stop-after", "10"],
@@ -724,8 +692,7 @@ fn a_bom_crlf_and_control_characters_are_cleaned_or_escaped() {
 
 #[test]
 fn save_every_keeps_the_checkpoint_and_the_loss_rows_through_a_kill_9() {
-    let directory = scratch_directory("save-every");
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let directory = with_names("save-every", TWELVE_NAMES);
     // Enough steps for the kill to land mid-run; progress lines come every 500.
     let common = [
         "train",
@@ -802,7 +769,7 @@ fn save_every_keeps_the_checkpoint_and_the_loss_rows_through_a_kill_9() {
             == fs::read(directory.join("whole.safetensors")).unwrap(),
         "the resumed checkpoint differs from that of the run that was never killed"
     );
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 }
 
 /// The step of the optimizer state in a checkpoint, as `info` reports it.
@@ -817,7 +784,7 @@ fn saved_step(directory: &Path, checkpoint: &str) -> usize {
 
 #[test]
 fn a_damaged_optimizer_state_cannot_be_resumed_but_its_weights_start_a_new_run() {
-    let directory = trained("damaged-adam");
+    let directory = support::trained("damaged-adam", TWELVE_NAMES);
     let copy_with = |name: &str, from: &str, to: &str| {
         let patched = patch_metadata(&directory.join("model.safetensors"), from, to);
         fs::write(directory.join(name), patched).unwrap();
@@ -879,7 +846,7 @@ fn a_damaged_optimizer_state_cannot_be_resumed_but_its_weights_start_a_new_run()
     let output = resume("no-weights.safetensors");
     assert_fails(&output, 2, "has no tensor \"lm_head\"");
     assert!(!stderr(&output).contains("--init"), "{}", stderr(&output));
-    assert!(leftovers(&directory).is_empty());
+    assert!(temporary_files(&directory).is_empty());
 }
 
 /// A tmpfs mounted on a directory while the test runs, unmounted however the test ends.
@@ -911,8 +878,7 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_disk_that_fills_during_the_save_fails_with_one_line_and_keeps_the_previous_files() {
-    let directory = scratch_directory("full-disk");
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
+    let directory = with_names("full-disk", TWELVE_NAMES);
     let disk = directory.join("disk");
     fs::create_dir(&disk).unwrap();
     let Some(_mounted) = Tmpfs::mount(&disk, "64k") else {
@@ -975,5 +941,9 @@ fn a_disk_that_fills_during_the_save_fails_with_one_line_and_keeps_the_previous_
             "{name} changed"
         );
     }
-    assert!(leftovers(&disk).is_empty(), "{:?}", leftovers(&disk));
+    assert!(
+        temporary_files(&disk).is_empty(),
+        "{:?}",
+        temporary_files(&disk)
+    );
 }

@@ -3,15 +3,15 @@
 //! the same 20 names — in Karpathy's configuration and in the seed's.
 //!
 //! The oracle is microgpt.py's own output, recorded in `tests/fixtures/` (see the README there for
-//! how it was produced). It needs the real names.txt: the test skips with a message without it.
+//! how it was produced). It needs the real names.txt: without it the test fails under CI and is
+//! skipped elsewhere, saying so.
 
 use std::fs;
 
 use support::{names_txt, run_microgpt, scratch_directory};
 
 fn check(block_size: &str, steps: &str, fixture: &str) {
-    let Some(names) = names_txt() else {
-        eprintln!("skipped: names.txt is not in data/ or ../shared/data/");
+    let Some(names) = names_txt(&format!("python reproduction of {fixture}")) else {
         return;
     };
     let directory = scratch_directory(&format!("python-{block_size}-{steps}"));

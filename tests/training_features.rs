@@ -6,48 +6,14 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use support::{run_microgpt, scratch_directory};
+use support::{
+    TWELVE_NAMES, assert_bad_input, run_microgpt, scratch_directory, stderr, stdout,
+    train_on_names, with_names,
+};
 
-/// 12 documents in file order (the tests that need to know the split pass `--no-shuffle`).
-const NAMES: &str =
-    "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\nabigail\nemily\n";
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A run that must fail as bad input: status 2, one `error` line naming `expected`, no panic.
-fn assert_bad_input(output: &Output, expected: &str) {
-    let message = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "stderr:\n{message}");
-    assert!(!message.contains("panicked"), "a panic:\n{message}");
-    let errors: Vec<&str> = message
-        .lines()
-        .filter(|line| line.starts_with("error"))
-        .collect();
-    assert_eq!(errors.len(), 1, "one error line expected:\n{message}");
-    assert!(
-        errors[0].contains(expected),
-        "{expected:?} not in {errors:?}"
-    );
-}
-
-/// A scratch directory holding `names.txt`.
-fn with_names(name: &str) -> std::path::PathBuf {
-    let directory = scratch_directory(name);
-    fs::write(directory.join("names.txt"), NAMES).unwrap();
-    directory
-}
-
+/// [`train_on_names`], which must succeed.
 fn train(directory: &Path, extra: &[&str]) -> Output {
-    let output = run_microgpt(
-        directory,
-        &[&["train", "--data", "names.txt"], extra].concat(),
-    );
+    let output = train_on_names(directory, extra);
     assert!(output.status.success(), "{}", stderr(&output));
     output
 }
@@ -80,7 +46,7 @@ fn number_after(text: &str, label: &str) -> f64 {
 
 #[test]
 fn periodic_validation_scores_the_first_eval_docs_and_the_end_scores_the_whole_split() {
-    let directory = with_names("eval-docs");
+    let directory = with_names("eval-docs", TWELVE_NAMES);
     // --no-shuffle: the held-out half is the file's last 6 names, the subset its first 2.
     let output = train(
         &directory,
@@ -124,7 +90,7 @@ fn periodic_validation_scores_the_first_eval_docs_and_the_end_scores_the_whole_s
 
 #[test]
 fn a_short_run_keeps_the_subsets_loss_at_the_end() {
-    let directory = with_names("eval-docs-short");
+    let directory = with_names("eval-docs-short", TWELVE_NAMES);
     // 4 documents trained on against a split of 6: scoring it all would cost more than the run.
     let output = train(
         &directory,
@@ -146,7 +112,7 @@ fn a_short_run_keeps_the_subsets_loss_at_the_end() {
 
 #[test]
 fn a_bad_eval_docs_is_refused_by_the_parser() {
-    let directory = with_names("eval-docs-bad");
+    let directory = with_names("eval-docs-bad", TWELVE_NAMES);
     let output = run_microgpt(
         &directory,
         &["train", "--data", "names.txt", "--eval-docs", "-3"],
@@ -170,7 +136,7 @@ fn reported_rates(directory: &Path, extra: &[&str]) -> Vec<f64> {
 
 #[test]
 fn schedules_warmup_and_floor_give_their_closed_forms() {
-    let directory = with_names("schedules");
+    let directory = with_names("schedules", TWELVE_NAMES);
     let round =
         |rates: Vec<f64>| -> Vec<f64> { rates.iter().map(|r| (r * 1e5).round() / 1e5).collect() };
     // microgpt.py's default: 0.01 (1 - t/10).
@@ -223,7 +189,7 @@ fn schedules_warmup_and_floor_give_their_closed_forms() {
 
 #[test]
 fn bad_schedules_are_refused_in_one_line() {
-    let directory = with_names("schedules-bad");
+    let directory = with_names("schedules-bad", TWELVE_NAMES);
     let run = |extra: &[&str]| {
         run_microgpt(
             &directory,
@@ -242,7 +208,7 @@ fn bad_schedules_are_refused_in_one_line() {
 
 #[test]
 fn a_resumed_run_keeps_its_schedule_and_refuses_another() {
-    let directory = with_names("schedules-resume");
+    let directory = with_names("schedules-resume", TWELVE_NAMES);
     let common = [
         "--steps",
         "12",
@@ -308,7 +274,7 @@ fn a_resumed_run_keeps_its_schedule_and_refuses_another() {
 
 #[test]
 fn sample_every_prints_names_to_stderr_and_leaves_the_run_unchanged() {
-    let directory = with_names("sample-every");
+    let directory = with_names("sample-every", TWELVE_NAMES);
     let common = ["--steps", "20", "--num-samples", "4"];
     let plain = train(
         &directory,
@@ -345,7 +311,7 @@ fn sample_every_prints_names_to_stderr_and_leaves_the_run_unchanged() {
 
 #[test]
 fn keep_best_keeps_the_checkpoint_of_the_lowest_validation_loss() {
-    let directory = with_names("keep-best");
+    let directory = with_names("keep-best", TWELVE_NAMES);
     // A high learning rate makes the validation loss go up and down.
     let output = train(
         &directory,
@@ -405,7 +371,7 @@ fn keep_best_keeps_the_checkpoint_of_the_lowest_validation_loss() {
 
 #[test]
 fn keep_best_is_refused_without_validation_and_checked_as_an_output() {
-    let directory = with_names("keep-best-bad");
+    let directory = with_names("keep-best-bad", TWELVE_NAMES);
     let run = |extra: &[&str]| {
         run_microgpt(
             &directory,
@@ -437,7 +403,7 @@ fn keep_best_is_refused_without_validation_and_checked_as_an_output() {
 
 #[test]
 fn export_writes_the_weights_alone_with_their_names_and_values() {
-    let directory = with_names("export");
+    let directory = with_names("export", TWELVE_NAMES);
     train(
         &directory,
         &[
@@ -508,7 +474,7 @@ fn export_writes_the_weights_alone_with_their_names_and_values() {
 
 #[test]
 fn export_refuses_the_outputs_train_refuses() {
-    let directory = with_names("export-bad");
+    let directory = with_names("export-bad", TWELVE_NAMES);
     train(
         &directory,
         &[
@@ -545,7 +511,7 @@ fn export_refuses_the_outputs_train_refuses() {
 
 #[test]
 fn the_ith_name_of_a_seed_is_the_same_for_any_count_and_batch_size() {
-    let directory = with_names("seeded-sampling");
+    let directory = with_names("seeded-sampling", TWELVE_NAMES);
     let output = train(
         &directory,
         &[
@@ -600,7 +566,7 @@ fn the_ith_name_of_a_seed_is_the_same_for_any_count_and_batch_size() {
 
 #[test]
 fn flags_have_one_spelling_and_eval_finds_the_default_data_as_train_does() {
-    let directory = with_names("spellings");
+    let directory = with_names("spellings", TWELVE_NAMES);
     fs::create_dir(directory.join("data")).unwrap();
     fs::copy(
         directory.join("names.txt"),
@@ -632,9 +598,9 @@ fn flags_have_one_spelling_and_eval_finds_the_default_data_as_train_does() {
     assert_eq!(names("--num-samples").lines().count(), 3);
 }
 
-/// Running text: the names of NAMES as one stream, four times over.
+/// Running text: the names of TWELVE_NAMES as one stream, four times over.
 fn running_text() -> String {
-    NAMES.repeat(4)
+    TWELVE_NAMES.repeat(4)
 }
 
 #[test]

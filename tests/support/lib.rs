@@ -3,19 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The names dataset, looked up in `data/names.txt` and then `../shared/data/names.txt`.
-///
-/// Returns `None` when neither exists, so that tests needing the real data can skip with a message
-/// instead of failing on a machine without it.
-pub fn names_txt() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        root.join("data/names.txt"),
-        root.join("../shared/data/names.txt"),
-    ]
-    .into_iter()
-    .find(|path| path.is_file())
-}
+pub use testdata::names_txt;
 
 /// The `microgpt` binary of the same build as the running test.
 ///
@@ -59,9 +47,91 @@ pub fn scratch_directory(name: &str) -> PathBuf {
     directory
 }
 
+/// 12 documents in file order: the end-to-end tests' small dataset (the tests that need to know
+/// the split pass `--no-shuffle`).
+pub const TWELVE_NAMES: &str =
+    "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\nabigail\nemily\n";
+
+/// A fresh directory for one test holding `names` as `names.txt`.
+pub fn with_names(name: &str, names: &str) -> PathBuf {
+    let directory = scratch_directory(name);
+    std::fs::write(directory.join("names.txt"), names).expect("the scratch directory is writable");
+    directory
+}
+
+/// `microgpt train --data names.txt` with `extra` arguments, in `directory`.
+pub fn train_on_names(directory: &Path, extra: &[&str]) -> Output {
+    run_microgpt(
+        directory,
+        &[&["train", "--data", "names.txt"], extra].concat(),
+    )
+}
+
+/// A directory holding `names` as `names.txt` and `model.safetensors` trained on it for 30 steps.
+pub fn trained(name: &str, names: &str) -> PathBuf {
+    let directory = with_names(name, names);
+    let extra = [
+        "--steps",
+        "30",
+        "--samples",
+        "0",
+        "--out",
+        "model.safetensors",
+    ];
+    let output = train_on_names(&directory, &extra);
+    assert!(output.status.success(), "{}", stderr(&output));
+    directory
+}
+
+/// What a run printed on stdout.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a run printed on stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A run that must fail with status `code` and exactly one `error` line on stderr, containing
+/// `expected`, without a panic.
+pub fn assert_fails(output: &Output, code: i32, expected: &str) {
+    let message = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr:\n{message}");
+    assert!(
+        !message.contains("panicked") && !message.contains("RUST_BACKTRACE"),
+        "a panic:\n{message}"
+    );
+    let errors: Vec<&str> = message
+        .lines()
+        .filter(|line| line.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line expected:\n{message}");
+    assert!(
+        errors[0].contains(expected),
+        "{expected:?} not in {:?}",
+        errors[0]
+    );
+}
+
+/// A run that must fail as bad input: [`assert_fails`] with status 2.
+pub fn assert_bad_input(output: &Output, expected: &str) {
+    assert_fails(output, 2, expected);
+}
+
+/// The temporary files in `directory` that a run left behind: the CLI's `.<name>.tmp-<pid>` and
+/// a library's `.<name>.<random>.tmp`.
+pub fn temporary_files(directory: &Path) -> Vec<String> {
+    std::fs::read_dir(directory)
+        .expect("the directory is readable")
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.contains(".tmp"))
+        .collect()
+}
+
 /// The scalar engine's model with the same configuration and weights as `params`: the oracle of the
 /// parity tests and the baseline of the benchmarks (the one `microgpt bench` uses).
-pub use cli::scalar_model;
+pub use gpt::scalar_model;
 
 /// 50 names of 3 to 15 characters, the mix of lengths names.txt has: the benchmarks' documents.
 pub const NAMES: [&str; 50] = [

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use gpt::scalar_model;
 use gpt::{
     Adam, AdamSettings, Config, Model, Params, Randomness, Sampler, SamplingOptions, Tokenizer,
 };
@@ -21,6 +22,7 @@ use crate::data::DEFAULT_DATA;
 use crate::error::{CliError, Result};
 use crate::plot::{Chart, Series};
 use crate::stream::{note, outln};
+use plotters::prelude::{RGBColor, SeriesLabelPosition};
 
 /// A model size and batch to train, as in the table of peers.
 struct Workload {
@@ -198,8 +200,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     // The chart first: a closed stdout must not lose it.
     if let Some(path) = &args.svg {
-        let svg = chart(&rows).to_svg();
-        gpt::write_atomically(path, svg.as_bytes())
+        chart(&rows)
+            .to_svg()
+            .and_then(|svg| crate::atomic_file::write_atomically(path, svg.as_bytes()))
             .map_err(|error| CliError::failure(format!("cannot write the chart: {error}")))?;
     }
     print(&rows, args.json)
@@ -212,12 +215,13 @@ fn chart(rows: &[Row]) -> Chart {
         "parameters",
         "seconds per step",
     );
-    chart.log_x = true;
-    chart.log_y = true;
+    chart.log_axes = true;
+    // Times rise with size: the top left is empty.
+    chart.legend = SeriesLabelPosition::UpperLeft;
     for (engine, colour) in [
-        ("scalar f64", "#7f7f7f"),
-        ("tape f64", "#1f77b4"),
-        ("tape f32", "#d62728"),
+        ("scalar f64", RGBColor(0x7f, 0x7f, 0x7f)),
+        ("tape f64", RGBColor(0x1f, 0x77, 0xb4)),
+        ("tape f32", RGBColor(0xd6, 0x27, 0x28)),
     ] {
         let points = rows
             .iter()
@@ -352,28 +356,6 @@ fn scalar_step(
     // `ScalarGpt` updates from its own gradients (the last document's), not from `sum`: the same
     // amount of work as updating from the mean, which is what is being timed.
     model.adam_step(step, steps, lr);
-}
-
-/// The scalar engine's model with the same configuration and weights as `params`: the baseline the
-/// tape is timed against (and the oracle of the workspace's parity tests).
-pub fn scalar_model(params: &Params<f64>) -> ScalarGpt {
-    let config = params.config();
-    let weights: Vec<NamedTensor> = params
-        .iter()
-        .map(|(name, tensor)| NamedTensor {
-            name: name.to_string(),
-            shape: [tensor.nrows(), tensor.ncols()],
-            data: tensor.iter().copied().collect(),
-        })
-        .collect();
-    let config = scalar::Config {
-        n_layer: config.n_layer,
-        n_embd: config.n_embd,
-        n_head: config.n_head,
-        block_size: config.block_size,
-        vocab_size: config.vocab_size,
-    };
-    ScalarGpt::new(config, &weights).expect("the same weights")
 }
 
 /// Seconds to sample `count` names, `batch` at a time.

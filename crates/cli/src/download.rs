@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use gpt::write_atomically;
+use crate::atomic_file::write_atomically;
 
 /// Where names.txt is downloaded from: Karpathy's makemore repository at a fixed commit, so that
 /// the content (and hence [`NAMES_SHA256`]) never changes.
@@ -633,19 +633,8 @@ mod tests {
     fn the_names_constants_match_the_real_file_when_it_is_present() {
         // The constants were taken from `sha256sum names.txt` and `grep -c . names.txt`; this
         // rechecks them against a local copy when there is one (it is not committed).
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let candidates = [
-            root.join("data/names.txt"),
-            root.join("../shared/data/names.txt"),
-        ];
-        let Some(path) = candidates.iter().find(|path| path.is_file()) else {
-            // CI always has the data set (its script copies it); elsewhere say what was skipped.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "names.txt is missing under CI"
-            );
-            std::io::Write::write_all(&mut std::io::stderr(), b"skipped: no local names.txt\n")
-                .unwrap();
+        let test = "the_names_constants_match_the_real_file_when_it_is_present";
+        let Some(path) = testdata::names_txt(test) else {
             return;
         };
         let content = fs::read(path).unwrap();

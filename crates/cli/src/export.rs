@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use gpt::{Checkpoint, CheckpointError};
+use gpt::Checkpoint;
 
 use crate::args::ExportArgs;
-use crate::checkpoint_error;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::outputs::{self, Input, Planned};
 use crate::stream::note;
+use crate::{checkpoint_error, save_checkpoint};
 
 /// Runs `export`.
 pub fn run(args: ExportArgs) -> Result<()> {
@@ -35,10 +35,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         adam: None,
         metadata: BTreeMap::from([("dtype".to_string(), args.dtype.to_string())]),
     };
-    gpt::save(&weights, &args.out, args.dtype).map_err(|error| match error {
-        CheckpointError::Io { .. } => CliError::failure(format!("cannot save: {error}")),
-        _ => checkpoint_error(&args.out, error),
-    })?;
+    save_checkpoint(&weights, &args.out, args.dtype)?;
     note!(
         "saved the {} weights of {} to {} ({})",
         weights.params.num_params(),

@@ -2,6 +2,7 @@
 //! the `gpt` crate. The binary's `main` calls [`run`].
 
 mod args;
+mod atomic_file;
 mod bench;
 mod corpus;
 mod data;
@@ -34,10 +35,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gpt::CheckpointError;
+use gpt::{Checkpoint, CheckpointError, Dtype};
+use tape::Float;
 
 use crate::args::{Cli, Command};
-pub use crate::bench::scalar_model;
 use crate::error::{CliError, Kind};
 use crate::train::DEFAULT_OUT;
 
@@ -74,6 +75,21 @@ pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// Saves `checkpoint` to `path` with tensors stored as `dtype`, atomically and with the temporary
+/// file name the signal thread knows ([`atomic_file`]).
+fn save_checkpoint<F: Float>(
+    checkpoint: &Checkpoint<F>,
+    path: &Path,
+    dtype: Dtype,
+) -> Result<(), CliError> {
+    let bytes = checkpoint
+        .to_bytes(dtype)
+        .map_err(|error| checkpoint_error(path, error))?;
+    // The error names the file already, as every error of an atomic write does.
+    atomic_file::write_atomically(path, &bytes)
+        .map_err(|error| CliError::failure(format!("cannot save the checkpoint: {error}")))
 }
 
 /// One line for a checkpoint that cannot be read.

@@ -1,7 +1,8 @@
-//! The loss log as CSV, one row per training step, written as the steps complete so that a long run
-//! does not hold its whole history in memory.
+//! A run's losses: one row per training step in the CSV, written as the steps complete so that a
+//! long run does not hold its whole history in memory, and the bounded [`LossLog`] the chart is
+//! drawn from, fed by the same push.
 //!
-//! The rows go to the temporary file `.NAME.tmp-PID` beside the CSV (through [`gpt::AtomicFile`],
+//! The rows go to the temporary file `.NAME.tmp-PID` beside the CSV (through [`AtomicFile`],
 //! on the same disk as the CSV, never in `$TMPDIR`), which replaces the CSV only when the run
 //! saves (at its end, and at each `--save-every` save): a failed run leaves the CSV of its last
 //! save as it was, and removes the temporary file.
@@ -10,20 +11,20 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use gpt::AtomicFile;
+use crate::atomic_file::AtomicFile;
 
-use crate::loss_log::LossLog;
-use crate::plot::LossPoint;
+use crate::loss_log::{LossLog, LossPoint};
 
 /// The CSV's first line.
 const HEADER: &str = "step,train_loss,val_loss";
 
 /// A CSV with the header `step,train_loss,val_loss`, being written row by row; `val_loss` is empty
-/// when not evaluated.
+/// when not evaluated. Every row also goes into the chart's [`LossLog`].
 #[derive(Debug)]
 pub struct LossCsv {
     rows: AtomicFile,
     path: PathBuf,
+    log: LossLog,
 }
 
 impl LossCsv {
@@ -34,11 +35,13 @@ impl LossCsv {
         Ok(Self {
             rows,
             path: path.to_path_buf(),
+            log: LossLog::default(),
         })
     }
 
-    /// Appends the row of `point`.
+    /// Appends the row of `point`, and adds it to the chart's log.
     pub fn push(&mut self, point: &LossPoint) -> io::Result<()> {
+        self.log.push(point);
         // Rust's `{}` for f64 is the shortest text that reads back as the same number.
         write!(self.rows, "{},{},", point.step, point.train_loss)?;
         if let Some(val_loss) = point.val_loss {
@@ -47,15 +50,10 @@ impl LossCsv {
         writeln!(self.rows)
     }
 
-    /// Copies the rows of steps up to `last_step` from the CSV of the run being resumed, and adds
-    /// them to `log`, so that a resumed run's curve starts at step 1. Returns the last step copied
-    /// (0 when `earlier` is missing or holds no such row).
-    pub fn carry_over(
-        &mut self,
-        earlier: &Path,
-        last_step: usize,
-        log: &mut LossLog,
-    ) -> io::Result<usize> {
+    /// Copies the rows of steps up to `last_step` from the CSV of the run being resumed (to the
+    /// chart's log too), so that a resumed run's curve starts at step 1. Returns the last step
+    /// copied (0 when `earlier` is missing or holds no such row).
+    pub fn carry_over(&mut self, earlier: &Path, last_step: usize) -> io::Result<usize> {
         let file = match File::open(earlier) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -70,15 +68,15 @@ impl LossCsv {
                 break;
             }
             self.push(&point)?;
-            log.push(&point);
             copied = point.step;
         }
         Ok(copied)
     }
 
-    /// Puts the CSV in place of the old one, atomically.
-    pub fn commit(self) -> io::Result<()> {
-        self.rows.commit()
+    /// Puts the CSV in place of the old one, atomically, and returns the chart's log of its rows.
+    pub fn commit(self) -> io::Result<LossLog> {
+        self.rows.commit()?;
+        Ok(self.log)
     }
 
     /// Puts the rows so far in place of the old CSV, atomically and durably, and goes on writing
@@ -87,11 +85,11 @@ impl LossCsv {
     /// the file the rows were written to is now the CSV itself; the copy costs a read of the CSV,
     /// small beside the checkpoint saved with it.
     pub fn save(self) -> io::Result<Self> {
-        let Self { rows, path } = self;
+        let Self { rows, path, log } = self;
         rows.commit()?;
         let mut rows = AtomicFile::create(&path)?;
         io::copy(&mut File::open(&path)?, &mut rows)?;
-        Ok(Self { rows, path })
+        Ok(Self { rows, path, log })
     }
 }
 
@@ -204,14 +202,16 @@ mod tests {
             .collect();
         write_csv(&path, &points);
         let mut csv = LossCsv::create(&path).unwrap();
-        let mut log = LossLog::default();
         // The checkpoint was saved at step 3; rows 4 and 5 were of a later, lost part of the run.
-        assert_eq!(csv.carry_over(&path, 3, &mut log).unwrap(), 3);
+        assert_eq!(csv.carry_over(&path, 3).unwrap(), 3);
         csv.push(&point(4, 9.0, Some(8.5))).unwrap();
-        csv.commit().unwrap();
+        let log = csv.commit().unwrap();
         let expected = "step,train_loss,val_loss\n1,3,\n2,4,\n3,5,\n4,9,8.5\n";
         assert_eq!(fs::read_to_string(&path).unwrap(), expected);
-        assert_eq!(log.train().count(), 3);
+        // The chart gets the same rows: the three carried over and the new one.
+        let train: Vec<(usize, f64)> = log.train().collect();
+        assert_eq!(train, [(1, 3.0), (2, 4.0), (3, 5.0), (4, 9.0)]);
+        assert_eq!(log.val().collect::<Vec<_>>(), [(4, 8.5)]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

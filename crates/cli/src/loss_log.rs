@@ -8,7 +8,16 @@
 //! Every kept point is then the mean of the same number of consecutive losses, and the chart still
 //! spans the whole run. Up to the bound nothing is merged: the log holds exactly the pushed points.
 
-use crate::plot::LossPoint;
+/// The loss at one training step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossPoint {
+    /// The step (0-based).
+    pub step: usize,
+    /// The training loss of that step.
+    pub train_loss: f64,
+    /// The validation loss, when it was evaluated at that step.
+    pub val_loss: Option<f64>,
+}
 
 /// The most training-loss points kept (even, so that merging pairs leaves none alone).
 const TRAIN_POINTS: usize = 4096;

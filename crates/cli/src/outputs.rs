@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use fs4::fs_std::FileExt;
 
+use crate::atomic_file::AtomicFile;
 use crate::error::{CliError, Result};
 use crate::stream::note;
 
@@ -138,7 +139,7 @@ pub fn check(outputs: &[Planned], inputs: &[Input]) -> Result<()> {
         }
         remove_stale_temporaries(path);
         // Creating the temporary file is the one sure test that the directory takes new files.
-        gpt::AtomicFile::create(path).map_err(|error| {
+        AtomicFile::create(path).map_err(|error| {
             CliError::input(format!(
                 "cannot write {} in {}: {}; choose another --out",
                 output.what,

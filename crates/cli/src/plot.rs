@@ -1,36 +1,26 @@
-//! The training loss curve as an SVG chart, and the small line [`Chart`] behind it (hand-written
-//! SVG, no dependency), which the benchmark chart reuses.
+//! The training loss curve and the benchmark's sizes chart as SVG, drawn with plotters: a small
+//! [`Chart`] of line [`Series`] that both fill in, and the loss chart built from a [`LossLog`].
 
-use std::fmt::Write as _;
 use std::io;
+use std::ops::Range;
 use std::path::Path;
 
-use gpt::write_atomically;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
 
+use crate::atomic_file::write_atomically;
 use crate::loss_log::LossLog;
-
-/// The loss at one training step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LossPoint {
-    /// The step (0-based).
-    pub step: usize,
-    /// The training loss of that step.
-    pub train_loss: f64,
-    /// The validation loss, when it was evaluated at that step.
-    pub val_loss: Option<f64>,
-}
 
 /// Writes the loss curve of `log` as an SVG chart titled `title`: the raw training loss as a
 /// faint line (past the log's bound, means of equal runs of steps), its moving average as a solid
 /// line, and the validation loss as dots joined by a line. Non-finite losses are skipped. The file
 /// is replaced atomically.
 pub fn write_svg(path: &Path, log: &LossLog, title: &str) -> io::Result<()> {
-    let svg = loss_chart(log, title).to_svg();
-    write_atomically(path, svg.as_bytes())
+    write_atomically(path, loss_chart(log, title).to_svg()?.as_bytes())
 }
 
-const TRAIN_COLOUR: &str = "#1f77b4";
-const VAL_COLOUR: &str = "#d62728";
+const TRAIN_COLOUR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const VAL_COLOUR: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
 fn loss_chart(log: &LossLog, title: &str) -> Chart {
     let train: Vec<(f64, f64)> = log
@@ -45,8 +35,7 @@ fn loss_chart(log: &LossLog, title: &str) -> Chart {
     if window >= 5 {
         let smoothed = moving_average(&train, window);
         chart.series.push(Series {
-            width: 1.0,
-            opacity: 0.3,
+            faint: true,
             ..Series::new("train loss", TRAIN_COLOUR, train)
         });
         // In steps: on a long run each point is already the mean of several steps.
@@ -90,40 +79,33 @@ fn moving_average(points: &[(f64, f64)], window: usize) -> Vec<(f64, f64)> {
 pub struct Series {
     /// The legend text.
     pub label: String,
-    /// Any SVG colour, e.g. `#1f77b4`.
-    pub colour: String,
+    /// The line's colour.
+    pub colour: RGBColor,
     /// The `(x, y)` points, drawn in order; points with a non-finite coordinate are skipped (and
-    /// those with `x <= 0` on a log-scale x axis).
+    /// those not above 0 on log axes).
     pub points: Vec<(f64, f64)>,
-    /// Line width in pixels.
-    pub width: f64,
-    /// Line opacity, 0 to 1.
-    pub opacity: f64,
+    /// A thin, pale line that does not set the y range (the raw loss under its average): drawn
+    /// clamped to the range of the others, so that early spikes do not squash their curves.
+    pub faint: bool,
     /// Whether to draw a dot at each point (always done for a single point).
     pub markers: bool,
 }
 
 impl Series {
-    /// A solid line 2 pixels wide without markers.
-    pub fn new(
-        label: impl Into<String>,
-        colour: impl Into<String>,
-        points: Vec<(f64, f64)>,
-    ) -> Self {
+    /// A solid line without markers.
+    pub fn new(label: impl Into<String>, colour: RGBColor, points: Vec<(f64, f64)>) -> Self {
         Self {
             label: label.into(),
-            colour: colour.into(),
+            colour,
             points,
-            width: 2.0,
-            opacity: 1.0,
+            faint: false,
             markers: false,
         }
     }
 }
 
-/// A line chart rendered as a self-contained SVG: title, axes with labelled ticks, a legend, and
-/// one `<polyline>` per series that has a drawable point.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A line chart: title, labelled axes, a legend and one line per series with a drawable point.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Chart {
     /// The title above the chart.
     pub title: String,
@@ -131,20 +113,13 @@ pub struct Chart {
     pub x_label: String,
     /// The y axis label.
     pub y_label: String,
-    /// Whether the x axis is logarithmic (ticks at powers of ten).
-    pub log_x: bool,
-    /// Whether the y axis is logarithmic (ticks at powers of ten).
-    pub log_y: bool,
+    /// Whether both axes are logarithmic.
+    pub log_axes: bool,
+    /// Where the legend goes: top right by default, where a decreasing loss curve leaves room.
+    pub legend: SeriesLabelPosition,
     /// The lines, drawn in order (later ones on top).
     pub series: Vec<Series>,
 }
-
-const WIDTH: f64 = 800.0;
-const HEIGHT: f64 = 480.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 30.0;
-const TOP: f64 = 50.0;
-const BOTTOM: f64 = 60.0;
 
 impl Chart {
     /// An empty chart with linear axes.
@@ -157,323 +132,163 @@ impl Chart {
             title: title.into(),
             x_label: x_label.into(),
             y_label: y_label.into(),
-            ..Self::default()
+            log_axes: false,
+            legend: SeriesLabelPosition::UpperRight,
+            series: Vec::new(),
         }
     }
 
-    /// The chart as SVG text.
-    pub fn to_svg(&self) -> String {
-        // Drawable points, with x already in axis space (log10 x on a log axis).
+    /// The chart as SVG text, 800 by 480 pixels.
+    pub fn to_svg(&self) -> io::Result<String> {
+        let drawable = |&(x, y): &(f64, f64)| {
+            x.is_finite() && y.is_finite() && (!self.log_axes || (x > 0.0 && y > 0.0))
+        };
         let series: Vec<(&Series, Vec<(f64, f64)>)> = self
             .series
             .iter()
             .map(|series| {
-                let points = series.points.iter().filter_map(|&(x, y)| {
-                    let x = if self.log_x { x.log10() } else { x };
-                    let y = if self.log_y { y.log10() } else { y };
-                    (x.is_finite() && y.is_finite()).then_some((x, y))
-                });
-                (series, points.collect::<Vec<_>>())
+                (
+                    series,
+                    series.points.iter().copied().filter(drawable).collect(),
+                )
             })
-            .filter(|(_, points)| !points.is_empty())
+            .filter(|(_, points): &(_, Vec<_>)| !points.is_empty())
             .collect();
         let all = || series.iter().flat_map(|(_, points)| points.iter().copied());
-        let x_axis = Axis::new(all().map(|(x, _)| x), self.log_x, 0.0);
-        // The faint raw line of a smoothed loss would stretch the axis to its spikes (a resumed
-        // run's early steps reach 8 where the curve stays under 3.5): when opaque lines are drawn,
-        // they set the range and the faint one is clamped to it.
-        let opaque = || {
-            series
-                .iter()
-                .filter(|(series, _)| series.opacity >= 1.0)
-                .flat_map(|(_, points)| points.iter().copied())
+        let solid = || {
+            let solid = series.iter().filter(|(series, _)| !series.faint);
+            solid.flat_map(|(_, points)| points.iter().copied())
         };
-        let y_axis = if opaque().next().is_some() {
-            Axis::new(opaque().map(|(_, y)| y), self.log_y, 0.05)
+        // Steps fill the width; on log axes the end points get room for their dots.
+        let x_margin = if self.log_axes { 0.2 } else { 0.0 };
+        let x = span(all().map(|(x, _)| x), self.log_axes, x_margin);
+        let y = if solid().next().is_some() {
+            span(solid().map(|(_, y)| y), self.log_axes, 0.05)
         } else {
-            Axis::new(all().map(|(_, y)| y), self.log_y, 0.05)
+            span(all().map(|(_, y)| y), self.log_axes, 0.05)
         };
-        let (plot_width, plot_height) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-        let px = |x: f64| LEFT + x_axis.fraction(x) * plot_width;
-        let py = |y: f64| TOP + (1.0 - y_axis.fraction(y)) * plot_height;
-
         let mut svg = String::new();
-        let out = &mut svg;
-        let _ = writeln!(
-            out,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" font-size="12">"#
-        );
-        let _ = writeln!(
-            out,
-            r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
-        );
-        let _ = writeln!(
-            out,
-            r#"<text x="{}" y="30" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
-            WIDTH / 2.0,
-            escape(&self.title)
-        );
-        let _ = writeln!(out, r##"<g stroke="#e6e6e6">"##);
-        for (value, _) in &x_axis.ticks {
-            let x = px(*value);
-            let _ = writeln!(
-                out,
-                r#"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{}"/>"#,
-                TOP + plot_height
-            );
-        }
-        for (value, _) in &y_axis.ticks {
-            let y = py(*value);
-            let _ = writeln!(
-                out,
-                r#"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}"/>"#,
-                LEFT + plot_width
-            );
-        }
-        let _ = writeln!(out, "</g>");
-        let _ = writeln!(
-            out,
-            r##"<rect x="{LEFT}" y="{TOP}" width="{plot_width}" height="{plot_height}" fill="none" stroke="#444"/>"##
-        );
-        for (value, label) in &x_axis.ticks {
-            let (x, y) = (px(*value), TOP + plot_height + 18.0);
-            let _ = writeln!(
-                out,
-                r#"<text x="{x:.1}" y="{y}" text-anchor="middle">{label}</text>"#
-            );
-        }
-        for (value, label) in &y_axis.ticks {
-            let (x, y) = (LEFT - 8.0, py(*value) + 4.0);
-            let _ = writeln!(
-                out,
-                r#"<text x="{x}" y="{y:.1}" text-anchor="end">{label}</text>"#
-            );
-        }
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
-            LEFT + plot_width / 2.0,
-            HEIGHT - 15.0,
-            escape(&self.x_label)
-        );
-        let _ = writeln!(
-            out,
-            r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
-            TOP + plot_height / 2.0,
-            escape(&self.y_label)
-        );
-
-        for (series, points) in &series {
-            let colour = escape(&series.colour);
-            let coordinates: Vec<String> = points
-                .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
-                .collect();
-            let _ = writeln!(
-                out,
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="{}" stroke-opacity="{}" stroke-linejoin="round" points="{}"/>"#,
-                series.width,
-                series.opacity,
-                coordinates.join(" ")
-            );
-            if series.markers || points.len() == 1 {
-                for &(x, y) in points {
-                    let _ = writeln!(
-                        out,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{colour}"/>"#,
-                        px(x),
-                        py(y)
-                    );
-                }
-            }
-        }
-
-        // Legend in the top-right corner, where a decreasing loss curve leaves room.
-        if !series.is_empty() {
-            let longest = series
-                .iter()
-                .map(|(series, _)| series.label.chars().count())
-                .max()
-                .unwrap_or(0);
-            let (width, height) = (
-                longest as f64 * 6.6 + 44.0,
-                series.len() as f64 * 18.0 + 8.0,
-            );
-            let (x, y) = (
-                (LEFT + plot_width - width - 10.0).max(LEFT + 10.0),
-                TOP + 10.0,
-            );
-            let _ = writeln!(
-                out,
-                r##"<rect x="{x:.1}" y="{y}" width="{width:.1}" height="{height}" fill="white" fill-opacity="0.85" stroke="#ccc"/>"##
-            );
-            for (index, (series, _)) in series.iter().enumerate() {
-                let line_y = y + 13.0 + index as f64 * 18.0;
-                let _ = writeln!(
-                    out,
-                    r#"<line x1="{:.1}" y1="{line_y}" x2="{:.1}" y2="{line_y}" stroke="{}" stroke-width="{}" stroke-opacity="{}"/>"#,
-                    x + 8.0,
-                    x + 30.0,
-                    escape(&series.colour),
-                    series.width.max(2.0),
-                    series.opacity
-                );
-                if series.markers {
-                    let _ = writeln!(
-                        out,
-                        r#"<circle cx="{:.1}" cy="{line_y}" r="3" fill="{}"/>"#,
-                        x + 19.0,
-                        escape(&series.colour)
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-                    x + 36.0,
-                    line_y + 4.0,
-                    escape(&series.label)
-                );
-            }
-        }
-        let _ = writeln!(out, "</svg>");
-        svg
-    }
-}
-
-/// An axis range and its ticks `(value, label)`, in axis space (log10 of the data on a log axis).
-struct Axis {
-    min: f64,
-    max: f64,
-    ticks: Vec<(f64, String)>,
-}
-
-impl Axis {
-    /// An axis covering `values`, widened by `margin` (a fraction of their span) on each side but
-    /// not below zero for non-negative data, with round ticks (whole ones for whole-number data).
-    fn new(values: impl Iterator<Item = f64>, log: bool, margin: f64) -> Self {
-        let (mut min, mut max, integers) = values.fold(
-            (f64::INFINITY, f64::NEG_INFINITY, true),
-            |(min, max, integers), value| {
-                (
-                    min.min(value),
-                    max.max(value),
-                    integers && value.fract() == 0.0,
-                )
-            },
-        );
-        if min > max {
-            (min, max) = (0.0, 1.0); // no data
-        }
-        if log {
-            // Whole decades, at most about 10 ticks.
-            let (low, high) = (min.floor(), max.ceil().max(min.floor() + 1.0));
-            let stride = ((high - low) / 10.0).ceil().max(1.0);
-            let count = ((high - low) / stride).ceil() as usize;
-            let ticks = (0..=count)
-                .map(|i| low + i as f64 * stride)
-                .map(|k| (k, power_of_ten(k)))
-                .collect();
-            return Self {
-                min: low,
-                max: low + count as f64 * stride,
-                ticks,
-            };
-        }
-        let non_negative = min >= 0.0;
-        let pad = if max - min <= 1e-12 * max.abs().max(1.0) {
-            // A single value: centre it.
-            if min == 0.0 { 1.0 } else { min.abs() * 0.1 }
+        let drawn = if self.log_axes {
+            self.draw(
+                &mut svg,
+                &series,
+                x.clone().log_scale(),
+                y.clone().log_scale(),
+                &y,
+            )
         } else {
-            (max - min) * margin
+            self.draw(&mut svg, &series, x, y.clone(), &y)
         };
-        (min, max) = (min - pad, max + pad);
-        if non_negative {
-            min = min.max(0.0);
-        }
-        let step = nice_step((max - min) / 5.0);
-        let step = if integers { step.max(1.0) } else { step };
-        if !step.is_finite() || step <= 0.0 {
-            return Self {
-                min,
-                max,
-                ticks: vec![(min, format!("{min:e}")), (max, format!("{max:e}"))],
+        drawn.map_err(|error| io::Error::other(format!("cannot draw the chart: {error}")))?;
+        Ok(svg)
+    }
+
+    /// Draws `series` on axes `x` and `y` into `svg`; faint lines are clamped into `y_range`.
+    fn draw<X, Y>(
+        &self,
+        svg: &mut String,
+        series: &[(&Series, Vec<(f64, f64)>)],
+        x: X,
+        y: Y,
+        y_range: &Range<f64>,
+    ) -> Result<(), Box<dyn std::error::Error + '_>>
+    where
+        X: AsRangedCoord<Value = f64>,
+        Y: AsRangedCoord<Value = f64>,
+        X::CoordDescType: ValueFormatter<f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let root = SVGBackend::with_string(svg, (800, 480)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", 16))
+            .margin(20)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x, y)?;
+        // `{}` prints 50 for 50.0 and 0.001 as it is, on linear and log axes alike.
+        let label = |value: &f64| format!("{value}");
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_label_formatter(&label)
+            .y_label_formatter(&label)
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .draw()?;
+        for (series, points) in series {
+            let colour = series.colour;
+            let style = if series.faint {
+                colour.mix(0.3).stroke_width(1)
+            } else {
+                colour.stroke_width(2)
             };
+            let clamp = |&(x, y): &(f64, f64)| {
+                let y = if series.faint {
+                    y.clamp(y_range.start, y_range.end)
+                } else {
+                    y
+                };
+                (x, y)
+            };
+            chart
+                .draw_series(LineSeries::new(points.iter().map(clamp), style))?
+                .label(&series.label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+            if series.markers || points.len() == 1 {
+                let dot = |&point: &(f64, f64)| Circle::new(point, 3, colour.filled());
+                chart.draw_series(points.iter().map(dot))?;
+            }
         }
-        let (low, high) = ((min / step).floor() * step, (max / step).ceil() * step);
-        let count = (((high - low) / step).round() as usize).min(20);
-        let decimals = (-step.log10().floor()).clamp(0.0, 12.0) as usize;
-        // `+ 0.0` turns -0.0 into 0.0, which would otherwise print as "-0".
-        let ticks = (0..=count)
-            .map(|i| low + i as f64 * step + 0.0)
-            .map(|v| (v, format!("{v:.decimals$}")))
-            .collect();
-        Self {
-            min: low,
-            max: high,
-            ticks,
+        if !series.is_empty() {
+            chart
+                .configure_series_labels()
+                .position(self.legend.clone())
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.2))
+                .draw()?;
         }
+        root.present()?;
+        Ok(())
     }
+}
 
-    /// Where `value` lies between `min` (0) and `max` (1), clamped so nothing leaves the plot.
-    fn fraction(&self, value: f64) -> f64 {
-        let fraction = (value - self.min) / (self.max - self.min);
-        if fraction.is_finite() {
-            fraction.clamp(0.0, 1.0)
+/// The range covering `values`, widened by `margin` (a fraction of their span, or of the values
+/// themselves on log axes) on each side, but not below zero for non-negative data on linear axes;
+/// a single value gets a range around it, and no values `0..1` (`1..10` on log axes).
+fn span(values: impl Iterator<Item = f64>, log: bool, margin: f64) -> Range<f64> {
+    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), value| {
+        (min.min(value), max.max(value))
+    });
+    if min > max {
+        return if log { 1.0..10.0 } else { 0.0..1.0 };
+    }
+    if log {
+        let (low, high) = (min / (1.0 + margin), max * (1.0 + margin));
+        return if high / low < 1.5 {
+            low / 2.0..high * 2.0
         } else {
-            0.5
-        }
+            low..high
+        };
     }
-}
-
-/// The smallest of 1, 2, 5 times a power of ten that is at least `raw`.
-fn nice_step(raw: f64) -> f64 {
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let nice = match raw / magnitude {
-        residual if residual <= 1.0 => 1.0,
-        residual if residual <= 2.0 => 2.0,
-        residual if residual <= 5.0 => 5.0,
-        _ => 10.0,
+    let pad = if max - min <= 1e-12 * max.abs().max(1.0) {
+        if min == 0.0 { 1.0 } else { min.abs() * 0.1 }
+    } else {
+        (max - min) * margin
     };
-    nice * magnitude
-}
-
-/// The label of the tick at `10^exponent`.
-fn power_of_ten(exponent: f64) -> String {
-    match exponent as i32 {
-        exponent @ 0..=6 => format!("{}", 10u64.pow(exponent as u32)),
-        exponent @ -4..=-1 => format!("{:.*}", (-exponent) as usize, 10f64.powi(exponent)),
-        exponent => format!("1e{exponent}"),
-    }
-}
-
-/// Escapes text for SVG (XML) content and attribute values.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&apos;"),
-            // XML cannot contain most control characters at all, even escaped.
-            control if control.is_control() && !matches!(control, '\t' | '\n' | '\r') => {}
-            _ => escaped.push(character),
-        }
-    }
-    escaped
+    let low = if min >= 0.0 {
+        (min - pad).max(0.0)
+    } else {
+        min - pad
+    };
+    low..max + pad
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::point;
-    use std::fs;
-    use std::path::PathBuf;
-
-    fn scratch_dir(name: &str) -> PathBuf {
-        crate::test_support::scratch_dir("plot", name)
-    }
+    use crate::loss_log::LossPoint;
+    use crate::test_support::{point, scratch_dir};
 
     fn log_of(points: &[LossPoint]) -> LossLog {
         let mut log = LossLog::default();
@@ -483,135 +298,142 @@ mod tests {
         log
     }
 
-    /// A loss curve like a real run: decaying from ln(27) = 3.30 towards 2.3, with noise.
-    fn curve(steps: usize) -> LossLog {
-        let points: Vec<LossPoint> = (0..steps)
-            .map(|step| {
-                let trend = 2.3 + 1.0 * (-(step as f64) / 150.0).exp();
-                let noise = 0.4 * ((step as f64 * 12.9898).sin() * 43758.5453).fract();
-                let val = (step % 100 == 0 || step + 1 == steps).then_some(trend + 0.05);
-                point(step, trend + noise, val)
+    /// The value of `name="..."` in the tag `tag`.
+    fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        Some(&tag[start..start + tag[start..].find('"')?])
+    }
+
+    /// The `<polyline>`s of `svg` in the colour `#RRGGBB`, in drawing order (the data lines, then
+    /// the legend's two-point samples): each one's opacity and pixel points.
+    fn polylines(svg: &str, colour: &str) -> Vec<(String, Vec<(f64, f64)>)> {
+        svg.split('<')
+            .filter(|tag| tag.starts_with("polyline ") && attribute(tag, "stroke") == Some(colour))
+            .map(|tag| {
+                let points = attribute(tag, "points").unwrap().split_whitespace();
+                let points = points.map(|pair| {
+                    let (x, y) = pair.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                });
+                (
+                    attribute(tag, "opacity").unwrap().to_string(),
+                    points.collect(),
+                )
             })
-            .collect();
-        log_of(&points)
+            .collect()
     }
 
-    /// Checks that the tags of `svg` nest properly (a small stand-in for an XML parser; attribute
-    /// values never contain `<` or `>` because they are escaped) and that `&` only starts an entity.
-    fn assert_well_formed(svg: &str) {
-        assert!(svg.starts_with("<svg "), "{svg}");
-        assert!(svg.trim_end().ends_with("</svg>"), "{svg}");
-        let mut open: Vec<&str> = Vec::new();
-        let mut rest = svg;
-        while let Some(start) = rest.find('<') {
-            let end = start + rest[start..].find('>').expect("unclosed tag");
-            let tag = &rest[start + 1..end];
-            if let Some(name) = tag.strip_prefix('/') {
-                assert_eq!(open.pop(), Some(name), "mismatched </{name}>");
-            } else if !tag.ends_with('/') {
-                open.push(tag.split_whitespace().next().unwrap());
-            }
-            rest = &rest[end + 1..];
-        }
-        assert!(open.is_empty(), "unclosed tags {open:?}");
-        for (index, _) in svg.match_indices('&') {
-            let entity = &svg[index
-                ..svg[index..]
-                    .find(';')
-                    .map_or(svg.len(), |end| index + end + 1)];
-            assert!(
-                ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].contains(&entity),
-                "bad entity {entity}"
-            );
-        }
+    /// The centres of the dots in the colour `#RRGGBB`.
+    fn dots(svg: &str, colour: &str) -> Vec<(f64, f64)> {
+        svg.split('<')
+            .filter(|tag| tag.starts_with("circle ") && attribute(tag, "fill") == Some(colour))
+            .map(|tag| {
+                let centre = |name| attribute(tag, name).unwrap().parse::<f64>().unwrap();
+                (centre("cx"), centre("cy"))
+            })
+            .collect()
     }
 
-    /// Every number in `points`, `cx`/`cy`, `x`/`y` attributes, as (x, y) pairs or lone values.
-    fn coordinates(svg: &str) -> (Vec<f64>, Vec<f64>) {
-        let (mut xs, mut ys) = (Vec::new(), Vec::new());
-        let attribute = |name: &str| -> Vec<f64> {
-            svg.match_indices(&format!(" {name}=\""))
-                .map(|(index, pattern)| {
-                    let value = &svg[index + pattern.len()..];
-                    value[..value.find('"').unwrap()].parse::<f64>().unwrap()
-                })
-                .collect()
-        };
-        for name in ["x", "x1", "x2", "cx"] {
-            xs.extend(attribute(name));
-        }
-        for name in ["y", "y1", "y2", "cy"] {
-            ys.extend(attribute(name));
-        }
-        for (index, pattern) in svg.match_indices(" points=\"") {
-            let value = &svg[index + pattern.len()..];
-            for pair in value[..value.find('"').unwrap()].split(' ') {
-                let (x, y) = pair.split_once(',').unwrap();
-                xs.push(x.parse().unwrap());
-                ys.push(y.parse().unwrap());
-            }
-        }
-        (xs, ys)
-    }
-
-    fn assert_inside_view_box(svg: &str) {
-        let (xs, ys) = coordinates(svg);
-        assert!(!xs.is_empty() && !ys.is_empty());
-        for x in xs {
-            assert!(
-                x.is_finite() && (0.0..=WIDTH).contains(&x),
-                "x = {x} outside the view box"
-            );
-        }
-        for y in ys {
-            assert!(
-                y.is_finite() && (0.0..=HEIGHT).contains(&y),
-                "y = {y} outside the view box"
-            );
-        }
+    /// The line through the first and last of `pairs` (value, pixel), and the largest distance in
+    /// pixels of any pair from it: a chart draws data on a linear axis at `a + b * value`, so
+    /// every point must lie on that line up to the pixel rounding.
+    fn worst_off_line(pairs: &[(f64, f64)]) -> (f64, f64) {
+        let ((v0, p0), (v1, p1)) = (pairs[0], pairs[pairs.len() - 1]);
+        let slope = (p1 - p0) / (v1 - v0);
+        let worst = pairs
+            .iter()
+            .map(|&(value, pixel)| (p0 + slope * (value - v0) - pixel).abs())
+            .fold(0.0, f64::max);
+        (slope, worst)
     }
 
     #[test]
-    fn a_long_run_has_raw_smoothed_and_val_lines_inside_the_view_box() {
-        let svg = loss_chart(&curve(1000), "microgpt <names> & \"friends\"").to_svg();
-        assert_well_formed(&svg);
-        assert_inside_view_box(&svg);
-        assert!(svg.contains(">microgpt &lt;names&gt; &amp; &quot;friends&quot;</text>"));
-        assert_eq!(
-            svg.matches("<polyline").count(),
-            3,
-            "raw train, smoothed train, val"
-        );
-        assert!(svg.contains("moving average of 50"));
-        // The validation loss was evaluated at steps 0, 100, ..., 900 and 999: one dot each, and
-        // one in the legend.
-        assert_eq!(svg.matches("<circle").count(), 12);
-        // Ticks on the step axis are round numbers up to the end of training.
+    fn the_loss_chart_draws_every_logged_loss_where_linear_axes_put_it() {
+        // 60 steps: a moving average of 3 points would hardly smooth, so the raw line alone is
+        // drawn, one pixel point per logged loss, and the validation loss every 10th step.
+        let points: Vec<LossPoint> = (0..60)
+            .map(|step| {
+                let loss = 3.3 - 0.01 * step as f64 + 0.2 * (step as f64).sin();
+                point(
+                    step,
+                    loss,
+                    step.is_multiple_of(10).then_some(3.0 - 0.005 * step as f64),
+                )
+            })
+            .collect();
+        let svg = loss_chart(&log_of(&points), "run").to_svg().unwrap();
+        let train = polylines(&svg, "#1F77B4");
+        // The data line and the legend's sample.
+        assert_eq!(train.len(), 2, "{svg}");
+        let drawn = &train[0].1;
+        assert_eq!(drawn.len(), points.len());
+        let xs: Vec<(f64, f64)> = points
+            .iter()
+            .zip(drawn)
+            .map(|(p, d)| (p.step as f64, d.0))
+            .collect();
+        let ys: Vec<(f64, f64)> = points
+            .iter()
+            .zip(drawn)
+            .map(|(p, d)| (p.train_loss, d.1))
+            .collect();
+        let (x_slope, x_off) = worst_off_line(&xs);
+        let (y_slope, y_off) = worst_off_line(&ys);
+        assert!(x_slope > 0.0 && y_slope < 0.0, "steps go right, losses up");
         assert!(
-            svg.contains(">1000</text>") && svg.contains(">200</text>"),
-            "{svg}"
+            x_off <= 1.0 && y_off <= 1.0,
+            "off the axes' lines: {x_off} {y_off}"
         );
+
+        // The validation dots lie on the same two axes.
+        let val: Vec<&LossPoint> = points.iter().filter(|p| p.val_loss.is_some()).collect();
+        let centres = dots(&svg, "#D62728");
+        assert_eq!(centres.len(), val.len());
+        let (x0, y0) = (drawn[0], (points[0].step as f64, points[0].train_loss));
+        for (point, &(cx, cy)) in val.iter().zip(&centres) {
+            let expected_x = x0.0 + x_slope * (point.step as f64 - y0.0);
+            let expected_y = x0.1 + y_slope * (point.val_loss.unwrap() - y0.1);
+            assert!(
+                (cx - expected_x).abs() <= 1.5 && (cy - expected_y).abs() <= 1.5,
+                "{point:?}"
+            );
+        }
     }
 
     #[test]
     fn early_spikes_of_the_raw_loss_do_not_stretch_the_axis() {
         // A resumed run's first steps can reach 8 while the smoothed curve stays below 3.5: the
-        // axis must follow the smoothed and validation lines, as a 0-8 axis flattens the curve.
+        // axis follows the smoothed and validation lines (a 0-8 axis would flatten them to a few
+        // pixels), and the faint raw line is clamped into it.
         let points: Vec<LossPoint> = (0..1000)
             .map(|step| {
                 let loss = if step % 97 == 3 { 8.0 } else { 2.5 };
                 point(step, loss, (step % 100 == 0).then_some(2.6))
             })
             .collect();
-        let svg = loss_chart(&log_of(&points), "spikes").to_svg();
-        assert_inside_view_box(&svg);
+        let svg = loss_chart(&log_of(&points), "spikes").to_svg().unwrap();
+        let lines = polylines(&svg, "#1F77B4");
+        let (faint, smoothed) = (&lines[0], &lines[1]);
+        assert_eq!(faint.0, "0.3");
+        assert_eq!((faint.1.len(), smoothed.1.len()), (1000, 1000));
+        let extent = |points: &[(f64, f64)]| {
+            let ys = points.iter().map(|&(_, y)| y);
+            (
+                ys.clone().fold(f64::INFINITY, f64::min),
+                ys.fold(0.0, f64::max),
+            )
+        };
+        let (top, bottom) = extent(&smoothed.1);
+        // The smoothed curve fills most of the 480-pixel height.
         assert!(
-            !svg.contains(">8.0</text>") && !svg.contains(">8</text>"),
-            "{svg}"
+            bottom - top > 250.0,
+            "the smoothed curve spans {top}..{bottom}"
         );
+        // The spikes end at the axis' top: 5% of the solid lines' span above them.
+        let (faint_top, _) = extent(&faint.1);
         assert!(
-            !svg.contains(">7.0</text>") && !svg.contains(">7</text>"),
-            "{svg}"
+            faint_top >= top - 0.06 * (bottom - top) - 1.0,
+            "{faint_top} above {top}"
         );
     }
 
@@ -619,114 +441,111 @@ mod tests {
     fn a_run_past_the_bound_still_spans_every_step_and_averages_over_steps() {
         // 100,000 steps are merged into buckets of 32 (the log's bound is 4,096 points): the moving
         // average of 50 points covers 50 * 32 steps, and the step axis still reaches the end.
-        let svg = loss_chart(&curve(100_000), "long").to_svg();
-        assert_well_formed(&svg);
-        assert_inside_view_box(&svg);
+        let points: Vec<LossPoint> = (0..100_000)
+            .map(|step| point(step, 2.5, (step % 100 == 0).then_some(2.6)))
+            .collect();
+        let svg = loss_chart(&log_of(&points), "long").to_svg().unwrap();
         assert!(svg.contains("moving average of 1600"), "{svg}");
-        assert!(svg.contains(">100000</text>"), "{svg}");
-        // Validation every 100 steps plus the last: 1,001 points, under their own bound.
-        assert_eq!(svg.matches("<circle").count(), 1001 + 1);
+        // Validation every 100 steps: 1,000 points, under their own bound.
+        assert_eq!(dots(&svg, "#D62728").len(), 1000);
+        let lines = polylines(&svg, "#1F77B4");
+        let last_x = lines[0].1.last().unwrap().0;
+        let val_last_x = dots(&svg, "#D62728").last().unwrap().0;
+        assert!(
+            last_x > val_last_x,
+            "the last step (99,999) is right of the last val (99,900)"
+        );
     }
 
     #[test]
-    fn degenerate_inputs_render_without_panicking() {
-        let cases: Vec<(&str, Vec<LossPoint>, usize)> = vec![
-            ("no points", vec![], 0),
-            ("one point", vec![point(0, 3.3, None)], 1),
-            (
-                "two points",
-                vec![point(0, 3.3, Some(3.2)), point(1, 3.1, None)],
-                2,
-            ),
+    fn degenerate_inputs_render_without_non_finite_numbers() {
+        let cases: Vec<(&str, Vec<LossPoint>)> = vec![
+            ("no points", vec![]),
+            ("one point", vec![point(0, 3.3, None)]),
             (
                 "constant loss",
                 vec![point(0, 2.0, None), point(5, 2.0, None)],
-                1,
             ),
-            ("zero loss", vec![point(7, 0.0, None)], 1),
+            ("zero loss", vec![point(7, 0.0, None)]),
             (
                 "non-finite losses",
                 vec![
                     point(0, f64::NAN, Some(f64::INFINITY)),
                     point(1, 3.0, Some(f64::NAN)),
-                    point(2, f64::INFINITY, None),
                     point(3, 2.5, Some(2.6)),
                     point(4, f64::NEG_INFINITY, None),
                 ],
-                2,
             ),
-            (
-                "only non-finite",
-                vec![point(0, f64::NAN, None), point(1, f64::INFINITY, None)],
-                0,
-            ),
+            ("only non-finite", vec![point(0, f64::NAN, None)]),
         ];
-        for (name, points, polylines) in cases {
-            let svg = loss_chart(&log_of(&points), name).to_svg();
-            assert_well_formed(&svg);
-            assert_inside_view_box(&svg);
-            assert_eq!(svg.matches("<polyline").count(), polylines, "{name}");
+        for (name, points) in cases {
+            let svg = loss_chart(&log_of(&points), name).to_svg().unwrap();
+            assert!(
+                svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"),
+                "{name}"
+            );
             assert!(
                 !svg.contains("NaN") && !svg.contains("inf"),
                 "{name}: {svg}"
             );
         }
-        // A lone point would be an invisible polyline: it gets a dot.
-        assert_eq!(
-            loss_chart(&log_of(&[point(0, 3.3, None)]), "")
-                .to_svg()
-                .matches("<circle")
-                .count(),
-            1
-        );
+        // A lone point would be an invisible line: it gets a dot.
+        let svg = loss_chart(&log_of(&[point(0, 3.3, None)]), "")
+            .to_svg()
+            .unwrap();
+        assert_eq!(dots(&svg, "#1F77B4").len(), 1);
     }
 
     #[test]
-    fn a_log_x_chart_ticks_at_powers_of_ten_and_skips_non_positive_x() {
-        let mut chart = Chart::new("throughput", "batch size", "steps/s");
-        chart.log_x = true;
+    fn log_axes_put_points_at_their_logarithms_and_skip_non_positive_ones() {
+        let mut chart = Chart::new("sizes", "parameters", "seconds");
+        chart.log_axes = true;
         let points = vec![
             (0.0, 5.0),
-            (-1.0, 5.0),
-            (1.0, 900.0),
-            (8.0, 300.0),
-            (64.0, 60.0),
+            (1e3, -1.0),
+            (1e3, 1e-3),
+            (1e4, 1e-2),
+            (1e5, 2e-1),
         ];
-        chart.series.push(Series::new("tape", "#1f77b4", points));
-        chart.series.push(Series::new(
-            "scalar",
-            "#ff7f0e",
-            vec![(2.0, 20.0), (32.0, 2.0)],
-        ));
-        let svg = chart.to_svg();
-        assert_well_formed(&svg);
-        assert_inside_view_box(&svg);
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        for label in [">1</text>", ">10</text>", ">100</text>"] {
-            assert!(svg.contains(label), "missing tick {label}");
-        }
-        let tape = svg
-            .lines()
-            .find(|line| line.contains("<polyline") && line.contains("#1f77b4"))
-            .unwrap();
-        assert_eq!(
-            tape.matches(',').count(),
-            3,
-            "x <= 0 must be skipped: {tape}"
+        chart.series.push(Series {
+            markers: true,
+            ..Series::new("tape", TRAIN_COLOUR, points)
+        });
+        let svg = chart.to_svg().unwrap();
+        let centres = dots(&svg, "#1F77B4");
+        assert_eq!(centres.len(), 3, "x = 0 and y = -1 have no logarithm");
+        let data = [(1e3f64, 1e-3f64), (1e4, 1e-2), (1e5, 2e-1)];
+        let xs: Vec<(f64, f64)> = data
+            .iter()
+            .zip(&centres)
+            .map(|(d, c)| (d.0.log10(), c.0))
+            .collect();
+        let ys: Vec<(f64, f64)> = data
+            .iter()
+            .zip(&centres)
+            .map(|(d, c)| (d.1.log10(), c.1))
+            .collect();
+        // Equal ratios are equal distances: 1e3 to 1e4 as far as 1e4 to 1e5.
+        assert!(
+            worst_off_line(&xs).1 <= 1.0 && worst_off_line(&ys).1 <= 1.0,
+            "{centres:?}"
         );
     }
 
     #[test]
-    fn write_svg_writes_the_chart_file() {
-        let dir = scratch_dir("svg");
-        let path = dir.join("loss.svg");
-        let log = curve(300);
-        write_svg(&path, &log, "loss").unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            loss_chart(&log, "loss").to_svg()
+    fn write_svg_replaces_the_file_with_the_chart() {
+        let directory = scratch_dir("plot", "svg");
+        let path = directory.join("loss.svg");
+        std::fs::write(&path, "old").unwrap();
+        let log = log_of(&[point(0, 3.3, None), point(1, 3.1, None)]);
+        write_svg(&path, &log, "a & b").unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.starts_with("<svg ") && svg.contains("a &amp; b"),
+            "{svg}"
         );
-        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(polylines(&svg, "#1F77B4")[0].1.len(), 2);
+        std::fs::remove_dir_all(&directory).unwrap();
     }
 
     #[test]
@@ -740,26 +559,14 @@ mod tests {
     }
 
     #[test]
-    fn ticks_are_round_numbers_covering_the_data() {
-        let axis = Axis::new([1.93, 3.41].into_iter(), false, 0.0);
-        let labels: Vec<&str> = axis.ticks.iter().map(|(_, label)| label.as_str()).collect();
-        assert_eq!(labels, ["1.5", "2.0", "2.5", "3.0", "3.5"]);
-        assert!(axis.min <= 1.93 && axis.max >= 3.41);
-        // Steps are whole numbers: no tick at step 0.2.
-        let steps = Axis::new([0.0, 1.0].into_iter(), false, 0.0);
-        let labels: Vec<&str> = steps
-            .ticks
-            .iter()
-            .map(|(_, label)| label.as_str())
-            .collect();
-        assert_eq!(labels, ["0", "1"]);
-        // A margin keeps the extreme losses off the frame, and non-negative data stays non-negative.
-        let losses = Axis::new([0.01, 3.0].into_iter(), false, 0.05);
-        assert!(
-            losses.min == 0.0 && losses.max > 3.0,
-            "{} {}",
-            losses.min,
-            losses.max
-        );
+    fn spans_cover_the_data_with_a_margin_and_stay_non_negative() {
+        // Losses 0.01..3 with 5% margins: 0.01 - 0.1495 is clamped to 0, 3 + 0.1495 above.
+        let losses = span([0.01, 3.0].into_iter(), false, 0.05);
+        assert_eq!(losses.start, 0.0);
+        assert!((losses.end - 3.1495).abs() < 1e-12, "{losses:?}");
+        // One value gets 10% on each side; none gets 0..1 (1..10 on log axes).
+        assert_eq!(span([2.0].into_iter(), false, 0.05), 1.8..2.2);
+        assert_eq!(span(std::iter::empty(), false, 0.05), 0.0..1.0);
+        assert_eq!(span(std::iter::empty(), true, 0.05), 1.0..10.0);
     }
 }

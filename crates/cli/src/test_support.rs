@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use crate::plot::LossPoint;
+use crate::loss_log::LossPoint;
 
 /// An empty directory of its own for one test: `microgpt-<module>-<name>-<pid>` in the system's
 /// temporary directory (emptied first if an earlier run left it behind).

@@ -11,22 +11,23 @@ use gpt::{
 use tape::Float;
 
 use crate::args::{DataFormat, TrainArgs};
-use crate::checkpoint_error;
+use crate::atomic_file::temporary_path;
 use crate::corpus::{Corpus, Fingerprint};
 use crate::data::{self, DEFAULT_DATA};
 use crate::divergence::{Guard, Healthy};
 use crate::error::{CliError, Kind, Result};
 use crate::loss_csv::LossCsv;
-use crate::loss_log::LossLog;
+use crate::loss_log::LossPoint;
 use crate::memory;
 use crate::outputs::{self, Input, Planned};
-use crate::plot::{self, LossPoint};
+use crate::plot;
 use crate::progress::Progress;
 use crate::rng::{Generator, RngKind, name_stream};
 use crate::settings::RunSettings;
 use crate::signals::Interrupts;
 use crate::stream::{self, escaped, note};
 use crate::text::Text;
+use crate::{checkpoint_error, save_checkpoint};
 
 /// Where the checkpoint goes when `--out` is not given.
 pub const DEFAULT_OUT: &str = "microgpt.safetensors";
@@ -131,7 +132,7 @@ impl Paths {
     fn temporaries(&self) -> Vec<PathBuf> {
         [&self.out, &self.csv, &self.svg, &self.healthy, &self.best]
             .into_iter()
-            .filter_map(|path| gpt::temporary_path(path))
+            .filter_map(|path| temporary_path(path))
             .collect()
     }
 }
@@ -339,11 +340,10 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     // Every step's row goes to the CSV's temporary file beside it as training goes, the chart gets
     // a bounded summary: memory stays the same however many steps are run.
     let mut csv = LossCsv::create(&paths.csv).map_err(|error| cannot_write(&paths.csv, error))?;
-    let mut loss_log = LossLog::default();
     if let Some(loaded) = start.checkpoint.as_ref().filter(|loaded| loaded.resumed) {
         let earlier = loaded.path.with_extension("csv");
         let copied = csv
-            .carry_over(&earlier, first_step, &mut loss_log)
+            .carry_over(&earlier, first_step)
             .map_err(|error| cannot_write(&paths.csv, error))?;
         if copied < first_step {
             note!(
@@ -479,7 +479,6 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
         }
         csv.push(&point)
             .map_err(|error| cannot_write(&paths.csv, error))?;
-        loss_log.push(&point);
         if let Some(signal) = interrupts.received() {
             stopped_by = Some(signal);
             break;
@@ -515,7 +514,8 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             .insert("val_loss".to_string(), loss.to_string());
     }
     run.save(&checkpoint, &paths.out)?;
-    csv.commit()
+    let loss_log = csv
+        .commit()
         .map_err(|error| cannot_write(&paths.csv, error))?;
     plot::write_svg(&paths.svg, &loss_log, &chart_title(&settings))
         .map_err(|error| cannot_write(&paths.svg, error))?;
@@ -669,13 +669,7 @@ impl Run<'_> {
     }
 
     fn save<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<()> {
-        gpt::save(checkpoint, path, self.settings.dtype).map_err(|error| match error {
-            // The source names the file already, as every error of gpt's atomic writes does.
-            CheckpointError::Io { source, .. } => {
-                CliError::failure(format!("cannot save the checkpoint: {source}"))
-            }
-            _ => checkpoint_error(path, error),
-        })
+        save_checkpoint(checkpoint, path, self.settings.dtype)
     }
 }
 

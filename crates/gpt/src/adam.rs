@@ -111,7 +111,7 @@ impl<F: Float> AdamState<F> {
 /// // The state a checkpoint keeps, and an optimizer resumed from it.
 /// let resumed = Adam::from_state(adam.settings, adam.state());
 /// assert_eq!(resumed.state(), adam.state());
-/// # Ok::<(), tape::TapeError>(())
+/// # Ok::<(), gpt::ModelError>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Adam<F: Float> {

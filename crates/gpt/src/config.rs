@@ -1,7 +1,5 @@
 //! The model's hyperparameters.
 
-use std::fmt;
-
 /// The shape of a microgpt model. [`Config::default`] is the seed's configuration on names.txt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -31,11 +29,15 @@ impl Default for Config {
 }
 
 /// Why a [`Config`] cannot describe a model.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// A size that must be positive is zero.
+    #[error("{0} must be at least 1")]
     Zero(&'static str),
     /// `n_embd` does not split evenly into `n_head` heads.
+    #[error(
+        "n_embd ({n_embd}) must be divisible by n_head ({n_head}); choose n_embd as a multiple of n_head"
+    )]
     HeadsDoNotDivide {
         /// The embedding width.
         n_embd: usize,
@@ -43,20 +45,6 @@ pub enum ConfigError {
         n_head: usize,
     },
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Zero(name) => write!(f, "{name} must be at least 1"),
-            ConfigError::HeadsDoNotDivide { n_embd, n_head } => write!(
-                f,
-                "n_embd ({n_embd}) must be divisible by n_head ({n_head}); choose n_embd as a multiple of n_head"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Checks that every size is positive and that the heads split `n_embd` evenly.

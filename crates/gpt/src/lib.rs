@@ -6,24 +6,29 @@ mod checkpoint;
 mod config;
 mod inference;
 mod model;
+mod model_error;
 mod params;
 pub mod random;
 mod sampling;
+#[cfg(feature = "scalar")]
+mod scalar_model;
 mod schedule;
 mod tokenizer;
 
 pub use adam::{Adam, AdamSettings, AdamState};
 pub use checkpoint::{
-    AtomicFile, Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, load_weights, save,
-    temporary_path, write_atomically,
+    Checkpoint, CheckpointError, Dtype, ParseDtypeError, load, load_weights, save,
 };
 pub use config::{Config, ConfigError};
 pub use inference::{DecodeError, Decoder, KvCache};
 pub use model::{CHUNK, Model, NllSum, RMS_EPSILON};
+pub use model_error::ModelError;
 pub use params::{INIT_STD, LayerWeight, Params, ParamsError};
 pub use random::{PythonRandom, Randomness};
 pub use sampling::{
     DrawScratch, OptionsError, SampleError, Sampler, SamplingOptions, draw_token, token_weights,
 };
+#[cfg(feature = "scalar")]
+pub use scalar_model::scalar_model;
 pub use schedule::{Decay, ParseDecayError, Schedule};
 pub use tokenizer::{Tokenizer, UnknownCharacter};

@@ -4,8 +4,9 @@ use tape::optim::Optimizer;
 use tape::{CustomOpId, DataParallel, Float, Tape, TapeError, Tensor, Var};
 
 use crate::attention::CausalSelfAttention;
+use crate::model_error::check_documents;
 use crate::params::{LM_HEAD, WPE, WTE, layer_index};
-use crate::{Adam, Config, LayerWeight, Params};
+use crate::{Adam, Config, LayerWeight, ModelError, Params};
 
 /// The epsilon inside RMSNorm's square root.
 pub const RMS_EPSILON: f64 = 1e-5;
@@ -39,32 +40,20 @@ struct Rows {
 
 impl Rows {
     /// Lays `documents` end to end, each truncated to its first `block_size` predictions as
-    /// microgpt.py does.
-    fn fill<T: AsRef<[usize]>>(
-        &mut self,
-        documents: &[T],
-        block_size: usize,
-    ) -> Result<(), TapeError> {
+    /// microgpt.py does. The documents have passed [`check_documents`].
+    fn fill<T: AsRef<[usize]>>(&mut self, documents: &[T], block_size: usize) {
         self.inputs.clear();
         self.positions.clear();
         self.targets.clear();
         self.lengths.clear();
         for tokens in documents {
             let tokens = tokens.as_ref();
-            if tokens.len() < 2 {
-                let detail = format!(
-                    "a document needs at least 2 tokens (BOS, .., BOS), got {}",
-                    tokens.len()
-                );
-                return Err(TapeError::shape("loss", detail));
-            }
             let n = block_size.min(tokens.len() - 1);
             self.inputs.extend_from_slice(&tokens[..n]);
             self.positions.extend(0..n);
             self.targets.extend_from_slice(&tokens[1..=n]);
             self.lengths.push(n);
         }
-        Ok(())
     }
 }
 
@@ -104,7 +93,7 @@ impl<F: Float> Worker<F> {
         documents: &[T],
         scale: F,
     ) -> Result<Var, TapeError> {
-        self.rows.fill(documents, self.graph.config.block_size)?;
+        self.rows.fill(documents, self.graph.config.block_size);
         let loss = self.graph.record(tape, &self.rows)?;
         if scale == F::one() {
             Ok(loss)
@@ -123,7 +112,7 @@ impl<F: Float> Worker<F> {
         documents: &[T],
     ) -> Result<(), TapeError> {
         let Worker { graph, rows, nlls } = self;
-        rows.fill(documents, graph.config.block_size)?;
+        rows.fill(documents, graph.config.block_size);
         let losses = tape.without_grad(|tape| {
             let logits = graph.logits(tape, rows)?;
             tape.row_cross_entropy(logits, &rows.targets)
@@ -239,7 +228,7 @@ impl<F: Float> Model<F> {
     }
 
     /// The mean loss of one document `[BOS, tokens.., BOS]` (see [`Model::batch_loss`]).
-    pub fn loss(&mut self, tokens: &[usize]) -> Result<F, TapeError> {
+    pub fn loss(&mut self, tokens: &[usize]) -> Result<F, ModelError> {
         self.batch_loss(&[tokens])
     }
 
@@ -250,14 +239,9 @@ impl<F: Float> Model<F> {
     pub fn batch_loss<T: AsRef<[usize]> + Sync>(
         &mut self,
         documents: &[T],
-    ) -> Result<F, TapeError> {
-        if documents.is_empty() {
-            return Err(TapeError::shape(
-                "batch_loss",
-                "a batch needs at least one document",
-            ));
-        }
+    ) -> Result<F, ModelError> {
         self.has_loss = false;
+        check_documents(documents, self.config().vocab_size)?;
         // A chunk's loss is the mean of its documents' losses; scaled by the chunk's share of the
         // batch, the chunks' losses (and gradients) add up to the batch's mean.
         let batch = documents.len() as f64;
@@ -310,16 +294,18 @@ impl<F: Float> Model<F> {
 
     /// The summed negative log-likelihood of a document's predicted tokens and how many there are
     /// (`min(block_size, len - 1)`), computed without recording anything for a backward pass.
-    pub fn document_nll(&mut self, tokens: &[usize]) -> Result<(F, usize), TapeError> {
+    pub fn document_nll(&mut self, tokens: &[usize]) -> Result<(F, usize), ModelError> {
         self.has_loss = false;
-        self.parallel.record_on_main(|tape, worker| {
+        check_documents(&[tokens], self.config().vocab_size)?;
+        let recorded = self.parallel.record_on_main(|tape, worker| {
             let Worker { graph, rows, .. } = worker;
             tape.clear();
-            rows.fill(&[tokens], graph.config.block_size)?;
+            rows.fill(&[tokens], graph.config.block_size);
             let loss = tape.without_grad(|tape| graph.record(tape, rows))?;
             let predicted = rows.targets.len();
-            Ok((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
-        })
+            Ok::<_, TapeError>((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
+        });
+        Ok(recorded?)
     }
 
     /// Adds every document's summed negative log-likelihood to `sum`, in document order, each the
@@ -340,15 +326,19 @@ impl<F: Float> Model<F> {
     /// let (first, _) = model.document_nll(documents[0])?;
     /// let (second, _) = model.document_nll(documents[1])?;
     /// assert_eq!(sum.total, 0.0 + first + second);
-    /// # Ok::<(), tape::TapeError>(())
+    /// # Ok::<(), gpt::ModelError>(())
     /// ```
     pub fn add_nll<T: AsRef<[usize]> + Sync>(
         &mut self,
         documents: &[T],
         sum: &mut NllSum,
-    ) -> Result<(), TapeError> {
+    ) -> Result<(), ModelError> {
         self.has_loss = false;
-        self.parallel.evaluate(
+        if documents.is_empty() {
+            return Ok(());
+        }
+        check_documents(documents, self.config().vocab_size)?;
+        let evaluated = self.parallel.evaluate(
             documents,
             CHUNK,
             |tape, worker, chunk| worker.nll(tape, chunk),
@@ -358,7 +348,8 @@ impl<F: Float> Model<F> {
                     sum.tokens += tokens;
                 }
             },
-        )
+        );
+        Ok(evaluated?)
     }
 }
 

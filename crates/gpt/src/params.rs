@@ -1,7 +1,5 @@
 //! The model's weights: named matrices in DESIGN.md's order.
 
-use std::fmt;
-
 use ndarray::Array2;
 use tape::Float;
 
@@ -47,13 +45,16 @@ pub struct Params<F> {
 }
 
 /// Why a set of tensors does not make the weights of a configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
     /// The configuration itself is invalid.
-    Config(ConfigError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A tensor the configuration needs is absent.
+    #[error("tensor {0:?} is missing")]
     Missing(String),
     /// A tensor has the wrong shape.
+    #[error("tensor {name:?} has shape {found:?}, expected {expected:?}")]
     Shape {
         /// The tensor's name.
         name: String,
@@ -62,33 +63,6 @@ pub enum ParamsError {
         /// The shape given.
         found: Vec<usize>,
     },
-}
-
-impl fmt::Display for ParamsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParamsError::Config(error) => write!(f, "{error}"),
-            ParamsError::Missing(name) => write!(f, "tensor {name:?} is missing"),
-            ParamsError::Shape {
-                name,
-                expected,
-                found,
-            } => {
-                write!(
-                    f,
-                    "tensor {name:?} has shape {found:?}, expected {expected:?}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for ParamsError {}
-
-impl From<ConfigError> for ParamsError {
-    fn from(error: ConfigError) -> Self {
-        ParamsError::Config(error)
-    }
 }
 
 impl<F: Float> Params<F> {

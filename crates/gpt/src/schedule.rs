@@ -33,20 +33,9 @@ impl fmt::Display for Decay {
 }
 
 /// A name that is not a [`Decay`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown schedule {0:?}: expected linear, cosine or constant")]
 pub struct ParseDecayError(pub String);
-
-impl fmt::Display for ParseDecayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown schedule {:?}: expected linear, cosine or constant",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for ParseDecayError {}
 
 impl FromStr for Decay {
     type Err = ParseDecayError;

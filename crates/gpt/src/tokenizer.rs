@@ -1,7 +1,6 @@
 //! Characters to token ids and back.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
 /// A character-level vocabulary: the sorted distinct characters of a corpus, plus BOS.
 ///
@@ -12,25 +11,14 @@ pub struct Tokenizer {
 }
 
 /// A character outside the vocabulary.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("character {character:?} at position {position} is not in the vocabulary")]
 pub struct UnknownCharacter {
     /// The character.
     pub character: char,
     /// Its position in the text, counted in characters from 0.
     pub position: usize,
 }
-
-impl fmt::Display for UnknownCharacter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "character {:?} at position {} is not in the vocabulary",
-            self.character, self.position
-        )
-    }
-}
-
-impl std::error::Error for UnknownCharacter {}
 
 impl Tokenizer {
     /// The vocabulary of `documents`: every distinct character (Unicode scalar value), sorted.

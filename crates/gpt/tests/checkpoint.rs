@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
@@ -119,11 +118,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// The temporary name `save` documents: `.<file name>.tmp-<pid>` beside the target.
-fn temporary_name(name: &str) -> String {
-    format!(".{name}.tmp-{}", std::process::id())
 }
 
 /// A safetensors file taken apart with the `safetensors` crate, to be edited and put back together.
@@ -556,43 +550,6 @@ fn save_replaces_an_existing_checkpoint() {
     gpt::save(&second, &path, Dtype::F64).unwrap();
     assert_eq!(gpt::load::<f64>(&path).unwrap(), second);
     assert_eq!(scratch.entries(), ["model.safetensors"]);
-}
-
-#[test]
-fn failed_save_leaves_the_old_file_byte_identical() {
-    // Root ignores permissions, so the failure is injected instead: a directory sits where the
-    // temporary file must be created (`.<name>.tmp-<pid>`, as `save` documents). Creating it fails,
-    // and a save that wrote to the target directly (or truncated it first) would already have
-    // destroyed the old contents.
-    let scratch = Scratch::new("failed-save");
-    let path = scratch.path("model.safetensors");
-    let old = checkpoint::<f64>("abc", 16, true)
-        .to_bytes(Dtype::F64)
-        .unwrap();
-    fs::write(&path, &old).unwrap();
-    let blocker = scratch.path(&temporary_name("model.safetensors"));
-    fs::create_dir(&blocker).unwrap();
-
-    let error = gpt::save(&checkpoint::<f64>("xyz", 17, false), &path, Dtype::F64).unwrap_err();
-    assert!(
-        matches!(&error, CheckpointError::Io { path: named, .. } if named == &path),
-        "{error:?}"
-    );
-    assert_eq!(
-        fs::read(&path).unwrap(),
-        old,
-        "the old checkpoint was modified"
-    );
-    assert!(
-        blocker.is_dir(),
-        "save removed a directory it did not create"
-    );
-    let mut expected = vec![
-        temporary_name("model.safetensors"),
-        "model.safetensors".to_string(),
-    ];
-    expected.sort();
-    assert_eq!(scratch.entries(), expected);
 }
 
 #[test]
@@ -1206,61 +1163,4 @@ fn casting_a_checkpoint_is_what_loading_in_the_other_precision_gives() {
     assert_eq!(original.cast::<f32>(), loaded_as_f32);
     // And an f32 checkpoint survives a trip through f64 bit for bit.
     assert_eq!(loaded_as_f32.cast::<f64>().cast::<f32>(), loaded_as_f32);
-}
-
-#[test]
-fn pieces_replace_the_file_only_at_the_commit() {
-    let scratch = Scratch::new("atomic-commit");
-    let path = scratch.path("loss.csv");
-    fs::write(&path, "old contents").unwrap();
-    let mut file = gpt::AtomicFile::create(&path).unwrap();
-    // More than the buffer holds, so some bytes reach the temporary file before the commit.
-    let line = "0123456789".repeat(10);
-    for _ in 0..1000 {
-        writeln!(file, "{line}").unwrap();
-    }
-    assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
-    assert_eq!(
-        file.temporary_path(),
-        scratch.path(&temporary_name("loss.csv"))
-    );
-    file.commit().unwrap();
-    assert_eq!(
-        fs::read_to_string(&path).unwrap(),
-        format!("{line}\n").repeat(1000)
-    );
-    assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
-}
-
-#[test]
-fn dropping_without_commit_removes_the_temporary_file_and_keeps_the_old_one() {
-    // As when a training run fails half-way through its loss log.
-    let scratch = Scratch::new("atomic-drop");
-    let path = scratch.path("loss.csv");
-    fs::write(&path, "old contents").unwrap();
-    let mut file = gpt::AtomicFile::create(&path).unwrap();
-    file.write_all(&vec![b'x'; 100_000]).unwrap();
-    assert!(file.temporary_path().is_file());
-    drop(file);
-    assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
-    assert_eq!(scratch.entries(), ["loss.csv"], "a temporary file was left");
-}
-
-#[test]
-fn a_second_writer_to_the_same_path_is_refused_with_the_fix() {
-    let scratch = Scratch::new("atomic-twice");
-    let path = scratch.path("loss.csv");
-    let first = gpt::AtomicFile::create(&path).unwrap();
-    let error = gpt::AtomicFile::create(&path).unwrap_err();
-    assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
-    let message = error.to_string();
-    assert!(
-        message.starts_with(&path.display().to_string())
-            && message.contains("remove it if no other save is running"),
-        "{message}"
-    );
-    // The refused writer must not have removed the first one's temporary file.
-    assert!(first.temporary_path().is_file());
-    drop(first);
-    assert!(scratch.entries().is_empty());
 }

@@ -121,16 +121,7 @@ fn results_are_bit_identical_whatever_the_number_of_threads() {
 
 #[test]
 fn the_seed_configuration_learns_names() {
-    let Some(path) = [
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/names.txt"),
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/names.txt"
-        ),
-    ]
-    .into_iter()
-    .find(|path| std::path::Path::new(path).is_file()) else {
-        eprintln!("skipped: names.txt not found in data/ or ../shared/data/");
+    let Some(path) = testdata::names_txt("the_seed_configuration_learns_names") else {
         return;
     };
     let text = std::fs::read_to_string(path).unwrap();

@@ -1,7 +1,5 @@
 //! Why a model could not be built: a bad configuration or weights that do not fit it.
 
-use std::fmt;
-
 /// The error type of this crate: building a [`crate::ScalarGpt`] from a bad [`crate::Config`] or from
 /// weights whose names or shapes do not match it.
 ///
@@ -12,14 +10,16 @@ use std::fmt;
 ///     Err(scalar::Error::HeadsDoNotDivide { n_embd: 6, n_head: 4 }),
 /// );
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A size that must be at least 1 is 0 (`n_embd`, `n_head`, `block_size` or `vocab_size`).
+    #[error("config: {field} must be at least 1")]
     ZeroDimension {
         /// The name of the `Config` field.
         field: &'static str,
     },
     /// `n_embd` is not a multiple of `n_head`, so the heads cannot split the embedding evenly.
+    #[error("config: n_embd {n_embd} is not divisible by n_head {n_head}")]
     HeadsDoNotDivide {
         /// The embedding width.
         n_embd: usize,
@@ -27,26 +27,31 @@ pub enum Error {
         n_head: usize,
     },
     /// The model has more parameters than a `u32` node id can address.
+    #[error("config: {count} parameters do not fit u32 node ids")]
     TooManyParameters {
         /// How many parameters the configuration asks for.
         count: usize,
     },
     /// A tensor the configuration needs is not among the weights.
+    #[error("weights: missing tensor {name}")]
     MissingTensor {
         /// Its name, e.g. `layer0.attn_wq`.
         name: String,
     },
     /// A tensor among the weights is not part of the model.
+    #[error("weights: unexpected tensor {name}")]
     UnexpectedTensor {
         /// Its name.
         name: String,
     },
     /// Two tensors among the weights have the same name.
+    #[error("weights: tensor {name} given twice")]
     DuplicateTensor {
         /// The repeated name.
         name: String,
     },
     /// A tensor's shape is not the one the configuration implies.
+    #[error("weights: tensor {name} has shape {found:?}, expected {expected:?}")]
     WrongShape {
         /// The tensor's name.
         name: String,
@@ -56,6 +61,7 @@ pub enum Error {
         found: [usize; 2],
     },
     /// A tensor's data does not hold `out * in` numbers.
+    #[error("weights: tensor {name} holds {found} numbers, expected {expected}")]
     WrongLength {
         /// The tensor's name.
         name: String,
@@ -65,41 +71,3 @@ pub enum Error {
         found: usize,
     },
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ZeroDimension { field } => write!(f, "config: {field} must be at least 1"),
-            Self::HeadsDoNotDivide { n_embd, n_head } => {
-                write!(
-                    f,
-                    "config: n_embd {n_embd} is not divisible by n_head {n_head}"
-                )
-            }
-            Self::TooManyParameters { count } => {
-                write!(f, "config: {count} parameters do not fit u32 node ids")
-            }
-            Self::MissingTensor { name } => write!(f, "weights: missing tensor {name}"),
-            Self::UnexpectedTensor { name } => write!(f, "weights: unexpected tensor {name}"),
-            Self::DuplicateTensor { name } => write!(f, "weights: tensor {name} given twice"),
-            Self::WrongShape {
-                name,
-                expected,
-                found,
-            } => write!(
-                f,
-                "weights: tensor {name} has shape {found:?}, expected {expected:?}"
-            ),
-            Self::WrongLength {
-                name,
-                expected,
-                found,
-            } => write!(
-                f,
-                "weights: tensor {name} holds {found} numbers, expected {expected}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {}

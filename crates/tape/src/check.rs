@@ -1,7 +1,5 @@
 //! A finite-difference gradient checker, for the built-in ops and for users' own, in `f32` or `f64`.
 
-use std::fmt;
-
 use ndarray::ArrayD;
 
 use crate::{CustomOp, CustomOpId, Float, Tape, TapeError, Var};
@@ -94,11 +92,15 @@ pub struct GradientReport {
 }
 
 /// Why a gradient check failed.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum GradientCheckError {
     /// The function could not be recorded or differentiated.
-    Tape(TapeError),
+    #[error(transparent)]
+    Tape(#[from] TapeError),
     /// An element's analytic gradient disagrees with the finite difference.
+    #[error(
+        "input {input} element {element}: backward gives {analytic:e}, finite differences {numeric:e}"
+    )]
     Mismatch {
         /// Which input.
         input: usize,
@@ -109,31 +111,6 @@ pub enum GradientCheckError {
         /// The central finite difference.
         numeric: f64,
     },
-}
-
-impl fmt::Display for GradientCheckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GradientCheckError::Tape(error) => write!(f, "{error}"),
-            GradientCheckError::Mismatch {
-                input,
-                element,
-                analytic,
-                numeric,
-            } => write!(
-                f,
-                "input {input} element {element}: backward gives {analytic:e}, finite differences {numeric:e}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for GradientCheckError {}
-
-impl From<TapeError> for GradientCheckError {
-    fn from(error: TapeError) -> Self {
-        GradientCheckError::Tape(error)
-    }
 }
 
 /// Checks the gradients of `function` at `inputs` against central finite differences, with the

@@ -1,13 +1,12 @@
 //! What can go wrong when recording on a tape.
 
-use std::fmt;
-
 use crate::Var;
 
 /// An error from recording an op or running backward.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TapeError {
     /// The inputs of an op do not have shapes it accepts.
+    #[error("{op}: shape mismatch: {detail}")]
     Shape {
         /// The op that refused its inputs, such as `"matvec"`.
         op: &'static str,
@@ -15,6 +14,7 @@ pub enum TapeError {
         detail: String,
     },
     /// An index (a row of a gather, a target of a cross-entropy, a slice bound) is out of range.
+    #[error("{op}: index {index} is out of range for length {len}")]
     Index {
         /// The op that received the index.
         op: &'static str,
@@ -24,6 +24,7 @@ pub enum TapeError {
         len: usize,
     },
     /// An argument other than a shape is outside what the op accepts (a probability, a target).
+    #[error("{op}: {detail}")]
     Argument {
         /// The op that refused the argument, such as `"dropout"`.
         op: &'static str,
@@ -31,10 +32,15 @@ pub enum TapeError {
         detail: String,
     },
     /// The variable belongs to a step that [`Tape::clear`](crate::Tape::clear) has ended.
+    #[error("{0:?} belongs to a step the tape has cleared; record it again")]
     StaleVar(Var),
     /// The variable was handed out by another tape.
+    #[error("{0:?} belongs to another tape; use the handles this tape returned")]
     ForeignVar(Var),
     /// `backward` needs a loss with exactly one element.
+    #[error(
+        "backward needs a loss with one element, got shape {shape:?}; reduce it with sum or mean"
+    )]
     NotScalar {
         /// The shape of the value passed as the loss.
         shape: Vec<usize>,
@@ -58,29 +64,3 @@ impl TapeError {
         }
     }
 }
-
-impl fmt::Display for TapeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TapeError::Shape { op, detail } => write!(f, "{op}: shape mismatch: {detail}"),
-            TapeError::Argument { op, detail } => write!(f, "{op}: {detail}"),
-            TapeError::Index { op, index, len } => {
-                write!(f, "{op}: index {index} is out of range for length {len}")
-            }
-            TapeError::StaleVar(var) => write!(
-                f,
-                "{var:?} belongs to a step the tape has cleared; record it again"
-            ),
-            TapeError::ForeignVar(var) => write!(
-                f,
-                "{var:?} belongs to another tape; use the handles this tape returned"
-            ),
-            TapeError::NotScalar { shape } => write!(
-                f,
-                "backward needs a loss with one element, got shape {shape:?}; reduce it with sum or mean"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for TapeError {}

@@ -9,16 +9,11 @@ mod example;
 
 #[test]
 fn the_makemore_mlp_reaches_the_lectures_held_out_loss() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/names.txt");
-    let Ok(text) = std::fs::read_to_string(path) else {
-        // CI always has the data set (its script copies it); anywhere else say what was skipped.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{path} is missing under CI"
-        );
-        eprintln!("skipped: {path} is missing (copy names.txt there to run this test)");
+    let Some(path) = testdata::names_txt("the_makemore_mlp_reaches_the_lectures_held_out_loss")
+    else {
         return;
     };
+    let text = std::fs::read_to_string(path).unwrap();
     let directory = tempfile::tempdir().unwrap();
     let weights = directory.path().join("mlp.safetensors");
     let losses = example::train_and_evaluate(&text, 100_000, &weights).unwrap();

@@ -27,19 +27,12 @@ pub enum Dtype {
 }
 
 /// A dtype name other than `f32` or `f64`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dtype {found:?}; expected f32 or f64")]
 pub struct ParseDtypeError {
     /// The text that was given.
     pub found: String,
 }
-
-impl fmt::Display for ParseDtypeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown dtype {:?}; expected f32 or f64", self.found)
-    }
-}
-
-impl std::error::Error for ParseDtypeError {}
 
 impl FromStr for Dtype {
     type Err = ParseDtypeError;

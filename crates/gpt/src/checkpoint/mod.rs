@@ -10,8 +10,6 @@
 //! [`Config::parameter_shapes`]: crate::Config::parameter_shapes
 
 mod atomic;
-
-pub use atomic::{AtomicFile, temporary_path, write_atomically};
 mod decode;
 use decode::Parts;
 mod dtype;
@@ -95,8 +93,8 @@ impl<F: Float> Checkpoint<F> {
 
 /// Writes `checkpoint` to `path` as a safetensors file with tensors stored as `dtype`.
 ///
-/// The write is atomic: the bytes go to `.<file name>.tmp-<pid>` beside `path`, are flushed to disk,
-/// and the temporary file is renamed over `path`. If anything fails, the temporary file is removed
+/// The write is atomic: the bytes go to a temporary file beside `path`, are flushed to disk, and
+/// the temporary file is renamed over `path`. If anything fails, the temporary file is removed
 /// and an existing file at `path` is left untouched.
 ///
 /// ```

@@ -1,0 +1,290 @@
+//! Replacing a file all at once: a reader sees the old file or the new one, never a mix.
+//!
+//! Every file the command line writes goes through here: checkpoints (as
+//! [`gpt::Checkpoint::to_bytes`]), loss logs, charts and the downloaded dataset. Their temporary
+//! files have one predictable name, `.<name>.tmp-<pid>` beside the target, which is what lets the
+//! second Ctrl-C remove them ([`crate::signals`]) and a later run sweep up those a killed run left
+//! ([`crate::outputs`]).
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Where `path`'s new contents are written before they replace it: `.<name>.tmp-<pid>` beside it,
+/// so that the rename stays within one file system. `None` if `path` names no file. The signal
+/// thread removes these on a second Ctrl-C.
+pub fn temporary_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let mut temporary = OsString::from(".");
+    temporary.push(name);
+    temporary.push(format!(".tmp-{}", std::process::id()));
+    Some(path.with_file_name(temporary))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, and renames it over `path`,
+/// so a reader (or a crash, or Ctrl-C) sees the old file or the new one, never a mix. On any
+/// failure the temporary file is removed and an existing `path` is left as it was. [`AtomicFile`]
+/// does the same for contents written piece by piece.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// A file's new contents, written (buffered) into the temporary file `.<name>.tmp-<pid>` beside
+/// it and put in its place all at once by [`commit`](Self::commit), so that output too long to
+/// hold in memory, such as a loss log growing with every training step, can still replace its file
+/// atomically. Dropped without `commit` (an error, an early return), it removes the temporary
+/// file and leaves an existing file untouched. Every error names the target path.
+#[derive(Debug)]
+pub struct AtomicFile {
+    // Declared before `temporary`, so that an uncommitted file is closed before it is removed
+    // (which some platforms require).
+    writer: BufWriter<File>,
+    path: PathBuf,
+    temporary: Temporary,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `path`. It fails if that file exists already: another
+    /// save to `path` may be running, and two at once would interleave their bytes.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let temporary = temporary_path(path).ok_or_else(|| {
+            named(
+                path,
+                io::Error::new(io::ErrorKind::InvalidInput, "the path does not name a file"),
+            )
+        })?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)
+            .map_err(|error| {
+                if error.kind() == io::ErrorKind::AlreadyExists {
+                    named(
+                        path,
+                        io::Error::new(
+                            error.kind(),
+                            format!(
+                                "the temporary file {} already exists; remove it if no other save is running",
+                                temporary.display()
+                            ),
+                        ),
+                    )
+                } else {
+                    named(path, error)
+                }
+            })?;
+        Ok(Self {
+            writer: BufWriter::new(file),
+            path: path.to_path_buf(),
+            // From here on the temporary file is ours, and must not outlive a failure.
+            temporary: Temporary {
+                path: temporary,
+                renamed: false,
+            },
+        })
+    }
+
+    /// Flushes everything written to disk and renames the temporary file over the target. On
+    /// failure the temporary file is removed and an existing target is left as it was.
+    pub fn commit(self) -> io::Result<()> {
+        let Self {
+            writer,
+            path,
+            mut temporary,
+        } = self;
+        let file = writer
+            .into_inner()
+            .map_err(|error| named(&path, error.into_error()))?;
+        file.sync_all().map_err(|error| named(&path, error))?;
+        // Closed before the rename, which some platforms require.
+        drop(file);
+        fs::rename(&temporary.path, &path).map_err(|error| named(&path, error))?;
+        temporary.renamed = true;
+        sync_directory(&path);
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.writer
+            .write(bytes)
+            .map_err(|error| named(&self.path, error))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer
+            .flush()
+            .map_err(|error| named(&self.path, error))
+    }
+}
+
+/// A temporary file that is removed when this is dropped, unless it was renamed into place.
+#[derive(Debug)]
+struct Temporary {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// `error` with `path` in front, as every error of this module reads.
+fn named(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+/// Makes the rename itself durable. Best effort: not every platform can open a directory, and the
+/// new file is complete and in place either way.
+fn sync_directory(path: &Path) {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if let Ok(directory) = File::open(directory) {
+        let _ = directory.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use super::{AtomicFile, temporary_path, write_atomically};
+    use crate::test_support::scratch_dir;
+
+    /// The names in `directory`, sorted.
+    fn entries(directory: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(directory)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn temporary_name(name: &str) -> String {
+        format!(".{name}.tmp-{}", std::process::id())
+    }
+
+    #[test]
+    fn the_temporary_file_is_hidden_beside_the_target_and_named_by_the_process() {
+        let path = Path::new("runs/model.safetensors");
+        let expected = PathBuf::from(format!("runs/{}", temporary_name("model.safetensors")));
+        assert_eq!(temporary_path(path), Some(expected));
+        assert_eq!(temporary_path(Path::new("/")), None);
+    }
+
+    #[test]
+    fn bytes_replace_an_existing_file_and_leave_nothing_beside_it() {
+        let directory = scratch_dir("atomic", "replace");
+        let path = directory.join("data.txt");
+        fs::write(&path, "old").unwrap();
+        write_atomically(&path, b"hello").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"hello");
+        assert_eq!(entries(&directory), ["data.txt"]);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_byte_identical() {
+        // Root ignores permissions, so the failure is injected instead: a directory sits where the
+        // temporary file must be created. Creating it fails, and a write straight to the target
+        // (or one that truncated it first) would already have destroyed the old contents.
+        let directory = scratch_dir("atomic", "failed");
+        let path = directory.join("model.safetensors");
+        fs::write(&path, b"old bytes").unwrap();
+        let blocker = directory.join(temporary_name("model.safetensors"));
+        fs::create_dir(&blocker).unwrap();
+
+        let error = write_atomically(&path, b"new bytes").unwrap_err();
+        assert!(
+            error.to_string().starts_with(&path.display().to_string()),
+            "{error}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"old bytes");
+        assert!(blocker.is_dir(), "removed a directory it did not create");
+    }
+
+    #[test]
+    fn a_failed_rename_removes_the_temporary_file() {
+        // The temporary file is written in full and the rename fails: a file cannot replace a
+        // directory. Without the clean-up the written temporary file would stay behind.
+        let directory = scratch_dir("atomic", "rename");
+        let path = directory.join("model.safetensors");
+        fs::create_dir(&path).unwrap();
+        assert!(write_atomically(&path, b"bytes").is_err());
+        assert_eq!(entries(&directory), ["model.safetensors"]);
+    }
+
+    #[test]
+    fn pieces_replace_the_file_only_at_the_commit() {
+        let directory = scratch_dir("atomic", "commit");
+        let path = directory.join("loss.csv");
+        fs::write(&path, "old contents").unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        // More than the buffer holds, so some bytes reach the temporary file before the commit.
+        let line = "0123456789".repeat(10);
+        for _ in 0..1000 {
+            writeln!(file, "{line}").unwrap();
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+        assert!(directory.join(temporary_name("loss.csv")).is_file());
+        file.commit().unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{line}\n").repeat(1000)
+        );
+        assert_eq!(
+            entries(&directory),
+            ["loss.csv"],
+            "a temporary file was left"
+        );
+    }
+
+    #[test]
+    fn dropping_without_commit_removes_the_temporary_file_and_keeps_the_old_one() {
+        // As when a training run fails half-way through its loss log.
+        let directory = scratch_dir("atomic", "drop");
+        let path = directory.join("loss.csv");
+        fs::write(&path, "old contents").unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(&vec![b'x'; 100_000]).unwrap();
+        assert!(directory.join(temporary_name("loss.csv")).is_file());
+        drop(file);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+        assert_eq!(
+            entries(&directory),
+            ["loss.csv"],
+            "a temporary file was left"
+        );
+    }
+
+    #[test]
+    fn a_second_writer_to_the_same_path_is_refused_with_the_fix() {
+        let directory = scratch_dir("atomic", "twice");
+        let path = directory.join("loss.csv");
+        let first = AtomicFile::create(&path).unwrap();
+        let error = AtomicFile::create(&path).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::AlreadyExists);
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&path.display().to_string())
+                && message.contains("remove it if no other save is running"),
+            "{message}"
+        );
+        // The refused writer must not have removed the first one's temporary file.
+        assert!(directory.join(temporary_name("loss.csv")).is_file());
+        drop(first);
+        assert!(entries(&directory).is_empty());
+    }
+}
