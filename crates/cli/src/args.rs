@@ -77,6 +77,16 @@ pub struct TrainArgs {
     #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     pub min_lr: Option<f64>,
 
+    /// Decoupled weight decay (AdamW, as torch.optim.AdamW): every weight is multiplied by
+    /// 1 - lr * W before each step [default: 0]
+    #[arg(long, value_name = "W", allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
+
+    /// Clip the gradients to this global L2 norm before each step, as
+    /// torch.nn.utils.clip_grad_norm_ [default: no clipping]
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub grad_clip: Option<f64>,
+
     /// Seed of the shuffle, the initial weights and the samples [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,

@@ -292,6 +292,8 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
 
     let adam_settings = AdamSettings {
         lr: settings.lr,
+        weight_decay: settings.weight_decay,
+        max_grad_norm: settings.grad_clip,
         ..AdamSettings::default()
     };
     let mut adam = match (&start.checkpoint, &loaded) {

@@ -1,6 +1,5 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
-use tape::optim::Optimizer;
 use tape::{CustomOpId, DataParallel, Float, Tape, TapeError, Tensor, Var};
 
 use crate::attention::CausalSelfAttention;
@@ -290,7 +289,8 @@ impl<F: Float> Model<F> {
     ///
     /// # Panics
     /// If no gradient has been computed yet, or if `adam`'s moments are not shaped like the weights
-    /// or its settings are out of range (betas in `[0, 1)`, eps at least 0).
+    /// or its settings are out of range (betas in `[0, 1)`, eps and weight decay at least 0, a
+    /// maximum gradient norm finite and above 0).
     pub fn apply_adam(&mut self, adam: &mut Adam<F>, num_steps: usize) {
         let learning_rate = adam.settings.learning_rate(adam.step(), num_steps);
         self.apply_adam_at(adam, learning_rate);
@@ -303,8 +303,7 @@ impl<F: Float> Model<F> {
     /// As [`Model::apply_adam`].
     pub fn apply_adam_at(&mut self, adam: &mut Adam<F>, learning_rate: f64) {
         let (tape, gradients) = self.parallel.tape_and_gradients_mut();
-        adam.optimizer()
-            .step(tape, &gradients, learning_rate)
+        adam.update(tape, &gradients, learning_rate)
             .unwrap_or_else(|error| panic!("Adam's update: {error}"));
     }
 
