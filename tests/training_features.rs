@@ -893,3 +893,63 @@ fn grad_clip_clips_only_above_its_norm_and_a_resumed_run_keeps_it() {
         );
     }
 }
+
+/// `--dropout 0` is the default run to the bit and 0.2 another; its masks depend on the step
+/// alone, so a run stopped and resumed ends on the uninterrupted run's weights; the resumed run
+/// keeps the probability and refuses another; a probability outside [0, 1) is refused.
+#[test]
+fn dropout_is_off_by_default_and_a_resumed_run_draws_the_same_masks() {
+    let directory = with_names("dropout");
+    let common = ["--steps", "8", "--num-samples", "0", "--batch-size", "12"];
+    let run = |extra: &[&str], out: &str| {
+        train(&directory, &[&common[..], extra, &["--out", out]].concat());
+        checkpoint_weights(&directory, out)
+    };
+    let plain = run(&[], "plain.safetensors");
+    assert_eq!(plain, run(&["--dropout", "0"], "zero.safetensors"));
+    let whole = run(&["--dropout", "0.2"], "whole.safetensors");
+    assert_ne!(plain, whole, "--dropout 0.2 changed nothing");
+    train(
+        &directory,
+        &[
+            &common[..],
+            &[
+                "--dropout",
+                "0.2",
+                "--stop-after",
+                "3",
+                "--out",
+                "cut.safetensors",
+            ],
+        ]
+        .concat(),
+    );
+    let resume = ["--resume", "cut.safetensors", "--out", "cut.safetensors"];
+    train(&directory, &[&resume[..], &["--num-samples", "0"]].concat());
+    assert_eq!(whole, checkpoint_weights(&directory, "cut.safetensors"));
+    let other = run_microgpt(
+        &directory,
+        &[
+            &["train", "--data", "names.txt", "--steps", "20"],
+            &resume[..],
+            &["--dropout", "0.1"],
+        ]
+        .concat(),
+    );
+    assert_bad_input(&other, "--dropout differs from the run being resumed");
+    for bad in ["1", "-0.1", "nan"] {
+        let output = run_microgpt(
+            &directory,
+            &[
+                "train",
+                "--data",
+                "names.txt",
+                "--steps",
+                "2",
+                "--dropout",
+                bad,
+            ],
+        );
+        assert_bad_input(&output, "--dropout must be at least 0 and below 1");
+    }
+}

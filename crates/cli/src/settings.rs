@@ -29,6 +29,7 @@ pub struct RunSettings {
     pub weight_decay: f64,
     /// The global gradient norm the steps clip to (`None`: no clipping).
     pub grad_clip: Option<f64>,
+    pub dropout: f64,
     pub seed: u64,
     pub rng: RngKind,
     pub shuffle: bool,
@@ -58,6 +59,7 @@ impl RunSettings {
             min_lr: args.min_lr.unwrap_or(0.0),
             weight_decay: args.weight_decay.unwrap_or(defaults::WEIGHT_DECAY),
             grad_clip: args.grad_clip,
+            dropout: args.dropout.unwrap_or(defaults::DROPOUT),
             seed: args.seed.unwrap_or(defaults::SEED),
             rng: args.rng.unwrap_or(RngKind::Rust),
             shuffle: !args.no_shuffle,
@@ -92,6 +94,7 @@ impl RunSettings {
             // Runs saved before these were flags used plain Adam without clipping.
             weight_decay: optional_field(metadata, "weight_decay", defaults::WEIGHT_DECAY)?,
             grad_clip: optional_field::<GradClip>(metadata, "grad_clip", GradClip(None))?.0,
+            dropout: optional_field(metadata, "dropout", defaults::DROPOUT)?,
             seed: field(metadata, "seed")?,
             rng: RngKind::from_name(&field::<String>(metadata, "rng")?)
                 .ok_or_else(|| CliError::input("the checkpoint records an unknown rng"))?,
@@ -143,6 +146,10 @@ impl RunSettings {
                 "--grad-clip",
                 args.grad_clip
                     .is_some_and(|v| Some(v) != recorded.grad_clip),
+            ),
+            (
+                "--dropout",
+                args.dropout.is_some_and(|v| v != recorded.dropout),
             ),
             ("--seed", args.seed.is_some_and(|v| v != recorded.seed)),
             ("--rng", args.rng.is_some_and(|v| v != recorded.rng)),
@@ -205,6 +212,8 @@ impl RunSettings {
             .is_some_and(|clip| !(clip.is_finite() && clip > 0.0))
         {
             ("grad_clip", "--grad-clip", "must be a positive number")
+        } else if !(0.0..1.0).contains(&self.dropout) {
+            ("dropout", "--dropout", "must be at least 0 and below 1")
         } else if !(0.0..1.0).contains(&self.val_fraction) {
             (
                 "val_fraction",
@@ -273,6 +282,7 @@ impl RunSettings {
             ("min_lr", self.min_lr.to_string()),
             ("weight_decay", self.weight_decay.to_string()),
             ("grad_clip", GradClip(self.grad_clip).to_string()),
+            ("dropout", self.dropout.to_string()),
             ("seed", self.seed.to_string()),
             ("rng", self.rng.name().to_string()),
             ("shuffle", self.shuffle.to_string()),
