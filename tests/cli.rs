@@ -658,6 +658,6 @@ fn bench_refuses_an_unknown_workload() {
     let output = run_microgpt(&directory, &["bench", "--workloads", "karpathy,huge"]);
     assert_bad_input(
         &output,
-        "unknown workload \"huge\"; choose from karpathy, d64, d128, d128x32, sample",
+        "unknown workload \"huge\"; choose from karpathy, d64, d128, d128x32, makemore, sample",
     );
 }

@@ -713,3 +713,209 @@ fn text_format_trains_on_windows_and_sample_slides_past_the_block() {
     );
     assert_bad_input(&short, "--format text needs at least block_size + 1");
 }
+
+/// The weights of checkpoint `name` (no optimizer state), by name, as f64 (the default dtype).
+fn checkpoint_weights(directory: &Path, name: &str) -> Vec<(String, Vec<f64>)> {
+    let bytes = fs::read(directory.join(name)).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut weights: Vec<(String, Vec<f64>)> = file
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("adam"))
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), safetensors::Dtype::F64, "{name}");
+            let values = view
+                .data()
+                .chunks_exact(8)
+                .map(|bytes| f64::from_le_bytes(bytes.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    weights
+}
+
+/// One step from the same weights with and without decay: AdamW (torch.optim.AdamW's rule,
+/// `w = w - lr lambda w` before the Adam step, which does not depend on the decay at the first
+/// step) makes them differ by exactly `lr lambda w`, for every tensor. `--weight-decay 0` is the
+/// default run to the bit.
+#[test]
+fn weight_decay_decays_every_weight_as_adamw_and_zero_is_the_default() {
+    let directory = with_names("weight-decay", TWELVE_NAMES);
+    let quiet = ["--num-samples", "0", "--eval-every", "0"];
+    train(
+        &directory,
+        &[&quiet[..], &["--steps", "3", "--out", "start.safetensors"]].concat(),
+    );
+    let one_step = |extra: &[&str], out: &str| {
+        let common = [
+            "--init",
+            "start.safetensors",
+            "--steps",
+            "1",
+            "--lr",
+            "0.01",
+        ];
+        train(
+            &directory,
+            &[&quiet[..], &common[..], extra, &["--out", out]].concat(),
+        );
+        checkpoint_weights(&directory, out)
+    };
+    let plain = one_step(&[], "plain.safetensors");
+    let zero = one_step(&["--weight-decay", "0"], "zero.safetensors");
+    assert_eq!(plain, zero, "--weight-decay 0 is not the default run");
+    let decayed = one_step(&["--weight-decay", "0.5"], "decayed.safetensors");
+    let start = checkpoint_weights(&directory, "start.safetensors");
+    assert_eq!(
+        start.len(),
+        9,
+        "wte, wpe, lm_head and one layer's 6 matrices"
+    );
+    for (((name, w), (_, plain)), (_, decayed)) in start.iter().zip(&plain).zip(&decayed) {
+        for ((w, plain), decayed) in w.iter().zip(plain).zip(decayed) {
+            let expected = 0.01 * 0.5 * w;
+            assert!(
+                (plain - decayed - expected).abs() <= 1e-15,
+                "{name}: {plain} - {decayed} is not 0.005 * {w}"
+            );
+        }
+    }
+}
+
+/// `--grad-clip` with a norm no gradient reaches changes nothing, to the bit; a small one changes
+/// the run; both settings are recorded, so a resumed run keeps them and refuses others; bad values
+/// are refused in one line.
+#[test]
+fn grad_clip_clips_only_above_its_norm_and_a_resumed_run_keeps_it() {
+    let directory = with_names("grad-clip", TWELVE_NAMES);
+    let common = ["--steps", "8", "--num-samples", "0", "--batch-size", "4"];
+    let run = |extra: &[&str], out: &str| {
+        train(&directory, &[&common[..], extra, &["--out", out]].concat());
+        checkpoint_weights(&directory, out)
+    };
+    let plain = run(&[], "plain.safetensors");
+    assert_eq!(
+        plain,
+        run(&["--grad-clip", "1e9"], "loose.safetensors"),
+        "a clip above every norm changed the run"
+    );
+    let clipped = run(&["--grad-clip", "0.01"], "clipped.safetensors");
+    assert_ne!(plain, clipped, "a clip of 0.01 changed nothing");
+
+    let settings = ["--grad-clip", "0.01", "--weight-decay", "0.2"];
+    let whole = run(&settings, "whole.safetensors");
+    train(
+        &directory,
+        &[
+            &common[..],
+            &settings[..],
+            &["--stop-after", "3", "--out", "cut.safetensors"],
+        ]
+        .concat(),
+    );
+    let resume = ["--resume", "cut.safetensors", "--out", "cut.safetensors"];
+    train(&directory, &[&resume[..], &["--num-samples", "0"]].concat());
+    // If this failed, the resumed run would have dropped the clip or the decay.
+    assert_eq!(whole, checkpoint_weights(&directory, "cut.safetensors"));
+    let refused = |extra: &[&str], expected: &str| {
+        let output = run_microgpt(
+            &directory,
+            &[
+                &["train", "--data", "names.txt", "--steps", "20"],
+                &resume[..],
+                extra,
+            ]
+            .concat(),
+        );
+        assert_bad_input(&output, expected);
+    };
+    refused(
+        &["--grad-clip", "1"],
+        "--grad-clip differs from the run being resumed",
+    );
+    refused(
+        &["--weight-decay", "0"],
+        "--weight-decay differs from the run being resumed",
+    );
+
+    let fresh = |extra: &[&str]| {
+        run_microgpt(
+            &directory,
+            &[&["train", "--data", "names.txt", "--steps", "2"], extra].concat(),
+        )
+    };
+    for bad in ["0", "-1", "nan", "inf"] {
+        assert_bad_input(
+            &fresh(&["--grad-clip", bad]),
+            "--grad-clip must be a positive number",
+        );
+    }
+    for bad in ["-0.1", "nan"] {
+        assert_bad_input(
+            &fresh(&["--weight-decay", bad]),
+            "--weight-decay must be a number at least 0",
+        );
+    }
+}
+
+/// `--dropout 0` is the default run to the bit and 0.2 another; its masks depend on the step
+/// alone, so a run stopped and resumed ends on the uninterrupted run's weights; the resumed run
+/// keeps the probability and refuses another; a probability outside [0, 1) is refused.
+#[test]
+fn dropout_is_off_by_default_and_a_resumed_run_draws_the_same_masks() {
+    let directory = with_names("dropout", TWELVE_NAMES);
+    let common = ["--steps", "8", "--num-samples", "0", "--batch-size", "12"];
+    let run = |extra: &[&str], out: &str| {
+        train(&directory, &[&common[..], extra, &["--out", out]].concat());
+        checkpoint_weights(&directory, out)
+    };
+    let plain = run(&[], "plain.safetensors");
+    assert_eq!(plain, run(&["--dropout", "0"], "zero.safetensors"));
+    let whole = run(&["--dropout", "0.2"], "whole.safetensors");
+    assert_ne!(plain, whole, "--dropout 0.2 changed nothing");
+    train(
+        &directory,
+        &[
+            &common[..],
+            &[
+                "--dropout",
+                "0.2",
+                "--stop-after",
+                "3",
+                "--out",
+                "cut.safetensors",
+            ],
+        ]
+        .concat(),
+    );
+    let resume = ["--resume", "cut.safetensors", "--out", "cut.safetensors"];
+    train(&directory, &[&resume[..], &["--num-samples", "0"]].concat());
+    assert_eq!(whole, checkpoint_weights(&directory, "cut.safetensors"));
+    let other = run_microgpt(
+        &directory,
+        &[
+            &["train", "--data", "names.txt", "--steps", "20"],
+            &resume[..],
+            &["--dropout", "0.1"],
+        ]
+        .concat(),
+    );
+    assert_bad_input(&other, "--dropout differs from the run being resumed");
+    for bad in ["1", "-0.1", "nan"] {
+        let output = run_microgpt(
+            &directory,
+            &[
+                "train",
+                "--data",
+                "names.txt",
+                "--steps",
+                "2",
+                "--dropout",
+                bad,
+            ],
+        );
+        assert_bad_input(&output, "--dropout must be at least 0 and below 1");
+    }
+}

@@ -77,6 +77,21 @@ pub struct TrainArgs {
     #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     pub min_lr: Option<f64>,
 
+    /// Decoupled weight decay (AdamW, as torch.optim.AdamW): every weight is multiplied by
+    /// 1 - lr * W before each step [default: 0]
+    #[arg(long, value_name = "W", allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
+
+    /// Clip the gradients to this global L2 norm before each step, as
+    /// torch.nn.utils.clip_grad_norm_ [default: no clipping]
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub grad_clip: Option<f64>,
+
+    /// Residual dropout while training (nanoGPT's): each attention and MLP output is dropped with
+    /// this probability, in [0, 1), before it joins the residual stream [default: 0]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub dropout: Option<f64>,
+
     /// Seed of the shuffle, the initial weights and the samples [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,
@@ -273,7 +288,8 @@ pub struct EvalArgs {
 pub struct BenchArgs {
     /// Workloads to time, comma-separated: karpathy (1 layer, n_embd 16, block 16), d64 (2 layers,
     /// n_embd 64), d128 (4 layers, n_embd 128, 8 heads), d128x32 (d128 with 32 documents a step),
-    /// sample (1,000 names)
+    /// makemore (makemore's transformer: 4 layers, n_embd 64, 4 heads, batch 32; not run unless
+    /// named), sample (1,000 names)
     #[arg(
         long,
         value_delimiter = ',',

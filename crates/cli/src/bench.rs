@@ -36,7 +36,7 @@ struct Workload {
     cost: usize,
 }
 
-const WORKLOADS: [Workload; 4] = [
+const WORKLOADS: [Workload; 5] = [
     Workload {
         name: "karpathy",
         description: "1 layer, n_embd 16, 4 heads",
@@ -72,6 +72,15 @@ const WORKLOADS: [Workload; 4] = [
         n_head: 8,
         batch: 32,
         cost: 3000,
+    },
+    Workload {
+        name: "makemore",
+        description: "4 layers, n_embd 64, 4 heads, batch 32",
+        n_layer: 4,
+        n_embd: 64,
+        n_head: 4,
+        batch: 32,
+        cost: 800,
     },
 ];
 

@@ -15,6 +15,11 @@ pub const SEED: u64 = 42;
 pub const STEPS: usize = 500;
 pub const BATCH_SIZE: usize = 1;
 pub const LR: f64 = 0.01;
+/// microgpt.py's Adam decays no weights (AdamW's decoupled decay is `--weight-decay`); gradients
+/// are clipped only when `--grad-clip` asks.
+pub const WEIGHT_DECAY: f64 = 0.0;
+/// microgpt.py drops nothing (`--dropout` is nanoGPT's residual dropout).
+pub const DROPOUT: f64 = 0.0;
 /// The seed's configuration: 1 layer, n_embd 16, 4 heads, block 8.
 pub const N_LAYER: usize = 1;
 pub const N_EMBD: usize = 16;

@@ -26,6 +26,10 @@ pub struct RunSettings {
     pub lr_schedule: Decay,
     pub warmup_steps: usize,
     pub min_lr: f64,
+    pub weight_decay: f64,
+    /// The global gradient norm the steps clip to (`None`: no clipping).
+    pub grad_clip: Option<f64>,
+    pub dropout: f64,
     pub seed: u64,
     pub rng: RngKind,
     pub shuffle: bool,
@@ -53,6 +57,9 @@ impl RunSettings {
             lr_schedule: args.lr_schedule.unwrap_or(Decay::Linear),
             warmup_steps: args.warmup_steps.unwrap_or(0),
             min_lr: args.min_lr.unwrap_or(0.0),
+            weight_decay: args.weight_decay.unwrap_or(defaults::WEIGHT_DECAY),
+            grad_clip: args.grad_clip,
+            dropout: args.dropout.unwrap_or(defaults::DROPOUT),
             seed: args.seed.unwrap_or(defaults::SEED),
             rng: args.rng.unwrap_or(RngKind::Rust),
             shuffle: !args.no_shuffle,
@@ -84,6 +91,10 @@ impl RunSettings {
             lr_schedule: optional_field(metadata, "lr_schedule", Decay::Linear)?,
             warmup_steps: optional_field(metadata, "warmup_steps", 0)?,
             min_lr: optional_field(metadata, "min_lr", 0.0)?,
+            // Runs saved before these were flags used plain Adam without clipping.
+            weight_decay: optional_field(metadata, "weight_decay", defaults::WEIGHT_DECAY)?,
+            grad_clip: optional_field::<GradClip>(metadata, "grad_clip", GradClip(None))?.0,
+            dropout: optional_field(metadata, "dropout", defaults::DROPOUT)?,
             seed: field(metadata, "seed")?,
             rng: RngKind::from_name(&field::<String>(metadata, "rng")?)
                 .ok_or_else(|| CliError::input("the checkpoint records an unknown rng"))?,
@@ -125,6 +136,20 @@ impl RunSettings {
             (
                 "--min-lr",
                 args.min_lr.is_some_and(|v| v != recorded.min_lr),
+            ),
+            (
+                "--weight-decay",
+                args.weight_decay
+                    .is_some_and(|v| v != recorded.weight_decay),
+            ),
+            (
+                "--grad-clip",
+                args.grad_clip
+                    .is_some_and(|v| Some(v) != recorded.grad_clip),
+            ),
+            (
+                "--dropout",
+                args.dropout.is_some_and(|v| v != recorded.dropout),
             ),
             ("--seed", args.seed.is_some_and(|v| v != recorded.seed)),
             ("--rng", args.rng.is_some_and(|v| v != recorded.rng)),
@@ -176,6 +201,19 @@ impl RunSettings {
             ("lr", "--lr", "must be a positive number")
         } else if !(self.min_lr.is_finite() && (0.0..=self.lr).contains(&self.min_lr)) {
             ("min_lr", "--min-lr", "must be at least 0 and at most --lr")
+        } else if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            (
+                "weight_decay",
+                "--weight-decay",
+                "must be a number at least 0",
+            )
+        } else if self
+            .grad_clip
+            .is_some_and(|clip| !(clip.is_finite() && clip > 0.0))
+        {
+            ("grad_clip", "--grad-clip", "must be a positive number")
+        } else if !(0.0..1.0).contains(&self.dropout) {
+            ("dropout", "--dropout", "must be at least 0 and below 1")
         } else if !(0.0..1.0).contains(&self.val_fraction) {
             (
                 "val_fraction",
@@ -242,6 +280,9 @@ impl RunSettings {
             ("lr_schedule", self.lr_schedule.to_string()),
             ("warmup_steps", self.warmup_steps.to_string()),
             ("min_lr", self.min_lr.to_string()),
+            ("weight_decay", self.weight_decay.to_string()),
+            ("grad_clip", GradClip(self.grad_clip).to_string()),
+            ("dropout", self.dropout.to_string()),
             ("seed", self.seed.to_string()),
             ("rng", self.rng.name().to_string()),
             ("shuffle", self.shuffle.to_string()),
@@ -254,6 +295,29 @@ impl RunSettings {
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
         .collect()
+    }
+}
+
+/// The `grad_clip` metadata entry: the norm, or `none`.
+struct GradClip(Option<f64>);
+
+impl std::fmt::Display for GradClip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(clip) => write!(f, "{clip}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+impl FromStr for GradClip {
+    type Err = std::num::ParseFloatError;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        match text {
+            "none" => Ok(GradClip(None)),
+            _ => text.parse().map(|clip| GradClip(Some(clip))),
+        }
     }
 }
 

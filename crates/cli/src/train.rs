@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gpt::{
-    Adam, AdamSettings, AdamState, Checkpoint, CheckpointError, Dtype, Model, NllSum, Params,
-    Sampler, SamplingOptions, Tokenizer,
+    Adam, AdamSettings, AdamState, Checkpoint, CheckpointError, Dropout, Dtype, Model, NllSum,
+    Params, Sampler, SamplingOptions, Tokenizer,
 };
 use tape::Float;
 
@@ -293,6 +293,8 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
 
     let adam_settings = AdamSettings {
         lr: settings.lr,
+        weight_decay: settings.weight_decay,
+        max_grad_norm: settings.grad_clip,
         ..AdamSettings::default()
     };
     let mut adam = match (&start.checkpoint, &loaded) {
@@ -389,8 +391,13 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
                 None => corpus.encode_into(index % train_size, &tokenizer, tokens),
             }
         }
+        // Each step's masks from a seed of its own (gpt adds the chunk's index, below 2^20).
+        let dropout = (settings.dropout > 0.0).then(|| Dropout {
+            p: settings.dropout,
+            seed: settings.seed.wrapping_add((step as u64 + 1) << 20),
+        });
         let loss = model
-            .batch_loss(&batch)
+            .batch_loss_with_dropout(&batch, dropout)
             .map_err(|error| CliError::failure(error.to_string()))?
             .to_f64();
         if let Some(problem) = guard.problem(loss, &model, &names) {

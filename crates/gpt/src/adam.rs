@@ -1,13 +1,15 @@
 //! microgpt.py's optimizer: the tape's Adam with microgpt's constants, a linearly decaying learning
-//! rate, and its state in the form a checkpoint stores.
+//! rate, and its state in the form a checkpoint stores; optional decoupled weight decay (AdamW) and
+//! gradient clipping for larger runs.
 
 use ndarray::{Array2, Ix2};
-use tape::Float;
-use tape::optim::{self, AdamConfig, Optimizer};
+use tape::optim::{self, AdamConfig, GradientClip, Optimizer, ParameterGradients};
+use tape::{Float, Tape, TapeError};
 
 use crate::Params;
 
-/// Adam's hyperparameters. The defaults are microgpt.py's.
+/// Adam's hyperparameters. The defaults are microgpt.py's: plain Adam, no weight decay, no
+/// clipping.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamSettings {
     /// The initial learning rate, decayed linearly to 0 over the run.
@@ -18,6 +20,15 @@ pub struct AdamSettings {
     pub beta2: f64,
     /// Added to the root of the second moment, for stability.
     pub eps: f64,
+    /// Decoupled weight decay, as `torch.optim.AdamW`: every weight is multiplied by
+    /// `1 - lr * weight_decay` before each step. It applies to every tensor: all of the model's
+    /// weights are matrices (it has no biases and no norm gains, which nanoGPT exempts), so
+    /// makemore's rule (decay everything) and nanoGPT's (decay the 2-D tensors) agree here.
+    pub weight_decay: f64,
+    /// Clip the gradients to this global L2 norm before each step, as
+    /// `torch.nn.utils.clip_grad_norm_` ([`tape::optim::GradientClip`]); `None` leaves them as
+    /// they are.
+    pub max_grad_norm: Option<f64>,
 }
 
 impl Default for AdamSettings {
@@ -27,6 +38,8 @@ impl Default for AdamSettings {
             beta1: 0.85,
             beta2: 0.99,
             eps: 1e-8,
+            weight_decay: 0.0,
+            max_grad_norm: None,
         }
     }
 }
@@ -37,13 +50,13 @@ impl AdamSettings {
         crate::Schedule::linear(self.lr).learning_rate(step, num_steps)
     }
 
-    /// The tape optimizer's settings: these betas and eps, no weight decay.
+    /// The tape optimizer's settings: these betas, eps and weight decay.
     fn config(&self) -> AdamConfig {
         AdamConfig {
             beta1: self.beta1,
             beta2: self.beta2,
             eps: self.eps,
-            weight_decay: 0.0,
+            weight_decay: self.weight_decay,
         }
     }
 }
@@ -118,6 +131,8 @@ pub struct Adam<F: Float> {
     /// The hyperparameters.
     pub settings: AdamSettings,
     optimizer: optim::Adam<F>,
+    /// The clipped gradients' buffer, used with [`AdamSettings::max_grad_norm`].
+    clip: GradientClip<F>,
 }
 
 impl<F: Float> Adam<F> {
@@ -139,6 +154,7 @@ impl<F: Float> Adam<F> {
         Adam {
             settings,
             optimizer,
+            clip: GradientClip::new(),
         }
     }
 
@@ -192,10 +208,22 @@ impl<F: Float> Adam<F> {
         state.step = current.step;
     }
 
-    /// The tape optimizer, with the settings' betas and eps (the settings may have been changed
-    /// since the optimizer was made).
-    pub(crate) fn optimizer(&mut self) -> &mut optim::Adam<F> {
+    /// One update of `tape`'s parameters with `gradients` at `learning_rate`, with the settings
+    /// as they are now (they may have been changed since the optimizer was made): the gradients
+    /// clipped first if [`AdamSettings::max_grad_norm`] asks for it.
+    pub(crate) fn update(
+        &mut self,
+        tape: &mut Tape<F>,
+        gradients: &dyn ParameterGradients<F>,
+        learning_rate: f64,
+    ) -> Result<(), TapeError> {
         self.optimizer.config = self.settings.config();
-        &mut self.optimizer
+        match self.settings.max_grad_norm {
+            None => self.optimizer.step(tape, gradients, learning_rate),
+            Some(max_norm) => {
+                let clipped = self.clip.clip(tape, gradients, max_norm)?;
+                self.optimizer.step(tape, clipped.gradients, learning_rate)
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
-use tape::optim::Optimizer;
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
 use tape::{CustomOpId, DataParallel, Float, Tape, TapeError, Tensor, Var};
 
 use crate::attention::CausalSelfAttention;
@@ -17,6 +18,21 @@ struct Graph {
     config: Config,
     weights: Vec<Var>,
     attention: CustomOpId,
+}
+
+/// Dropout of a training step (`--dropout`), as nanoGPT's residual dropout: the output of each
+/// attention projection and of each MLP is dropped with probability `p` (inverted dropout, see
+/// [`Tape::dropout`]) before it joins the residual stream. The fused attention op has no dropout
+/// of its weights, and evaluation never drops anything.
+///
+/// The masks of chunk `c` (see [`CHUNK`]) are drawn from a generator seeded with `seed + c`, so
+/// they do not depend on the number of threads; the caller gives each step its own `seed`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout {
+    /// The drop probability, in `[0, 1)`; 0 records no dropout at all.
+    pub p: f64,
+    /// The step's seed.
+    pub seed: u64,
 }
 
 /// Documents per chunk of a batch. A chunk's documents are laid end to end and recorded as one
@@ -86,15 +102,17 @@ impl<F: Float> Worker<F> {
         }
     }
 
-    /// Records the mean of `documents`' losses, scaled by `scale`, on a cleared `tape`.
+    /// Records the mean of `documents`' losses, scaled by `scale`, on a cleared `tape`, with
+    /// dropout masks drawn from `dropout` (probability and generator) if given.
     fn record<T: AsRef<[usize]>>(
         &mut self,
         tape: &mut Tape<F>,
         documents: &[T],
         scale: F,
+        dropout: Option<(F, &mut Xoshiro256PlusPlus)>,
     ) -> Result<Var, TapeError> {
         self.rows.fill(documents, self.graph.config.block_size);
-        let loss = self.graph.record(tape, &self.rows)?;
+        let loss = self.graph.record(tape, &self.rows, dropout)?;
         if scale == F::one() {
             Ok(loss)
         } else {
@@ -114,7 +132,7 @@ impl<F: Float> Worker<F> {
         let Worker { graph, rows, nlls } = self;
         rows.fill(documents, graph.config.block_size);
         let losses = tape.without_grad(|tape| {
-            let logits = graph.logits(tape, rows)?;
+            let logits = graph.logits(tape, rows, None)?;
             tape.row_cross_entropy(logits, &rows.targets)
         })?;
         let mut losses = tape.value(losses).as_slice();
@@ -240,6 +258,22 @@ impl<F: Float> Model<F> {
         &mut self,
         documents: &[T],
     ) -> Result<F, ModelError> {
+        self.batch_loss_with_dropout(documents, None)
+    }
+
+    /// [`Model::batch_loss`] with `dropout` applied while recording (none for `None` or `p = 0`,
+    /// which is [`Model::batch_loss`] to the bit).
+    pub fn batch_loss_with_dropout<T: AsRef<[usize]> + Sync>(
+        &mut self,
+        documents: &[T],
+        dropout: Option<Dropout>,
+    ) -> Result<F, ModelError> {
+        let dropout = dropout.filter(|dropout| dropout.p != 0.0);
+        if let Some(Dropout { p, .. }) = dropout
+            && !(0.0..1.0).contains(&p)
+        {
+            return Err(ModelError::DropoutOutOfRange { p });
+        }
         self.has_loss = false;
         check_documents(documents, self.config().vocab_size)?;
         // A chunk's loss is the mean of its documents' losses; scaled by the chunk's share of the
@@ -253,7 +287,18 @@ impl<F: Float> Model<F> {
                 } else {
                     F::from_f64(chunk.len() as f64 / batch)
                 };
-                worker.record(tape, chunk, scale)
+                // The chunk's place in the batch, from where it starts: chunks are cut at
+                // multiples of CHUNK.
+                let offset =
+                    (chunk.as_ptr() as usize - documents.as_ptr() as usize) / size_of::<T>().max(1);
+                let mut rng = dropout.map(|dropout| {
+                    let chunk_index = (offset / CHUNK) as u64;
+                    let rng =
+                        Xoshiro256PlusPlus::seed_from_u64(dropout.seed.wrapping_add(chunk_index));
+                    (F::from_f64(dropout.p), rng)
+                });
+                let dropout = rng.as_mut().map(|(p, rng)| (*p, rng));
+                worker.record(tape, chunk, scale, dropout)
             })?;
         self.has_loss = true;
         Ok(loss)
@@ -274,7 +319,8 @@ impl<F: Float> Model<F> {
     ///
     /// # Panics
     /// If no gradient has been computed yet, or if `adam`'s moments are not shaped like the weights
-    /// or its settings are out of range (betas in `[0, 1)`, eps at least 0).
+    /// or its settings are out of range (betas in `[0, 1)`, eps and weight decay at least 0, a
+    /// maximum gradient norm finite and above 0).
     pub fn apply_adam(&mut self, adam: &mut Adam<F>, num_steps: usize) {
         let learning_rate = adam.settings.learning_rate(adam.step(), num_steps);
         self.apply_adam_at(adam, learning_rate);
@@ -287,8 +333,7 @@ impl<F: Float> Model<F> {
     /// As [`Model::apply_adam`].
     pub fn apply_adam_at(&mut self, adam: &mut Adam<F>, learning_rate: f64) {
         let (tape, gradients) = self.parallel.tape_and_gradients_mut();
-        adam.optimizer()
-            .step(tape, &gradients, learning_rate)
+        adam.update(tape, &gradients, learning_rate)
             .unwrap_or_else(|error| panic!("Adam's update: {error}"));
     }
 
@@ -301,7 +346,7 @@ impl<F: Float> Model<F> {
             let Worker { graph, rows, .. } = worker;
             tape.clear();
             rows.fill(&[tokens], graph.config.block_size);
-            let loss = tape.without_grad(|tape| graph.record(tape, rows))?;
+            let loss = tape.without_grad(|tape| graph.record(tape, rows, None))?;
             let predicted = rows.targets.len();
             Ok::<_, TapeError>((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
         });
@@ -355,13 +400,28 @@ impl<F: Float> Model<F> {
 
 impl Graph {
     /// Records the mean of the losses of the documents laid out in `rows`.
-    fn record<F: Float>(&self, tape: &mut Tape<F>, rows: &Rows) -> Result<Var, TapeError> {
-        let logits = self.logits(tape, rows)?;
+    fn record<F: Float>(
+        &self,
+        tape: &mut Tape<F>,
+        rows: &Rows,
+        dropout: Option<(F, &mut Xoshiro256PlusPlus)>,
+    ) -> Result<Var, TapeError> {
+        let logits = self.logits(tape, rows, dropout)?;
         tape.segmented_cross_entropy(logits, &rows.targets, &rows.lengths)
     }
 
-    /// Records the logits `[rows, vocab_size]` of the documents laid out in `rows`.
-    fn logits<F: Float>(&self, tape: &mut Tape<F>, rows: &Rows) -> Result<Var, TapeError> {
+    /// Records the logits `[rows, vocab_size]` of the documents laid out in `rows`, each residual
+    /// branch dropped out by `dropout` (probability and generator) if given.
+    fn logits<F: Float>(
+        &self,
+        tape: &mut Tape<F>,
+        rows: &Rows,
+        mut dropout: Option<(F, &mut Xoshiro256PlusPlus)>,
+    ) -> Result<Var, TapeError> {
+        let mut dropped = |tape: &mut Tape<F>, branch: Var| match &mut dropout {
+            Some((p, rng)) => tape.dropout(branch, *p, *rng),
+            None => Ok(branch),
+        };
         let epsilon = F::from_f64(RMS_EPSILON);
         let Graph {
             weights,
@@ -384,6 +444,7 @@ impl Graph {
             let qkv = tape.linear_stacked(normed, &projections)?;
             let attended = tape.custom_with_indices(*attention, &[qkv], &rows.lengths)?;
             let projected = tape.linear(attended, weight(LayerWeight::Output))?;
+            let projected = dropped(tape, projected)?;
             x = tape.add(projected, residual)?;
 
             let residual = x;
@@ -391,6 +452,7 @@ impl Graph {
             let hidden = tape.linear(normed, weight(LayerWeight::Expand))?;
             let hidden = tape.relu(hidden)?;
             let contracted = tape.linear(hidden, weight(LayerWeight::Contract))?;
+            let contracted = dropped(tape, contracted)?;
             x = tape.add(contracted, residual)?;
         }
         tape.linear(x, weights[LM_HEAD])

@@ -20,7 +20,7 @@ use tape::TapeError;
 ///     Err(ModelError::TokenOutOfRange { token: 7, vocab_size: 5 }),
 /// );
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ModelError {
     /// A batch needs at least one document.
     #[error("a batch needs at least one document")]
@@ -38,6 +38,12 @@ pub enum ModelError {
         token: usize,
         /// The model's `vocab_size`.
         vocab_size: usize,
+    },
+    /// A dropout probability outside `[0, 1)`.
+    #[error("the dropout probability must be in [0, 1), got {p}")]
+    DropoutOutOfRange {
+        /// The probability given.
+        p: f64,
     },
     /// Recording on the tape failed: documents the checks above accept never cause it.
     #[error(transparent)]

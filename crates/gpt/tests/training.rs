@@ -86,15 +86,28 @@ fn on_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> R {
         .install(work)
 }
 
+/// microgpt's Adam, and AdamW with gradient clipping (whose norm is summed over all the batch's
+/// gradients): the same bits on any number of threads.
 #[test]
 fn results_are_bit_identical_whatever_the_number_of_threads() {
+    let clipped = AdamSettings {
+        weight_decay: 0.1,
+        max_grad_norm: Some(0.01),
+        ..AdamSettings::default()
+    };
+    for settings in [AdamSettings::default(), clipped] {
+        check_bit_identical_on_threads(settings);
+    }
+}
+
+fn check_bit_identical_on_threads(settings: AdamSettings) {
     let config = small_config();
     let documents = large_batch();
     let train = |threads: usize| {
         on_threads(threads, || {
             let params =
                 Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(5)).unwrap();
-            let mut adam = Adam::new(AdamSettings::default(), &params);
+            let mut adam = Adam::new(settings, &params);
             let mut model = Model::new(params);
             let losses: Vec<u64> = (0..5)
                 .map(|_| {
@@ -109,7 +122,10 @@ fn results_are_bit_identical_whatever_the_number_of_threads() {
     let (one_thread, one_params) = train(1);
     for threads in [2, 3] {
         let (losses, params) = train(threads);
-        assert_eq!(one_thread, losses, "losses on {threads} threads");
+        assert_eq!(
+            one_thread, losses,
+            "losses on {threads} threads, {settings:?}"
+        );
         for ((name, a), (_, b)) in one_params.iter().zip(params.iter()) {
             assert!(
                 a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),

@@ -2,7 +2,8 @@
 //!
 //! [`Sgd`] (momentum, Nesterov, weight decay, as `torch.optim.SGD`) and [`Adam`] (Kingma & Ba,
 //! with decoupled weight decay it is [`AdamW`], as `torch.optim.AdamW`) update every parameter of a
-//! [`Tape`] with its gradient. The learning rate is an argument of each [`Optimizer::step`], so a
+//! [`Tape`] with its gradient; [`GradientClip`] clips the gradients to a global norm before
+//! either steps, as `torch.nn.utils.clip_grad_norm_`. The learning rate is an argument of each [`Optimizer::step`], so a
 //! schedule is ordinary code in the training loop. Each keeps its per-parameter buffers (momentum,
 //! moments) in the tape's parameter order, allocated at the first step and reused after it, and
 //! exposes them with the step count for checkpointing (`state`, `set_state`).
@@ -29,9 +30,11 @@
 //! ```
 
 mod adam;
+mod clip;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig, AdamState, AdamW};
+pub use clip::{CLIP_EPSILON, Clipped, GradientClip, clip_coefficient, gradient_norm};
 pub use sgd::{Sgd, SgdConfig, SgdState};
 
 use crate::{Float, Gradients, Tape, TapeError, Tensor, Var};
