@@ -76,6 +76,7 @@ mod kernels;
 mod ops;
 pub mod optim;
 mod parallel;
+pub mod rows;
 mod state_dict;
 mod tape;
 mod tensor;
