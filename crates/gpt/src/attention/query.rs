@@ -49,7 +49,7 @@ pub(crate) fn mix<'a, F: Float + 'a>(
 /// The decode step's attention for one sequence: the query of its newest position (the first
 /// `n_embd` columns of its `[q | k | v]` row) against its cached `keys` and `values`, positions
 /// `0..=t` of `n_embd` each, every head's output into its columns of `out`. `scores` holds at least
-/// `n_head * (t + 1)` numbers of scratch.
+/// `n_head * (t + 1)` numbers of scratch, rounded up to a multiple of [`Float::EXP_BLOCK`].
 pub(crate) fn attend_cached<F: Float>(
     n_head: usize,
     qkv: &[F],
@@ -61,25 +61,40 @@ pub(crate) fn attend_cached<F: Float>(
     let width = out.len();
     let head_dim = width / n_head;
     let scale = CausalSelfAttention::scale::<F>(head_dim);
+    with_head!(width, head_dim, 0, |first| {
+        attend_heads(first, scale, qkv, keys, values, scores, out)
+    });
+}
+
+/// [`attend_cached`] with the head size of `first` (the first head) known at compile time when
+/// it is a common one.
+#[inline(always)]
+fn attend_heads<F: Float, const D: usize>(
+    first: Head<D>,
+    scale: F,
+    qkv: &[F],
+    keys: &[F],
+    values: &[F],
+    scores: &mut [F],
+    out: &mut [F],
+) {
+    let (width, head_dim) = (first.width, first.head_dim);
+    let heads = (0..width)
+        .step_by(head_dim)
+        .map(|start| Head::<D> { start, ..first });
     let positions = keys.len() / width;
-    let scores = &mut scores[..n_head * positions];
-    for (start, scores) in (0..width)
-        .step_by(head_dim)
-        .zip(scores.chunks_exact_mut(positions))
+    let used = width / head_dim * positions;
+    for (head, scores) in heads
+        .clone()
+        .zip(scores[..used].chunks_exact_mut(positions))
     {
-        with_head!(width, head_dim, start, |head| {
-            let keys = keys.chunks_exact(width).map(|key| head.query(key));
-            shifted_scores(head.query(qkv), keys, scale, scores)
-        });
+        let keys = keys.chunks_exact(width).map(|key| head.query(key));
+        shifted_scores(head.query(qkv), keys, scale, scores);
     }
-    F::exp_in_place(scores);
-    for (start, weights) in (0..width)
-        .step_by(head_dim)
-        .zip(scores.chunks_exact_mut(positions))
-    {
-        with_head!(width, head_dim, start, |head| {
-            let values = values.chunks_exact(width).map(|value| head.query(value));
-            mix(weights, values, head.output_mut(out))
-        });
+    // Whole vectors of exponentials (the padding's are never read): cheaper than a scalar tail.
+    F::exp_in_place(&mut scores[..used.next_multiple_of(F::EXP_BLOCK)]);
+    for (head, weights) in heads.zip(scores[..used].chunks_exact_mut(positions)) {
+        let values = values.chunks_exact(width).map(|value| head.query(value));
+        mix(weights, values, head.output_mut(out));
     }
 }

@@ -85,7 +85,8 @@ pub struct Decoder<F> {
     attended: Vec<F>,
     /// The MLP hidden layer, `[rows, 4 n_embd]`.
     hidden: Vec<F>,
-    /// One row's attention scores, then weights, `[n_head, block_size]`.
+    /// One row's attention scores, then weights, `[n_head, block_size]`, with room to round up to
+    /// whole vectors of exponentials.
     scores: Vec<F>,
     /// The logits of the rows, `[rows, vocab_size]`.
     row_logits: Vec<F>,
@@ -125,7 +126,10 @@ impl<F: Float> Decoder<F> {
             qkv: vec![F::zero(); batch * 3 * embd],
             attended: vec![F::zero(); batch * embd],
             hidden: vec![F::zero(); batch * 4 * embd],
-            scores: vec![F::zero(); config.n_head * config.block_size],
+            scores: vec![
+                F::zero();
+                (config.n_head * config.block_size).next_multiple_of(F::EXP_BLOCK)
+            ],
             row_logits: vec![F::zero(); batch * config.vocab_size],
             logits: vec![F::zero(); batch * config.vocab_size],
         }

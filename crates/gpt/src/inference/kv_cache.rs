@@ -24,11 +24,11 @@ use crate::Config;
 /// let params = Params::<f64>::init(Config::default(), &mut rng).unwrap();
 /// let config = *params.config();
 /// let mut cache = KvCache::new(config, 2);
-/// let mut decoder = Decoder::new(config, 2);
+/// let mut decoder = Decoder::new(&params, 2).unwrap();
 ///
 /// let bos = config.vocab_size - 1;
-/// decoder.step(&params, &mut cache, &[Some(bos), Some(bos)]).unwrap();
-/// decoder.step(&params, &mut cache, &[Some(4), None]).unwrap(); // sequence 1 waits
+/// decoder.step(&mut cache, &[Some(bos), Some(bos)]).unwrap();
+/// decoder.step(&mut cache, &[Some(4), None]).unwrap(); // sequence 1 waits
 /// assert_eq!((cache.len(0), cache.len(1)), (2, 1));
 /// assert_eq!(cache.keys(0, 0).len(), 2 * config.n_embd);
 ///

@@ -27,7 +27,7 @@ impl<F: Float> DrawScratch<F> {
     /// Scratch space for `rows` draws at a time from a vocabulary of `vocab_size` tokens.
     pub(crate) fn for_rows(vocab_size: usize, rows: usize) -> Self {
         DrawScratch {
-            exponentials: Vec::with_capacity(vocab_size * rows),
+            exponentials: Vec::with_capacity((vocab_size * rows).next_multiple_of(F::EXP_BLOCK)),
             weights: Vec::with_capacity(vocab_size),
             order: Vec::with_capacity(vocab_size),
         }
@@ -69,8 +69,11 @@ impl<F: Float> DrawScratch<F> {
         Ok(())
     }
 
-    /// Turns every row pushed since [`DrawScratch::clear_rows`] into its exponentials, in one call.
+    /// Turns every row pushed since [`DrawScratch::clear_rows`] into its exponentials, in one call
+    /// over whole vectors of them (the padding is never read: cheaper than a scalar tail).
     pub(crate) fn exponentiate(&mut self) {
+        let padded = self.exponentials.len().next_multiple_of(F::EXP_BLOCK);
+        self.exponentials.resize(padded, F::zero());
         F::exp_in_place(&mut self.exponentials);
     }
 
