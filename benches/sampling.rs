@@ -33,10 +33,7 @@ fn bench_dtype<F: Float>(
     tokenizer: &Tokenizer,
 ) {
     let params = params.cast::<F>();
-    let options = SamplingOptions {
-        temperature: 0.5,
-        ..SamplingOptions::default()
-    };
+    let options = SamplingOptions::new(0.5, None, None).expect("valid options");
     for batch in [1, 64, 1000] {
         let mut sampler = Sampler::<F>::new(*params.config(), batch);
         group.bench_function(

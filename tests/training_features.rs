@@ -659,12 +659,10 @@ fn text_format_trains_on_windows_and_sample_slides_past_the_block() {
     let config = *checkpoint.params.config();
     let mut tokens = checkpoint.tokenizer.encode_prefix("emma\no").unwrap();
     for _ in 0..30 {
-        let mut decoder = gpt::Decoder::<f64>::new(config, 1);
+        let mut decoder = gpt::Decoder::new(&checkpoint.params, 1).unwrap();
         let mut cache = gpt::KvCache::<f64>::new(config, 1);
         for &token in &tokens[tokens.len().saturating_sub(8)..] {
-            decoder
-                .step(&checkpoint.params, &mut cache, &[Some(token)])
-                .unwrap();
+            decoder.step(&mut cache, &[Some(token)]).unwrap();
         }
         let logits = decoder.logits(0);
         let best = (0..logits.len())

@@ -15,13 +15,7 @@ use crate::stream::escaped;
 
 /// Runs `sample` in the precision the checkpoint was trained in.
 pub fn run(args: SampleArgs) -> Result<()> {
-    let options = SamplingOptions {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-    };
-    options
-        .validate()
+    let options = SamplingOptions::new(args.temperature, args.top_k, args.top_p)
         .map_err(|error| CliError::input(error.to_string()))?;
     if args.batch_size == 0 {
         return Err(CliError::input("--batch-size must be at least 1"));
@@ -122,10 +116,10 @@ pub fn continue_text<F: Float>(
     if tokens.is_empty() {
         return Err(CliError::input("--prompt must hold at least one character"));
     }
-    let mut decoder = Decoder::<F>::new(config, 1);
+    let failure = |error: gpt::DecodeError| CliError::failure(error.to_string());
+    let mut decoder = Decoder::new(&checkpoint.params, 1).map_err(failure)?;
     let mut cache = KvCache::<F>::new(config, 1);
     let mut scratch = DrawScratch::new(config.vocab_size);
-    let failure = |error: gpt::DecodeError| CliError::failure(error.to_string());
     let block = config.block_size;
     for _ in 0..length {
         let context = &tokens[tokens.len().saturating_sub(block)..];
@@ -134,9 +128,7 @@ pub fn continue_text<F: Float>(
             cache.reset();
         }
         for &token in &context[cache.len(0)..] {
-            decoder
-                .step(&checkpoint.params, &mut cache, &[Some(token)])
-                .map_err(failure)?;
+            decoder.step(&mut cache, &[Some(token)]).map_err(failure)?;
         }
         let token = draw_token(decoder.logits(0), options, &mut scratch, rng)
             .map_err(|error| CliError::input(error.to_string()))?;

@@ -139,13 +139,7 @@ impl Paths {
 
 fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
     let mut settings = start.settings;
-    let sampling = SamplingOptions {
-        temperature: args.temperature,
-        top_k: None,
-        top_p: None,
-    };
-    sampling
-        .validate()
+    let sampling = SamplingOptions::new(args.temperature, None, None)
         .map_err(|error| CliError::input(error.to_string()))?;
     let paths = Paths::new(
         args.out

@@ -1,5 +1,6 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
+use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use tape::{CustomOpId, DataParallel, Float, Tape, TapeError, Tensor, Var};
@@ -351,6 +352,42 @@ impl<F: Float> Model<F> {
             Ok::<_, TapeError>((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
         });
         Ok(recorded?)
+    }
+
+    /// The logits `[tokens.len(), vocab_size]` of `tokens` read from position 0 (at most
+    /// `block_size` of them): row `p` scores the token after `tokens[p]`. Computed by the training
+    /// graph without recording anything for a backward pass; the oracle the
+    /// [`Decoder`](crate::Decoder) is tested against.
+    ///
+    /// # Errors
+    /// No tokens, more than `block_size`, or a token outside the vocabulary.
+    pub fn logits(&mut self, tokens: &[usize]) -> Result<Array2<F>, TapeError> {
+        self.has_loss = false;
+        self.parallel.record_on_main(|tape, worker| {
+            let Worker { graph, rows, .. } = worker;
+            if tokens.is_empty() || tokens.len() > graph.config.block_size {
+                let detail = format!(
+                    "needs 1 to block_size = {} tokens, got {}",
+                    graph.config.block_size,
+                    tokens.len()
+                );
+                return Err(TapeError::shape("logits", detail));
+            }
+            tape.clear();
+            rows.inputs.clear();
+            rows.inputs.extend_from_slice(tokens);
+            rows.positions.clear();
+            rows.positions.extend(0..tokens.len());
+            rows.targets.clear();
+            rows.lengths.clear();
+            rows.lengths.push(tokens.len());
+            let logits = tape.without_grad(|tape| graph.logits(tape, rows, None))?;
+            Ok(tape
+                .value(logits)
+                .to_array()
+                .into_dimensionality()
+                .expect("logits are a matrix"))
+        })
     }
 
     /// Adds every document's summed negative log-likelihood to `sum`, in document order, each the

@@ -206,7 +206,7 @@ fn run_batch<F: tape::Float>(
         vec![sequence(config, block - 1, 4)],
     ];
     let mut cache = KvCache::new(config, 3);
-    let mut decoder = Decoder::new(config, 3);
+    let mut decoder = Decoder::new(params, 3).unwrap();
     let mut current: Vec<Option<Vec<usize>>> = queues.iter_mut().map(Vec::pop).collect();
     let mut fed = [0usize; 3];
     let mut steps = 0;
@@ -216,7 +216,7 @@ fn run_batch<F: tape::Float>(
             .zip(fed)
             .map(|(sequence, fed)| sequence.as_ref().map(|s| s[fed]))
             .collect();
-        decoder.step(params, &mut cache, &tokens).unwrap();
+        decoder.step(&mut cache, &tokens).unwrap();
         steps += 1;
         for slot in 0..3 {
             let Some(sequence) = &current[slot] else {
@@ -333,9 +333,9 @@ fn incremental_logits_equal_the_scalar_engine() {
         let expected = model.logits(&tokens);
 
         let mut cache = KvCache::new(config, 1);
-        let mut decoder = Decoder::new(config, 1);
+        let mut decoder = Decoder::new(&params, 1).unwrap();
         for (position, &token) in tokens.iter().enumerate() {
-            decoder.step(&params, &mut cache, &[Some(token)]).unwrap();
+            decoder.step(&mut cache, &[Some(token)]).unwrap();
             let what = format!("config {index}, position {position} against scalar");
             assert_close(decoder.logits(0), &expected[position], 1e-12, &what);
         }
@@ -347,26 +347,24 @@ fn bad_steps_are_errors_that_change_nothing() {
     let config = CONFIGS[0];
     let params = params(config, 40);
     let mut cache = KvCache::new(config, 2);
-    let mut decoder = Decoder::new(config, 2);
+    let mut decoder = Decoder::new(&params, 2).unwrap();
     let bos = config.vocab_size - 1;
     for _ in 0..config.block_size {
-        decoder
-            .step(&params, &mut cache, &[Some(bos), None])
-            .unwrap();
+        decoder.step(&mut cache, &[Some(bos), None]).unwrap();
     }
     let before_cache = cache.clone();
     let before_logits = decoder.all_logits().to_vec();
 
     // Sequence 0 is full; sequence 1 could take a token, but the step as a whole is refused.
     assert_eq!(
-        decoder.step(&params, &mut cache, &[Some(0), Some(0)]),
+        decoder.step(&mut cache, &[Some(0), Some(0)]),
         Err(DecodeError::ContextFull {
             sequence: 0,
             block_size: config.block_size,
         })
     );
     assert_eq!(
-        decoder.step(&params, &mut cache, &[None, Some(config.vocab_size)]),
+        decoder.step(&mut cache, &[None, Some(config.vocab_size)]),
         Err(DecodeError::TokenOutOfRange {
             sequence: 1,
             token: config.vocab_size,
@@ -374,7 +372,7 @@ fn bad_steps_are_errors_that_change_nothing() {
         })
     );
     assert_eq!(
-        decoder.step(&params, &mut cache, &[None]),
+        decoder.step(&mut cache, &[None]),
         Err(DecodeError::BatchMismatch {
             decoder: 2,
             cache: 2,
@@ -383,24 +381,26 @@ fn bad_steps_are_errors_that_change_nothing() {
     );
     let other = self::params(CONFIGS[1], 41);
     assert_eq!(
-        Decoder::new(CONFIGS[1], 2).step(&other, &mut cache, &[None, None]),
+        Decoder::new(&other, 2)
+            .unwrap()
+            .step(&mut cache, &[None, None]),
         Err(DecodeError::ConfigMismatch)
     );
     let mut transposed = params.clone();
     let wq = &mut transposed.tensors_mut()[3];
     *wq = wq.clone().reversed_axes();
-    assert_eq!(
-        decoder.step(&transposed, &mut cache, &[None, Some(0)]),
-        Err(DecodeError::WeightLayout {
-            name: "layer0.attn_wq".to_string(),
-        })
-    );
+    let layout = Err(DecodeError::WeightLayout {
+        name: "layer0.attn_wq".to_string(),
+    });
+    assert_eq!(Decoder::new(&transposed, 2).map(|_| ()), layout);
+    assert_eq!(decoder.load(&transposed), layout);
+    assert_eq!(decoder.load(&other), Err(DecodeError::ConfigMismatch));
     assert_eq!(cache, before_cache);
     assert_eq!(decoder.all_logits(), before_logits);
 
     // After a reset the sequence takes tokens again.
     cache.reset();
-    decoder.step(&params, &mut cache, &[Some(0), None]).unwrap();
+    decoder.step(&mut cache, &[Some(0), None]).unwrap();
     assert_eq!((cache.len(0), cache.len(1)), (1, 0));
 }
 
@@ -410,14 +410,10 @@ fn a_warm_decode_and_draw_loop_allocates_nothing() {
     let params = params(config, 50);
     let batch = 4;
     let mut cache = KvCache::new(config, batch);
-    let mut decoder = Decoder::new(config, batch);
+    let mut decoder = Decoder::new(&params, batch).unwrap();
     let mut scratch = DrawScratch::new(config.vocab_size);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
-    let options = SamplingOptions {
-        temperature: 0.8,
-        top_k: Some(10),
-        top_p: Some(0.9),
-    };
+    let options = SamplingOptions::new(0.8, Some(10), Some(0.9)).unwrap();
     let bos = config.vocab_size - 1;
     let mut tokens = vec![Some(bos); batch];
 
@@ -425,7 +421,7 @@ fn a_warm_decode_and_draw_loop_allocates_nothing() {
         cache.reset();
         tokens.fill(Some(bos));
         for step in 0..config.block_size {
-            decoder.step(&params, cache, tokens).unwrap();
+            decoder.step(cache, tokens).unwrap();
             for (sequence, token) in tokens.iter_mut().enumerate() {
                 if token.is_some() {
                     let next =

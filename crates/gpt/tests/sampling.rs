@@ -66,10 +66,7 @@ impl Randomness for Always {
 }
 
 fn temperature(temperature: f64) -> SamplingOptions {
-    SamplingOptions {
-        temperature,
-        ..SamplingOptions::default()
-    }
+    SamplingOptions::new(temperature, None, None).unwrap()
 }
 
 /// `softmax(logits / temperature)` by the textbook formula.
@@ -145,11 +142,7 @@ fn draws_follow_the_softmax_distribution() {
 fn top_k_draws_follow_the_renormalised_distribution_of_the_k_best() {
     // Top-3 of LOGITS keeps tokens 3, 1 and 6; 2 degrees of freedom, critical value 13.816 at
     // p = 0.001 (fixed seed, as above).
-    let options = SamplingOptions {
-        temperature: 1.0,
-        top_k: Some(3),
-        top_p: None,
-    };
+    let options = SamplingOptions::new(1.0, Some(3), None).unwrap();
     let (counts, _) = counts(&LOGITS, &options, 100_000, 2);
     let kept = [3, 1, 6];
     let mut probabilities = vec![0.0; LOGITS.len()];
@@ -179,6 +172,7 @@ fn a_tiny_temperature_gives_the_argmax() {
         assert_eq!(token, 3);
     }
     let f32_logits: Vec<f32> = LOGITS.iter().map(|&l| -l as f32).collect();
+    let mut scratch = DrawScratch::new(f32_logits.len());
     let token = draw_token(&f32_logits, &temperature(1e-6), &mut scratch, &mut rng).unwrap();
     assert_eq!(token, 5);
 }
@@ -191,7 +185,7 @@ proptest! {
         seed in any::<u64>(),
         t in 0.2f64..3.0,
     ) {
-        let options = SamplingOptions { temperature: t, top_k: Some(k), top_p: None };
+        let options = SamplingOptions::new(t, Some(k), None).unwrap();
         let mut scratch = DrawScratch::new(logits.len());
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         for _ in 0..20 {
@@ -212,7 +206,7 @@ proptest! {
     ) {
         let mut scratch = DrawScratch::new(logits.len());
         let probabilities = token_weights(&logits, &temperature(t), &mut scratch).unwrap().to_vec();
-        let options = SamplingOptions { temperature: t, top_k: None, top_p: Some(p) };
+        let options = SamplingOptions::new(t, None, Some(p)).unwrap();
         let weights = token_weights(&logits, &options, &mut scratch).unwrap().to_vec();
 
         let n = logits.len();
@@ -253,11 +247,7 @@ fn top_p_then_top_k_on_a_known_distribution() {
         .map(|p| p.ln())
         .collect();
     let kept = |top_k, top_p| {
-        let options = SamplingOptions {
-            temperature: 1.0,
-            top_k,
-            top_p,
-        };
+        let options = SamplingOptions::new(1.0, top_k, top_p).unwrap();
         let mut scratch = DrawScratch::new(4);
         let weights = token_weights(&logits, &options, &mut scratch).unwrap();
         weights.iter().map(|&w| w > 0.0).collect::<Vec<_>>()
@@ -276,53 +266,31 @@ fn top_p_then_top_k_on_a_known_distribution() {
 #[test]
 fn bad_options_are_errors() {
     let bad = [
-        (temperature(0.0), OptionsError::Temperature(0.0)),
-        (temperature(-1.0), OptionsError::Temperature(-1.0)),
+        ((0.0, None, None), OptionsError::Temperature(0.0)),
+        ((-1.0, None, None), OptionsError::Temperature(-1.0)),
         (
-            temperature(f64::INFINITY),
+            (f64::INFINITY, None, None),
             OptionsError::Temperature(f64::INFINITY),
         ),
-        (temperature(1e-310), OptionsError::Temperature(1e-310)),
-        (
-            SamplingOptions {
-                top_k: Some(0),
-                ..SamplingOptions::default()
-            },
-            OptionsError::TopK(0),
-        ),
-        (
-            SamplingOptions {
-                top_p: Some(0.0),
-                ..SamplingOptions::default()
-            },
-            OptionsError::TopP(0.0),
-        ),
-        (
-            SamplingOptions {
-                top_p: Some(1.5),
-                ..SamplingOptions::default()
-            },
-            OptionsError::TopP(1.5),
-        ),
+        // A subnormal temperature's inverse overflows.
+        ((1e-310, None, None), OptionsError::Temperature(1e-310)),
+        ((0.5, Some(0), None), OptionsError::TopK(0)),
+        ((0.5, None, Some(0.0)), OptionsError::TopP(0.0)),
+        ((0.5, None, Some(1.5)), OptionsError::TopP(1.5)),
     ];
-    for (options, error) in bad {
-        assert_eq!(options.validate(), Err(error));
-        let mut scratch = DrawScratch::default();
-        let mut rng = Always(0);
-        assert_eq!(
-            draw_token(&[0.0f64, 1.0], &options, &mut scratch, &mut rng),
-            Err(SampleError::Options(error))
-        );
+    for ((temperature, top_k, top_p), error) in bad {
+        assert_eq!(SamplingOptions::new(temperature, top_k, top_p), Err(error));
     }
     assert!(matches!(
-        temperature(f64::NAN).validate(),
+        SamplingOptions::new(f64::NAN, None, None),
         Err(OptionsError::Temperature(t)) if t.is_nan()
     ));
-    let nan_p = SamplingOptions {
-        top_p: Some(f64::NAN),
-        ..SamplingOptions::default()
-    };
-    assert!(matches!(nan_p.validate(), Err(OptionsError::TopP(p)) if p.is_nan()));
+    assert!(matches!(
+        SamplingOptions::new(0.5, None, Some(f64::NAN)),
+        Err(OptionsError::TopP(p)) if p.is_nan()
+    ));
+    // The edges that are valid.
+    assert!(SamplingOptions::new(1e-300, Some(1), Some(1.0)).is_ok());
 
     let mut scratch = DrawScratch::default();
     let options = SamplingOptions::default();
@@ -338,7 +306,8 @@ fn bad_options_are_errors() {
         token_weights(&[0.0, f64::INFINITY], &options, &mut scratch),
         Err(SampleError::NotFinite)
     );
-    // f32 models draw from unnormalised exponentials without filters: the same refusals.
+    // f32 logits go through the same path: the same refusals.
+    let mut scratch = DrawScratch::<f32>::default();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(0);
     for bad in [f32::NAN, f32::INFINITY] {
         assert_eq!(
@@ -477,10 +446,7 @@ fn batch_one_draws_what_microgpt_py_draws() {
 #[test]
 fn the_same_seed_gives_the_same_names_and_another_seed_others() {
     let (params, tokenizer) = default_model(11);
-    let options = SamplingOptions {
-        temperature: 1.0,
-        ..SamplingOptions::default()
-    };
+    let options = SamplingOptions::new(1.0, None, None).unwrap();
     for batch in [1, 3] {
         let mut sampler = Sampler::new(*params.config(), batch);
         let mut names = |seed| {
@@ -551,11 +517,6 @@ fn bad_prefixes_and_mismatches_are_errors() {
         "a prefix of block_size - 1 leaves one draw"
     );
 
-    let bad_options = temperature(0.0);
-    assert_eq!(
-        sampler.generate(&params, &tokenizer, 1, "", &bad_options, &mut rng),
-        Err(SampleError::Options(OptionsError::Temperature(0.0)))
-    );
     assert_eq!(
         sampler.generate(
             &params,
@@ -721,9 +682,9 @@ fn batched_draws_follow_the_documented_order_and_each_name_its_own_context() {
             let expected_token = names[name].get(fed).copied().unwrap_or(bos);
             assert_eq!(*token, expected_token, "name {name}, draw {draw}");
             let mut cache = KvCache::new(config, 1);
-            let mut decoder = Decoder::new(config, 1);
+            let mut decoder = Decoder::new(&params, 1).unwrap();
             for &token in &context {
-                decoder.step(&params, &mut cache, &[Some(token)]).unwrap();
+                decoder.step(&mut cache, &[Some(token)]).unwrap();
             }
             let expected = exact_softmax(decoder.logits(0), t);
             for (w, e) in weights.iter().zip(&expected) {
@@ -758,8 +719,8 @@ fn fewer_names_than_slots_and_f32_models_work() {
 
 #[test]
 fn an_f32_sampler_draws_what_stepping_and_draw_token_draw() {
-    // The oracle: the public one-token-at-a-time route, a fresh `Decoder::step` per token (which
-    // reloads the weights, so no table survives from one token to the next) and `draw_token`. The
+    // The oracle: the public one-token-at-a-time route, a fresh `Decoder` per name (so no table
+    // survives from one name to the next) and `draw_token`. The
     // sampler's tables (first block's inputs, the steps at positions 0 and 1) and its batched
     // exponentials must give the same numbers, so the same generator draws the same names.
     let (params, _) = default_model(15);
@@ -782,11 +743,11 @@ fn an_f32_sampler_draws_what_stepping_and_draw_token_draw() {
     let mut scratch = DrawScratch::new(config.vocab_size);
     for (index, name) in names.iter().enumerate() {
         let mut cache = KvCache::new(config, 1);
-        let mut decoder = Decoder::new(config, 1);
+        let mut decoder = Decoder::new(&params, 1).unwrap();
         let mut expected = Vec::new();
         let mut token = bos;
         for _ in 0..config.block_size {
-            decoder.step(&params, &mut cache, &[Some(token)]).unwrap();
+            decoder.step(&mut cache, &[Some(token)]).unwrap();
             token = draw_token(decoder.logits(0), &options, &mut scratch, &mut rng).unwrap();
             if token == bos {
                 break;

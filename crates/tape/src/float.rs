@@ -13,6 +13,10 @@ use crate::exp;
 /// the compiler vectorises over a slice (a C library call per element costs several times more),
 /// while `f64` keeps the C library's results, to the bit, for exactness.
 pub trait Float: NdFloat + Default {
+    /// What [`Float::exp_in_place`] wants a slice's length to be a multiple of to take no
+    /// scalar path: [`EXP_LANES`](crate::EXP_LANES) for `f32`; 1 for `f64`, whose exponential is
+    /// one C library call per element, so that padding would only add calls.
+    const EXP_BLOCK: usize;
     /// The nearest value of this type to `value`.
     fn from_f64(value: f64) -> Self;
     /// This value widened (or kept) as an `f64`.
@@ -52,6 +56,7 @@ pub trait Float: NdFloat + Default {
 }
 
 impl Float for f32 {
+    const EXP_BLOCK: usize = crate::EXP_LANES;
     fn from_f64(value: f64) -> Self {
         value as f32
     }
@@ -77,6 +82,7 @@ impl Float for f32 {
 }
 
 impl Float for f64 {
+    const EXP_BLOCK: usize = 1;
     fn from_f64(value: f64) -> Self {
         value
     }

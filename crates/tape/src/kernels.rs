@@ -120,6 +120,7 @@ fn product_block<F: Float, const ROWS: usize>(
 
 /// `out += sum[..out.len()]`, as a whole-tile vector add when `out` is a whole tile (the compiler
 /// turns a loop of unknown length over `sum` into one scalar add per element).
+#[inline(always)]
 fn add_tile<F: Float>(out: &mut [F], sum: [F; TILE]) {
     if let Ok(out) = <&mut [F; TILE]>::try_from(&mut *out) {
         for (out, sum) in out.iter_mut().zip(sum) {

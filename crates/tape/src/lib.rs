@@ -57,6 +57,7 @@
 //! | fused, for speed | [`linear_stacked`](Tape::linear_stacked) (several weights, one product), [`segmented_cross_entropy`](Tape::segmented_cross_entropy) (documents laid end to end); each is tested equal to its composition from the ops above |
 //! | optimizers, in [`optim`] | [`Sgd`](optim::Sgd) (momentum, Nesterov, weight decay), [`Adam`](optim::Adam) and [`AdamW`](optim::AdamW) (decoupled weight decay), each with a per-step learning rate and its state exposed for checkpoints |
 //! | saving and loading | [`NamedParameters`] names a tape's parameters; [`save`](NamedParameters::save) and [`load`](NamedParameters::load) (strict or not) go through a [`StateDict`] in a safetensors file of plain names and row-major tensors, the layout PyTorch's `load_state_dict` expects |
+//! | without a tape | [`rows`]: the linear op's packed weight ([`rows::Linear`]), [`rows::rms_norm`] and [`rows::relu_in_place`] on plain slices, the ops' own arithmetic, for an inference pass that must match them to the bit |
 //! | your own | [`CustomOp`], registered once with [`Tape::register`] and recorded with [`Tape::custom`]; [`check_gradients`] verifies any op's backward against finite differences |
 //! | data parallelism | [`DataParallel`]: a batch's chunks recorded on one tape each, on rayon's threads, their gradients added in chunk order, the same bits for any number of threads |
 //!
@@ -76,6 +77,7 @@ mod kernels;
 mod ops;
 pub mod optim;
 mod parallel;
+pub mod rows;
 mod state_dict;
 mod tape;
 mod tensor;

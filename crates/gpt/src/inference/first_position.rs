@@ -1,17 +1,22 @@
-//! The whole forward pass at the first two positions of a sequence that starts with BOS, which
-//! depends on nothing but the token fed.
+//! A memo of the whole forward pass at the first two positions of a sequence that starts with BOS,
+//! which depends on nothing but the token fed.
+//!
+//! A special case kept for speed (see [`FirstPositionTable`] for what it buys); the decoder tests
+//! check that the logits and cache rows it replays are the tape model's to the bit, and that it
+//! never replays into a cache whose position 0 another set of weights wrote.
 
 use tape::Float;
 
 use super::KvCache;
-use super::vector::copy_row;
 use crate::Config;
 
 /// What feeding a token leaves behind at position 0, and at position 1 after BOS at position 0:
 /// every block's key and value at that position and the next-token logits.
 ///
-/// At position 0 attention sees only the token itself, so these are a function of the token
-/// alone; at position 1 after BOS, likewise. Every name a sampler draws starts with BOS at
+/// The assumption it rests on: at position 0 attention sees only the token itself, so these are
+/// a function of the token and the weights alone; at position 1 after BOS, likewise, provided the
+/// BOS at position 0 was fed under the same weights (the cache records which load of which
+/// decoder fed each position 0, see [`KvCache::first`]). Every name a sampler draws starts with BOS at
 /// position 0 and one of `vocab_size` tokens at position 1: the first name to feed each computes
 /// the step, and the others copy it (two of the seven steps of a typical name). The copy is the
 /// computed values themselves, so it is equal to a fresh computation to the bit.
@@ -46,7 +51,7 @@ impl<F: Float> FirstPositionTable<F> {
     }
 
     /// The entry of `token` fed at `position` to a sequence that started with `first` (the token
-    /// at position 0, if it has been fed), if the table has room for it.
+    /// fed at position 0 under the table's weights, if it was), if the table has room for it.
     pub(crate) fn entry(
         &self,
         first: Option<usize>,
@@ -79,8 +84,8 @@ impl<F: Float> FirstPositionTable<F> {
         for (layer, key_value) in self.keys_values(entry).chunks_exact(2 * embd).enumerate() {
             let (keys, values) = cache.block_mut(layer, sequence, position);
             let (key, value) = key_value.split_at(embd);
-            copy_row(&mut keys[row.clone()], key);
-            copy_row(&mut values[row.clone()], value);
+            keys[row.clone()].copy_from_slice(key);
+            values[row.clone()].copy_from_slice(value);
         }
         let vocab = self.config.vocab_size;
         logits.copy_from_slice(&self.logits[entry * vocab..(entry + 1) * vocab]);
@@ -104,8 +109,8 @@ impl<F: Float> FirstPositionTable<F> {
         let keys_values = &mut self.keys_values[entry * size..(entry + 1) * size];
         for (layer, key_value) in keys_values.chunks_exact_mut(2 * embd).enumerate() {
             let (key, value) = key_value.split_at_mut(embd);
-            copy_row(key, &cache.keys(layer, sequence)[row.clone()]);
-            copy_row(value, &cache.values(layer, sequence)[row.clone()]);
+            key.copy_from_slice(&cache.keys(layer, sequence)[row.clone()]);
+            value.copy_from_slice(&cache.values(layer, sequence)[row.clone()]);
         }
         self.logits[entry * vocab..(entry + 1) * vocab].copy_from_slice(logits);
         self.filled[entry] = true;

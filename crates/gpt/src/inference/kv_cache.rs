@@ -24,11 +24,11 @@ use crate::Config;
 /// let params = Params::<f64>::init(Config::default(), &mut rng).unwrap();
 /// let config = *params.config();
 /// let mut cache = KvCache::new(config, 2);
-/// let mut decoder = Decoder::new(config, 2);
+/// let mut decoder = Decoder::new(&params, 2).unwrap();
 ///
 /// let bos = config.vocab_size - 1;
-/// decoder.step(&params, &mut cache, &[Some(bos), Some(bos)]).unwrap();
-/// decoder.step(&params, &mut cache, &[Some(4), None]).unwrap(); // sequence 1 waits
+/// decoder.step(&mut cache, &[Some(bos), Some(bos)]).unwrap();
+/// decoder.step(&mut cache, &[Some(4), None]).unwrap(); // sequence 1 waits
 /// assert_eq!((cache.len(0), cache.len(1)), (2, 1));
 /// assert_eq!(cache.keys(0, 0).len(), 2 * config.n_embd);
 ///
@@ -42,6 +42,9 @@ pub struct KvCache<F> {
     keys: Vec<F>,
     values: Vec<F>,
     lengths: Vec<usize>,
+    /// Per sequence, once its position 0 is fed: the load of the decoder that fed it (see
+    /// [`KvCache::first`]) and the token.
+    firsts: Vec<Option<(u64, usize)>>,
 }
 
 impl<F: Float> KvCache<F> {
@@ -55,6 +58,7 @@ impl<F: Float> KvCache<F> {
             keys: vec![F::zero(); size],
             values: vec![F::zero(); size],
             lengths: vec![0; batch],
+            firsts: vec![None; batch],
         }
     }
 
@@ -79,6 +83,7 @@ impl<F: Float> KvCache<F> {
     /// Forgets every sequence (the buffers are kept).
     pub fn reset(&mut self) {
         self.lengths.fill(0);
+        self.firsts.fill(None);
     }
 
     /// Forgets one sequence, so that its slot can start a new one at position 0.
@@ -87,6 +92,7 @@ impl<F: Float> KvCache<F> {
     /// If `sequence >= batch()`.
     pub fn reset_sequence(&mut self, sequence: usize) {
         self.lengths[sequence] = 0;
+        self.firsts[sequence] = None;
     }
 
     /// The cached keys of `sequence` in block `layer`: `len(sequence)` rows of `n_embd`, row-major.
@@ -130,6 +136,20 @@ impl<F: Float> KvCache<F> {
         let start = self.offset(layer, sequence, 0);
         let end = start + (position + 1) * self.config.n_embd;
         (&mut self.keys[start..end], &mut self.values[start..end])
+    }
+
+    /// Records that the decoder load `load` feeds `token` to `sequence` at position 0.
+    pub(crate) fn set_first(&mut self, sequence: usize, load: u64, token: usize) {
+        self.firsts[sequence] = Some((load, token));
+    }
+
+    /// The token `sequence` was fed at position 0, if the decoder load `load` fed it: a memo of
+    /// that load may then stand for what position 0 left in the cache.
+    pub(crate) fn first(&self, sequence: usize, load: u64) -> Option<usize> {
+        match self.firsts[sequence] {
+            Some((fed_by, token)) if fed_by == load => Some(token),
+            _ => None,
+        }
     }
 
     /// Records that `sequence` now holds one more position.

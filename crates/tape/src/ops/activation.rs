@@ -22,11 +22,7 @@ const GELU_CUBIC: f64 = 0.044_715;
 impl<F: Float> Tape<F> {
     /// `max(a, 0)`, elementwise.
     pub fn relu(&mut self, a: Var) -> Result<Var, TapeError> {
-        self.map(
-            Op::Relu(a),
-            a,
-            |x| if x > F::zero() { x } else { F::zero() },
-        )
+        self.map(Op::Relu(a), a, crate::rows::relu)
     }
 
     /// `e^a`, elementwise.

@@ -3,7 +3,7 @@
 
 use super::axis_split::AxisSplit;
 use super::{Backward, Op, shape_of};
-use crate::{Float, Tape, TapeError, Tensor, Var};
+use crate::{Float, Tape, TapeError, Tensor, Var, rows};
 
 impl<F: Float> Tape<F> {
     /// `softmax` over the last axis: of a vector, or of each row of a matrix or of a stack of them
@@ -105,17 +105,12 @@ impl<F: Float> Tape<F> {
             // The backward pass needs each row's inverse RMS; keeping it costs one number a row.
             let saved = node.saved.resize(&input.shape()[..input.ndim() - 1]);
             let input = input.as_slice();
-            let size = F::from_f64(width as f64);
             for ((out, row), inverse_rms) in out
                 .chunks_exact_mut(width)
                 .zip(input.chunks_exact(width))
                 .zip(saved)
             {
-                let mean_square = row.iter().fold(F::zero(), |sum, &x| sum + x * x) / size;
-                *inverse_rms = (mean_square + epsilon).sqrt().recip();
-                for (y, &x) in out.iter_mut().zip(row) {
-                    *y = x * *inverse_rms;
-                }
+                *inverse_rms = rows::rms_norm(row, out, epsilon);
                 if let Some(gain) = gain {
                     out.iter_mut().zip(gain).for_each(|(y, &g)| *y *= g);
                 }

@@ -4,7 +4,13 @@
 //! position; fused, the attention of a whole chunk of documents is one node whose backward is
 //! written out below.
 
+mod head;
+pub(crate) mod query;
+
 use tape::{CustomOp, Float, InputGrads, Inputs, TapeError, Tensor};
+
+pub(crate) use head::Head;
+use head::{axpy, dot, with_head};
 
 /// `out[t, head] = sum_{s <= t} softmax_s(q[t, head] . k[s, head] / sqrt(head_dim)) v[s, head]`,
 /// with `s` running over the earlier positions of `t`'s own document only.
@@ -27,7 +33,7 @@ pub(crate) struct CausalSelfAttention {
 impl CausalSelfAttention {
     /// The factor applied to each score: `(head_dim ** 0.5) ** -1`, computed as microgpt.py does
     /// (`x / head_dim**0.5` on a `Value` multiplies by the float's inverse).
-    fn scale<F: Float>(head_dim: usize) -> F {
+    pub(crate) fn scale<F: Float>(head_dim: usize) -> F {
         F::from_f64((head_dim as f64).powf(0.5).powf(-1.0))
     }
 
@@ -62,101 +68,6 @@ impl CausalSelfAttention {
 /// The saved weights of one head over a document of `n` rows: the lower triangle of `[n, n]`.
 fn triangle(n: usize) -> usize {
     n * (n + 1) / 2
-}
-
-/// One head's slices of a row: `start` is where its columns begin within a `width`-wide block (the
-/// query, key and value blocks of a qkv row, or an output row).
-///
-/// `D` is the head size when it is one of the common ones (see `with_head!`), 0 otherwise: with a
-/// size known at compile time every slice below has a constant length, so the dot products and
-/// updates of a small head compile to a few straight-line vector instructions instead of loops with
-/// a counter, a remainder and bounds checks.
-#[derive(Clone, Copy)]
-struct Head<const D: usize> {
-    width: usize,
-    head_dim: usize,
-    start: usize,
-}
-
-/// Calls `$body` with `$head` bound to the [`Head`] at columns `$start`, its size a compile-time
-/// constant for head sizes 4, 8 and 16.
-macro_rules! with_head {
-    ($width:expr, $head_dim:expr, $start:expr, |$head:ident| $body:expr) => {{
-        let (width, head_dim, start) = ($width, $head_dim, $start);
-        match head_dim {
-            4 => {
-                let $head = Head::<4> {
-                    width,
-                    head_dim,
-                    start,
-                };
-                $body
-            }
-            8 => {
-                let $head = Head::<8> {
-                    width,
-                    head_dim,
-                    start,
-                };
-                $body
-            }
-            16 => {
-                let $head = Head::<16> {
-                    width,
-                    head_dim,
-                    start,
-                };
-                $body
-            }
-            _ => {
-                let $head = Head::<0> {
-                    width,
-                    head_dim,
-                    start,
-                };
-                $body
-            }
-        }
-    }};
-}
-
-impl<const D: usize> Head<D> {
-    /// The head size: `D` when it is known at compile time.
-    fn size(&self) -> usize {
-        if D == 0 { self.head_dim } else { D }
-    }
-    fn query<'a, F>(&self, row: &'a [F]) -> &'a [F] {
-        &row[self.start..][..self.size()]
-    }
-    fn key<'a, F>(&self, row: &'a [F]) -> &'a [F] {
-        &row[self.width + self.start..][..self.size()]
-    }
-    fn value<'a, F>(&self, row: &'a [F]) -> &'a [F] {
-        &row[2 * self.width + self.start..][..self.size()]
-    }
-    /// The head's slice of an output row (or of a query block).
-    fn output_mut<'a, F>(&self, row: &'a mut [F]) -> &'a mut [F] {
-        &mut row[self.start..][..self.size()]
-    }
-    /// The head's key and value slices of a row's `[2 width]` key-value part.
-    fn key_value_mut<'a, F>(&self, key_value: &'a mut [F]) -> (&'a mut [F], &'a mut [F]) {
-        let (key, value) = key_value.split_at_mut(self.width);
-        (
-            &mut key[self.start..][..self.size()],
-            &mut value[self.start..][..self.size()],
-        )
-    }
-}
-
-fn dot<F: Float>(a: &[F], b: &[F]) -> F {
-    a.iter().zip(b).fold(F::zero(), |sum, (&x, &y)| sum + x * y)
-}
-
-/// `y += alpha * x`.
-fn axpy<F: Float>(alpha: F, x: &[F], y: &mut [F]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
-    }
 }
 
 impl<F: Float> CustomOp<F> for CausalSelfAttention {
@@ -263,8 +174,7 @@ impl<F: Float> CustomOp<F> for CausalSelfAttention {
 }
 
 /// One head's scores within one document (`qkv` is its `[n, 3 width]` rows) into the head's lower
-/// triangle `weights`: row `t` gets `q[t] . k[s] / sqrt(head_dim)` for `s <= t`, less the row's
-/// maximum (softmax's shift, which keeps the exponentials finite).
+/// triangle `weights`: row `t` gets [`query::shifted_scores`] over keys `0..=t`.
 fn head_scores<F: Float, const D: usize>(
     head: Head<D>,
     scale: F,
@@ -275,19 +185,14 @@ fn head_scores<F: Float, const D: usize>(
     for (t, row) in qkv.chunks_exact(stride).enumerate() {
         let row_weights;
         (row_weights, weights) = std::mem::take(&mut weights).split_at_mut(t + 1);
-        let query = head.query(row);
-        let mut max = F::neg_infinity();
-        for (weight, key_row) in row_weights.iter_mut().zip(qkv.chunks_exact(stride)) {
-            *weight = dot(query, head.key(key_row)) * scale;
-            max = max.max(*weight);
-        }
-        row_weights.iter_mut().for_each(|weight| *weight -= max);
+        let keys = qkv.chunks_exact(stride).map(|key_row| head.key(key_row));
+        query::shifted_scores(head.query(row), keys, scale, row_weights);
     }
 }
 
 /// One head's outputs within one document: `weights` holds the exponentials of its shifted scores,
 /// which become the softmax weights here (what backward reads), and row `t` of `out` gets
-/// `sum_s w[t, s] v[s]`.
+/// [`query::mix`] of values `0..=t`.
 fn head_mix<F: Float, const D: usize>(
     head: Head<D>,
     qkv: &[F],
@@ -298,16 +203,10 @@ fn head_mix<F: Float, const D: usize>(
     for (t, out_row) in out.chunks_exact_mut(head.width).enumerate() {
         let row_weights;
         (row_weights, weights) = std::mem::take(&mut weights).split_at_mut(t + 1);
-        let total = row_weights
-            .iter()
-            .fold(F::zero(), |sum, &weight| sum + weight);
-        let inverse = total.recip();
-        row_weights.iter_mut().for_each(|weight| *weight *= inverse);
-        let out_head = head.output_mut(out_row);
-        out_head.fill(F::zero());
-        for (&weight, value_row) in row_weights.iter().zip(qkv.chunks_exact(stride)) {
-            axpy(weight, head.value(value_row), out_head);
-        }
+        let values = qkv
+            .chunks_exact(stride)
+            .map(|value_row| head.value(value_row));
+        query::mix(row_weights, values, head.output_mut(out_row));
     }
 }
 
