@@ -151,7 +151,8 @@ pub(crate) fn add_transposed_product<F: Float>(
     width: usize,
     out: &mut [F],
 ) {
-    if a_columns == 0 || width == 0 {
+    // No rows add nothing (and the blocks below would slice past the end of an empty `a`).
+    if a_columns == 0 || width == 0 || b.len() < width {
         return;
     }
     let grouped = width / GROUP * GROUP;

@@ -558,3 +558,22 @@ proptest! {
         check(&[x, w1], &twice, |tape, v| tape.linear_stacked(v[0], &[v[1], v[1]]))?;
     }
 }
+
+/// A batch of no rows has a weight gradient of zeros. The weight-gradient kernel builds several
+/// rows of it at a time from the rows of the batch, and sliced past the end of an empty one.
+#[test]
+fn a_linear_layer_over_no_rows_has_a_zero_weight_gradient() {
+    fn check<F: Float>() {
+        let mut tape = Tape::<F>::new();
+        let x = tape.parameter(ArrayD::<F>::zeros(vec![0, 16]));
+        let w = tape.parameter(ArrayD::from_elem(vec![8, 16], F::one()));
+        let y = tape.linear(x, w).unwrap();
+        let loss = tape.sum(y).unwrap();
+        let gradients = tape.backward(loss).unwrap();
+        let gradient = gradients.parameter(w);
+        assert_eq!(gradient.shape(), &[8, 16]);
+        assert!(gradient.as_slice().iter().all(|&g| g == F::zero()));
+    }
+    check::<f32>();
+    check::<f64>();
+}
