@@ -9,9 +9,10 @@
 //! summed, normalised or masked in any other order, or a memo table replayed a step that is not
 //! the one asked for, a bit would differ.
 
+mod common;
+
+use common::params;
 use gpt::{Config, Decoder, KvCache, Model, Params};
-use rand::SeedableRng;
-use rand::rngs::Xoshiro256PlusPlus;
 use tape::Float;
 
 /// One and several blocks, one and several heads, head sizes 2, 4, 8 and 16 (the compile-time
@@ -53,15 +54,6 @@ const CONFIGS: [Config; 5] = [
         vocab_size: 9,
     },
 ];
-
-/// Random weights, scaled from N(0, 0.08) to N(0, 0.4) so that attention is far from uniform.
-fn params(config: Config, seed: u64) -> Params<f64> {
-    let mut params = Params::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
-    for tensor in params.tensors_mut() {
-        tensor.mapv_inplace(|x| 5.0 * x);
-    }
-    params
-}
 
 /// Full-length sequences from BOS, in three slots, twice over: the second round and the shared
 /// prefixes (sequences 0 and 1 share their first three tokens, 2 and 3 their first two) feed

@@ -11,6 +11,9 @@
 //! The file also counts heap allocations (per thread) to check that a warm decode-and-draw loop makes
 //! none.
 
+mod common;
+
+use common::params;
 use gpt::{
     Config, DecodeError, Decoder, DrawScratch, KvCache, Params, SamplingOptions, draw_token,
 };
@@ -47,16 +50,6 @@ const CONFIGS: [Config; 3] = [
         vocab_size: 27,
     },
 ];
-
-/// Random weights, scaled from N(0, 0.08) to N(0, 0.4) so that attention is far from uniform and a
-/// wrong position or a stale cache row changes the logits visibly.
-fn params(config: Config, seed: u64) -> Params<f64> {
-    let mut params = Params::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(seed)).unwrap();
-    for tensor in params.tensors_mut() {
-        tensor.mapv_inplace(|x| 5.0 * x);
-    }
-    params
-}
 
 /// A token sequence of `len` tokens starting with BOS, the others spread over the vocabulary.
 fn sequence(config: Config, len: usize, salt: usize) -> Vec<usize> {

@@ -142,15 +142,7 @@ impl<F: Float> Sampler<F> {
         rng: &mut impl Randomness,
         mut on_name: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<(), SampleError> {
-        if tokenizer.vocab_size() != self.config.vocab_size {
-            return Err(SampleError::VocabularyMismatch {
-                tokenizer: tokenizer.vocab_size(),
-                model: self.config.vocab_size,
-            });
-        }
-        let prefix = tokenizer
-            .encode_prefix(prefix)
-            .map_err(SampleError::UnknownCharacter)?;
+        let prefix = self.encode_prefix(tokenizer, prefix)?;
         self.generate_tokens_each(params, count, &prefix, options, rng, |name| {
             on_name(&tokenizer.decode(name))
         })
@@ -233,15 +225,7 @@ impl<F: Float> Sampler<F> {
         stream: impl FnMut(usize) -> R,
         mut on_name: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<(), SampleError> {
-        if tokenizer.vocab_size() != self.config.vocab_size {
-            return Err(SampleError::VocabularyMismatch {
-                tokenizer: tokenizer.vocab_size(),
-                model: self.config.vocab_size,
-            });
-        }
-        let prefix = tokenizer
-            .encode_prefix(prefix)
-            .map_err(SampleError::UnknownCharacter)?;
+        let prefix = self.encode_prefix(tokenizer, prefix)?;
         let mut draws = PerName {
             stream,
             slots: (0..self.batch()).map(|_| None).collect(),
@@ -372,6 +356,23 @@ impl<F: Float> Sampler<F> {
             }
         }
         Ok(())
+    }
+
+    /// `prefix` as token ids, after checking that `tokenizer` is this model's vocabulary.
+    fn encode_prefix(
+        &self,
+        tokenizer: &Tokenizer,
+        prefix: &str,
+    ) -> Result<Vec<usize>, SampleError> {
+        if tokenizer.vocab_size() != self.config.vocab_size {
+            return Err(SampleError::VocabularyMismatch {
+                tokenizer: tokenizer.vocab_size(),
+                model: self.config.vocab_size,
+            });
+        }
+        tokenizer
+            .encode_prefix(prefix)
+            .map_err(SampleError::UnknownCharacter)
     }
 }
 
