@@ -69,8 +69,8 @@ fn bench_tape<F: Float>(
                 batch_documents.extend(
                     (0..batch).map(|i| documents[(step * batch + i) % documents.len()].as_slice()),
                 );
-                black_box(model.batch_loss(&batch_documents).expect("valid documents"));
-                model.apply_adam(&mut adam, NUM_STEPS);
+                let computed = model.batch_loss(&batch_documents).expect("valid documents");
+                black_box(computed.apply(&mut adam, NUM_STEPS));
                 step += 1;
             })
         });

@@ -79,8 +79,8 @@ fn tape_start<F: Float>(params: &Params<f64>) -> impl FnMut() -> (Model<F>, Adam
 }
 
 fn tape_step<F: Float>((model, adam): &mut (Model<F>, Adam<F>), tokens: &[usize], steps: usize) {
-    black_box(model.loss(black_box(tokens)).expect("valid document"));
-    model.apply_adam(adam, steps);
+    let step = model.loss(black_box(tokens)).expect("valid document");
+    black_box(step.apply(adam, steps));
 }
 
 fn training_step(c: &mut Criterion) {
@@ -133,8 +133,8 @@ fn train_tape<F: Float>(params: &Params<f64>, documents: &[Vec<usize>]) -> F {
     let mut model = Model::new(params);
     let mut loss = F::zero();
     for document in documents.iter().cycle().take(TRAINING_STEPS) {
-        loss = model.loss(document).expect("valid document");
-        model.apply_adam(&mut adam, TRAINING_STEPS);
+        let step = model.loss(document).expect("valid document");
+        loss = step.apply(&mut adam, TRAINING_STEPS);
     }
     loss
 }

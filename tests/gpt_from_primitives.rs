@@ -52,15 +52,15 @@ fn check(config: Config, seed: u64) {
         tape.clear();
         let loss = primitives.document_loss(&mut tape, tokens).unwrap();
         let gradients = tape.backward(loss).unwrap();
-        let expected = model.loss(tokens).unwrap();
+        let step = model.loss(tokens).unwrap();
         assert_close(
             tape.scalar(loss),
-            expected,
+            step.loss(),
             &format!("document {document}: loss"),
         );
         for (index, &weight) in primitives.weights().iter().enumerate() {
             let actual = gradients.parameter(weight).as_slice();
-            let expected = model.gradient(index).as_slice();
+            let expected = step.gradient(index).as_slice();
             assert_eq!(actual.len(), expected.len());
             for (element, (&a, &e)) in actual.iter().zip(expected).enumerate() {
                 let what = format!("document {document}: d loss / d weight {index}[{element}]");

@@ -317,8 +317,8 @@ fn train_tape<F: Float>(config: Config, tokens: &[Vec<usize>], batch: usize, ste
     let mut step = |step: usize| {
         documents.clear();
         documents.extend(batch_of(tokens, step, batch));
-        model.batch_loss(&documents).expect("valid documents");
-        model.apply_adam(&mut adam, steps + 1);
+        let computed = model.batch_loss(&documents).expect("valid documents");
+        computed.apply(&mut adam, steps + 1);
     };
     step(0);
     timed(|| (1..=steps).for_each(&mut step))

@@ -6,7 +6,7 @@
 //! three times the larger of the two is far worse than where the run started, which no working run
 //! reaches. A non-finite gradient would turn every weight into NaN at the next update.
 
-use gpt::{Adam, AdamState, Model, Params};
+use gpt::{Adam, AdamState, Model, Params, Step};
 use tape::Float;
 
 /// The checks of one step.
@@ -25,12 +25,12 @@ impl Guard {
         }
     }
 
-    /// Why the step whose loss is `loss` and whose gradients `model` holds is not healthy, if it
-    /// is not. `names` are the parameters' names, in the model's order.
+    /// Why `step`, whose loss is `loss`, is not healthy, if it is not. `names` are the parameters'
+    /// names, in the model's order.
     pub fn problem<F: Float>(
         &mut self,
         loss: f64,
-        model: &Model<F>,
+        step: &Step<'_, F>,
         names: &[String],
     ) -> Option<String> {
         if !loss.is_finite() {
@@ -50,7 +50,7 @@ impl Guard {
             ));
         }
         names.iter().enumerate().find_map(|(index, name)| {
-            let finite = model
+            let finite = step
                 .gradient(index)
                 .as_slice()
                 .iter()

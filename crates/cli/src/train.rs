@@ -390,11 +390,11 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
             p: settings.dropout,
             seed: settings.seed.wrapping_add((step as u64 + 1) << 20),
         });
-        let loss = model
+        let computed = model
             .batch_loss_with_dropout(&batch, dropout)
-            .map_err(|error| CliError::failure(error.to_string()))?
-            .to_f64();
-        if let Some(problem) = guard.problem(loss, &model, &names) {
+            .map_err(|error| CliError::failure(error.to_string()))?;
+        let loss = computed.loss().to_f64();
+        if let Some(problem) = guard.problem(loss, &computed, &names) {
             progress.finish();
             let state = run.checkpoint(healthy.params, Some(healthy.adam), best_val_loss);
             run.save(&state, &paths.healthy)?;
@@ -405,9 +405,9 @@ fn train<F: Float>(args: &TrainArgs, start: Start) -> Result<()> {
                 paths.healthy.display()
             )));
         }
-        healthy.record(&model, &adam);
+        healthy.record(computed.model(), &adam);
         let lr = schedule.learning_rate(step, num_steps);
-        model.apply_adam_at(&mut adam, lr);
+        computed.apply_at(&mut adam, lr);
         last_loss = loss;
         done = step + 1;
         let predicted: usize = batch

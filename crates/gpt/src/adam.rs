@@ -105,7 +105,7 @@ impl<F: Float> AdamState<F> {
 }
 
 /// The optimizer: microgpt's settings over the tape's [`tape::optim::Adam`], which holds the
-/// moments. [`Model::apply_adam`](crate::Model::apply_adam) applies it.
+/// moments. [`Step::apply`](crate::Step::apply) applies it.
 ///
 /// ```
 /// use gpt::{Adam, AdamSettings, Config, Model, Params};
@@ -115,8 +115,7 @@ impl<F: Float> AdamState<F> {
 /// let params = Params::<f64>::init(config, &mut rng).unwrap();
 /// let mut adam = Adam::new(AdamSettings::default(), &params);
 /// let mut model = Model::new(params.clone());
-/// model.loss(&[4, 0, 1, 4])?;
-/// model.apply_adam(&mut adam, 10);
+/// model.loss(&[4, 0, 1, 4])?.apply(&mut adam, 10);
 /// assert_eq!(adam.step(), 1);
 /// // The first bias-corrected step moves every weight with a gradient by about lr.
 /// let moved = (params.lm_head()[[0, 0]] - model.params().lm_head()[[0, 0]]).abs();

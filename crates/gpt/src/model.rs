@@ -181,8 +181,6 @@ pub struct Model<F: Float> {
     /// The main tape holds the weights the optimizer updates; its replicas record the other chunks
     /// of a batch.
     parallel: DataParallel<F, Worker<F>>,
-    /// Whether a loss (and so a gradient) has been computed.
-    has_loss: bool,
 }
 
 impl<F: Float> Model<F> {
@@ -197,7 +195,6 @@ impl<F: Float> Model<F> {
         Model {
             names,
             parallel: DataParallel::new(tape, move |tape| Worker::new(config, tape)),
-            has_loss: false,
         }
     }
 
@@ -247,18 +244,18 @@ impl<F: Float> Model<F> {
     }
 
     /// The mean loss of one document `[BOS, tokens.., BOS]` (see [`Model::batch_loss`]).
-    pub fn loss(&mut self, tokens: &[usize]) -> Result<F, ModelError> {
+    pub fn loss(&mut self, tokens: &[usize]) -> Result<Step<'_, F>, ModelError> {
         self.batch_loss(&[tokens])
     }
 
     /// Records the loss of a batch, the mean of its documents' losses, and computes its gradient with
-    /// respect to every weight ([`Model::gradient`]). A document's loss is the mean over its first
+    /// respect to every weight, held in the [`Step`] it returns until the step is applied. A document's loss is the mean over its first
     /// `n = min(block_size, len - 1)` positions of `-log p(next token)`; longer documents are
     /// truncated as microgpt.py does.
     pub fn batch_loss<T: AsRef<[usize]> + Sync>(
         &mut self,
         documents: &[T],
-    ) -> Result<F, ModelError> {
+    ) -> Result<Step<'_, F>, ModelError> {
         self.batch_loss_with_dropout(documents, None)
     }
 
@@ -268,14 +265,13 @@ impl<F: Float> Model<F> {
         &mut self,
         documents: &[T],
         dropout: Option<Dropout>,
-    ) -> Result<F, ModelError> {
+    ) -> Result<Step<'_, F>, ModelError> {
         let dropout = dropout.filter(|dropout| dropout.p != 0.0);
         if let Some(Dropout { p, .. }) = dropout
             && !(0.0..1.0).contains(&p)
         {
             return Err(ModelError::DropoutOutOfRange { p });
         }
-        self.has_loss = false;
         check_documents(documents, self.config().vocab_size)?;
         // A chunk's loss is the mean of its documents' losses; scaled by the chunk's share of the
         // batch, the chunks' losses (and gradients) add up to the batch's mean.
@@ -301,47 +297,12 @@ impl<F: Float> Model<F> {
                 let dropout = rng.as_mut().map(|(p, rng)| (*p, rng));
                 worker.record(tape, chunk, scale, dropout)
             })?;
-        self.has_loss = true;
-        Ok(loss)
-    }
-
-    /// The gradient of the last loss with respect to weight `index` (DESIGN.md's order).
-    ///
-    /// # Panics
-    /// If no loss has been computed yet or `index` is out of range.
-    pub fn gradient(&self, index: usize) -> &Tensor<F> {
-        assert!(self.has_loss, "gradient() before any loss was computed");
-        let weight = self.parallel.state().graph.weights[index];
-        self.parallel.gradients().parameter(weight)
-    }
-
-    /// Applies one Adam update with the gradients of the last loss, at the learning rate of step
-    /// `adam.step()` of a run of `num_steps`.
-    ///
-    /// # Panics
-    /// If no gradient has been computed yet, or if `adam`'s moments are not shaped like the weights
-    /// or its settings are out of range (betas in `[0, 1)`, eps and weight decay at least 0, a
-    /// maximum gradient norm finite and above 0).
-    pub fn apply_adam(&mut self, adam: &mut Adam<F>, num_steps: usize) {
-        let learning_rate = adam.settings.learning_rate(adam.step(), num_steps);
-        self.apply_adam_at(adam, learning_rate);
-    }
-
-    /// Applies one Adam update with the gradients of the last loss at `learning_rate` (the rate a
-    /// [`Schedule`](crate::Schedule) gives for the step).
-    ///
-    /// # Panics
-    /// As [`Model::apply_adam`].
-    pub fn apply_adam_at(&mut self, adam: &mut Adam<F>, learning_rate: f64) {
-        let (tape, gradients) = self.parallel.tape_and_gradients_mut();
-        adam.update(tape, &gradients, learning_rate)
-            .unwrap_or_else(|error| panic!("Adam's update: {error}"));
+        Ok(Step { model: self, loss })
     }
 
     /// The summed negative log-likelihood of a document's predicted tokens and how many there are
     /// (`min(block_size, len - 1)`), computed without recording anything for a backward pass.
     pub fn document_nll(&mut self, tokens: &[usize]) -> Result<(F, usize), ModelError> {
-        self.has_loss = false;
         check_documents(&[tokens], self.config().vocab_size)?;
         let recorded = self.parallel.record_on_main(|tape, worker| {
             let Worker { graph, rows, .. } = worker;
@@ -362,7 +323,6 @@ impl<F: Float> Model<F> {
     /// # Errors
     /// No tokens, more than `block_size`, or a token outside the vocabulary.
     pub fn logits(&mut self, tokens: &[usize]) -> Result<Array2<F>, TapeError> {
-        self.has_loss = false;
         self.parallel.record_on_main(|tape, worker| {
             let Worker { graph, rows, .. } = worker;
             if tokens.is_empty() || tokens.len() > graph.config.block_size {
@@ -415,7 +375,6 @@ impl<F: Float> Model<F> {
         documents: &[T],
         sum: &mut NllSum,
     ) -> Result<(), ModelError> {
-        self.has_loss = false;
         if documents.is_empty() {
             return Ok(());
         }
@@ -432,6 +391,59 @@ impl<F: Float> Model<F> {
             },
         );
         Ok(evaluated?)
+    }
+}
+
+/// The loss of a batch and its gradient with respect to every weight, which the model holds until
+/// the step is applied or dropped. It borrows the model, so nothing else can record over the
+/// gradient before it is used, and an update without a gradient does not compile.
+pub struct Step<'m, F: Float> {
+    model: &'m mut Model<F>,
+    loss: F,
+}
+
+impl<F: Float> Step<'_, F> {
+    /// The batch's loss: the mean of its documents' losses.
+    pub fn loss(&self) -> F {
+        self.loss
+    }
+
+    /// The model, with the weights the gradient was taken at.
+    pub fn model(&self) -> &Model<F> {
+        self.model
+    }
+
+    /// The gradient of the loss with respect to weight `index` (DESIGN.md's order).
+    ///
+    /// # Panics
+    /// If `index` is not below the model's number of weights.
+    pub fn gradient(&self, index: usize) -> &Tensor<F> {
+        let parallel = &self.model.parallel;
+        let weight = parallel.state().graph.weights[index];
+        parallel.gradients().parameter(weight)
+    }
+
+    /// Applies one Adam update with this gradient at the learning rate of step `adam.step()` of a
+    /// run of `num_steps` (microgpt's linear decay); returns the loss.
+    ///
+    /// # Panics
+    /// As [`Step::apply_at`].
+    pub fn apply(self, adam: &mut Adam<F>, num_steps: usize) -> F {
+        let learning_rate = adam.settings.learning_rate(adam.step(), num_steps);
+        self.apply_at(adam, learning_rate)
+    }
+
+    /// Applies one Adam update with this gradient at `learning_rate` (the rate a
+    /// [`Schedule`](crate::Schedule) gives for the step); returns the loss.
+    ///
+    /// # Panics
+    /// If `adam`'s moments are not shaped like the weights or its settings are out of range (betas
+    /// in `[0, 1)`, eps and weight decay at least 0, a maximum gradient norm finite and above 0).
+    pub fn apply_at(self, adam: &mut Adam<F>, learning_rate: f64) -> F {
+        let (tape, gradients) = self.model.parallel.tape_and_gradients_mut();
+        adam.update(tape, &gradients, learning_rate)
+            .unwrap_or_else(|error| panic!("Adam's update: {error}"));
+        self.loss
     }
 }
 

@@ -13,11 +13,11 @@ use tape::TapeError;
 /// let config = Config { vocab_size: 5, ..Config::default() };
 /// let mut model = Model::<f64>::new(Params::init(config, &mut rng).unwrap());
 /// let no_documents: [&[usize]; 0] = [];
-/// assert_eq!(model.batch_loss(&no_documents), Err(ModelError::EmptyBatch));
-/// assert_eq!(model.loss(&[4]), Err(ModelError::ShortDocument { length: 1 }));
+/// assert_eq!(model.batch_loss(&no_documents).err(), Some(ModelError::EmptyBatch));
+/// assert_eq!(model.loss(&[4]).err(), Some(ModelError::ShortDocument { length: 1 }));
 /// assert_eq!(
-///     model.loss(&[4, 7, 4]),
-///     Err(ModelError::TokenOutOfRange { token: 7, vocab_size: 5 }),
+///     model.loss(&[4, 7, 4]).err(),
+///     Some(ModelError::TokenOutOfRange { token: 7, vocab_size: 5 }),
 /// );
 /// ```
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]

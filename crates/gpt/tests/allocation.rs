@@ -1,4 +1,4 @@
-//! A warm training step (`Model::loss` then `Model::apply_adam`) does not touch the heap.
+//! A warm training step (`Model::loss` then `Step::apply`) does not touch the heap.
 //!
 //! The oracle is a counting global allocator: it counts the allocations of the current thread, so
 //! the test harness's other threads cannot disturb the count. "Warm" means the model has already
@@ -31,11 +31,8 @@ fn warm_steps_allocate_nothing<F: tape::Float>() {
         &[26, 1, 2, 3, 4, 5, 26],
         &[26, 9, 26],
     ];
-    let mut step = |model: &mut Model<F>, tokens: &[usize]| {
-        let loss = model.loss(tokens).unwrap();
-        model.apply_adam(&mut adam, 100);
-        loss
-    };
+    let mut step =
+        |model: &mut Model<F>, tokens: &[usize]| model.loss(tokens).unwrap().apply(&mut adam, 100);
     step(&mut model, documents[0]);
     for tokens in documents {
         let before = allocations();
@@ -95,9 +92,7 @@ fn warm_chunked_steps_allocate_nothing<F: tape::Float>() {
         .unwrap();
     pool.install(|| {
         let mut step = |model: &mut Model<F>, documents: &[Vec<usize>]| {
-            let loss = model.batch_loss(documents).unwrap();
-            model.apply_adam(&mut adam, 100);
-            loss
+            model.batch_loss(documents).unwrap().apply(&mut adam, 100)
         };
         for order in &orders {
             step(&mut model, order);

@@ -34,20 +34,20 @@ const DROPOUT: Dropout = Dropout { p: 0.3, seed: 77 };
 
 /// The loss and every gradient element, as bits.
 fn loss_and_gradient(model: &mut Model<f64>, dropout: Option<Dropout>) -> (u64, Vec<u64>) {
-    let loss = model
+    let step = model
         .batch_loss_with_dropout(&documents(), dropout)
         .unwrap();
     let gradient = (0..params().tensors().len())
-        .flat_map(|index| model.gradient(index).as_slice().to_vec())
+        .flat_map(|index| step.gradient(index).as_slice().to_vec())
         .map(f64::to_bits)
         .collect();
-    (loss.to_bits(), gradient)
+    (step.loss().to_bits(), gradient)
 }
 
 #[test]
 fn no_dropout_and_p_zero_are_the_plain_loss_to_the_bit() {
     let mut model = Model::new(params());
-    let plain = model.batch_loss(&documents()).unwrap().to_bits();
+    let plain = model.batch_loss(&documents()).unwrap().loss().to_bits();
     let (none, _) = loss_and_gradient(&mut model, None);
     let (zero, _) = loss_and_gradient(&mut model, Some(Dropout { p: 0.0, seed: 1 }));
     assert_eq!((plain, plain), (none, zero));
@@ -86,12 +86,12 @@ fn masks_are_a_function_of_the_seed_on_any_number_of_threads() {
 fn the_gradient_through_the_masks_matches_finite_differences() {
     let start = params();
     let mut model = Model::new(start.clone());
-    model
+    let step = model
         .batch_loss_with_dropout(&documents(), Some(DROPOUT))
         .unwrap();
     let h = 1e-6;
     for index in 0..start.tensors().len() {
-        let analytic = model.gradient(index).as_slice().to_vec();
+        let analytic = step.gradient(index).as_slice().to_vec();
         for element in [0, analytic.len() / 2, analytic.len() - 1] {
             let loss_at = |delta: f64| {
                 let mut params = start.clone();
@@ -100,6 +100,7 @@ fn the_gradient_through_the_masks_matches_finite_differences() {
                 Model::new(params)
                     .batch_loss_with_dropout(&documents(), Some(DROPOUT))
                     .unwrap()
+                    .loss()
             };
             let numeric = (loss_at(h) - loss_at(-h)) / (2.0 * h);
             let exact = analytic[element];
@@ -129,7 +130,8 @@ fn evaluation_drops_nothing_and_bad_probabilities_are_refused() {
     for p in [1.0, -0.1, f64::NAN] {
         let error = model
             .batch_loss_with_dropout(&documents(), Some(Dropout { p, seed: 1 }))
-            .unwrap_err();
+            .err()
+            .expect("the probability is refused");
         assert!(error.to_string().contains("dropout probability"), "{error}");
     }
 }

@@ -2,7 +2,7 @@
 //! clipping, each against updates worked from the published rules with the model's own raw
 //! gradients (what the backward pass gives is under test elsewhere, in the parity tests).
 
-use gpt::{Adam, AdamSettings, Config, Model, Params};
+use gpt::{Adam, AdamSettings, Config, Model, Params, Step};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
@@ -25,10 +25,10 @@ fn weights(params: &Params<f64>) -> Vec<f64> {
     params.tensors().iter().flatten().copied().collect()
 }
 
-/// The gradient of the last loss, laid out as [`weights`].
-fn gradient(model: &Model<f64>, params: &Params<f64>) -> Vec<f64> {
+/// The gradient of `step`'s loss, laid out as [`weights`].
+fn gradient(step: &Step<'_, f64>, params: &Params<f64>) -> Vec<f64> {
     (0..params.tensors().len())
-        .flat_map(|index| model.gradient(index).as_slice().to_vec())
+        .flat_map(|index| step.gradient(index).as_slice().to_vec())
         .collect()
 }
 
@@ -55,9 +55,9 @@ fn weight_decay_is_decoupled_as_torchs_adamw_and_applies_to_every_weight() {
         ..AdamSettings::default()
     };
     let mut adam = Adam::new(settings, &start);
-    model.loss(&DOCUMENT).unwrap();
-    let g = gradient(&model, &start);
-    model.apply_adam_at(&mut adam, 0.01);
+    let computed = model.loss(&DOCUMENT).unwrap();
+    let g = gradient(&computed, &start);
+    computed.apply_at(&mut adam, 0.01);
     let expected: Vec<f64> = weights(&start)
         .iter()
         .zip(&g)
@@ -86,12 +86,12 @@ fn clipping_scales_each_steps_gradient_to_the_global_norm_before_adam() {
     let mut v = vec![0.0; w.len()];
     let mut factors = Vec::new();
     for step in 1..=2 {
-        model.loss(&DOCUMENT).unwrap();
-        let raw = gradient(&model, &start);
+        let computed = model.loss(&DOCUMENT).unwrap();
+        let raw = gradient(&computed, &start);
         let norm = raw.iter().map(|g| g * g).sum::<f64>().sqrt();
         let factor = (max_norm / (norm + 1e-6)).min(1.0);
         factors.push(factor);
-        model.apply_adam_at(&mut adam, lr);
+        computed.apply_at(&mut adam, lr);
         for i in 0..w.len() {
             let g = raw[i] * factor;
             m[i] = beta1 * m[i] + (1.0 - beta1) * g;

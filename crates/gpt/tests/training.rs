@@ -25,19 +25,21 @@ fn check_batch_is_the_mean_of_its_documents<T: AsRef<[usize]> + Sync>(
     let mut expected_loss = 0.0;
     let mut expected_gradients: Vec<ndarray::ArrayD<f64>> = Vec::new();
     for document in documents {
-        expected_loss += model.loss(document.as_ref()).unwrap() / count;
+        let step = model.loss(document.as_ref()).unwrap();
+        expected_loss += step.loss() / count;
         for index in 0..tensors {
-            let share = &model.gradient(index).view() / count;
+            let share = &step.gradient(index).view() / count;
             match expected_gradients.get_mut(index) {
                 Some(sum) => *sum += &share,
                 None => expected_gradients.push(share),
             }
         }
     }
-    let loss = model.batch_loss(documents).unwrap();
+    let step = model.batch_loss(documents).unwrap();
+    let loss = step.loss();
     assert!((loss - expected_loss).abs() <= 1e-14 * expected_loss);
     for (index, expected) in expected_gradients.iter().enumerate() {
-        for (actual, expected) in model.gradient(index).as_slice().iter().zip(expected) {
+        for (actual, expected) in step.gradient(index).as_slice().iter().zip(expected) {
             assert!(
                 (actual - expected).abs() <= 1e-14 + 1e-12 * expected.abs(),
                 "tensor {index}: {actual} vs {expected}"
@@ -111,9 +113,8 @@ fn check_bit_identical_on_threads(settings: AdamSettings) {
             let mut model = Model::new(params);
             let losses: Vec<u64> = (0..5)
                 .map(|_| {
-                    let loss = model.batch_loss(&documents).unwrap();
-                    model.apply_adam(&mut adam, 5);
-                    loss.to_bits()
+                    let step = model.batch_loss(&documents).unwrap();
+                    step.apply(&mut adam, 5).to_bits()
                 })
                 .collect();
             (losses, model.params())
@@ -161,8 +162,7 @@ fn the_seed_configuration_learns_names() {
     let mut losses = Vec::new();
     for step in 0..num_steps {
         let tokens = tokenizer.encode(documents[step % documents.len()]).unwrap();
-        losses.push(model.loss(&tokens).unwrap());
-        model.apply_adam(&mut adam, num_steps);
+        losses.push(model.loss(&tokens).unwrap().apply(&mut adam, num_steps));
     }
     let last_50 = losses[num_steps - 50..].iter().sum::<f64>() / 50.0;
     // microgpt.py averages 2.47 over its last 100 steps in this configuration; uniform guessing is
@@ -202,8 +202,7 @@ fn evaluation_matches_one_document_at_a_time<F: tape::Float>() {
                     expected,
                     "{threads} threads"
                 );
-                model.batch_loss(&documents).unwrap();
-                model.apply_adam(&mut adam, 2);
+                model.batch_loss(&documents).unwrap().apply(&mut adam, 2);
             }
         });
     }
