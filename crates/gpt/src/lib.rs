@@ -1,4 +1,9 @@
 //! microgpt on the tape: Karpathy's tiny GPT, trained with exact gradients on a tensor tape.
+//!
+//! A run in a few lines: a [`Tokenizer`] from the documents, [`Params::init`] from a seed, then
+//! [`Model::batch_loss`] for a batch, whose [`Step`] applies Adam's update, and a [`Sampler`] for
+//! names. `examples/train_and_sample.rs` does exactly that
+//! (`cargo run --release -p gpt --example train_and_sample`).
 
 mod adam;
 mod attention;
