@@ -2,6 +2,8 @@
 //! `train`'s run is microgpt.py's, and `sample`, `eval`, `info` and `export` default to what `train`
 //! writes and reads.
 
+use gpt::{AdamSettings, Config};
+
 pub use crate::data::DEFAULT_DATA as DATA;
 pub use crate::train::DEFAULT_OUT as CHECKPOINT;
 
@@ -14,17 +16,17 @@ pub const SEED: u64 = 42;
 /// microgpt.py's run: 500 steps of one document at learning rate 0.01.
 pub const STEPS: usize = 500;
 pub const BATCH_SIZE: usize = 1;
-pub const LR: f64 = 0.01;
+pub const LR: f64 = AdamSettings::MICROGPT.lr;
 /// microgpt.py's Adam decays no weights (AdamW's decoupled decay is `--weight-decay`); gradients
 /// are clipped only when `--grad-clip` asks.
-pub const WEIGHT_DECAY: f64 = 0.0;
+pub const WEIGHT_DECAY: f64 = AdamSettings::MICROGPT.weight_decay;
 /// microgpt.py drops nothing (`--dropout` is nanoGPT's residual dropout).
 pub const DROPOUT: f64 = 0.0;
 /// The seed's configuration: 1 layer, n_embd 16, 4 heads, block 8.
-pub const N_LAYER: usize = 1;
-pub const N_EMBD: usize = 16;
-pub const N_HEAD: usize = 4;
-pub const BLOCK_SIZE: usize = 8;
+pub const N_LAYER: usize = Config::SEED.n_layer;
+pub const N_EMBD: usize = Config::SEED.n_embd;
+pub const N_HEAD: usize = Config::SEED.n_head;
+pub const BLOCK_SIZE: usize = Config::SEED.block_size;
 /// The held-out tenth, scored every 100 steps.
 pub const VAL_FRACTION: f64 = 0.1;
 pub const EVAL_EVERY: usize = 100;

@@ -31,16 +31,23 @@ pub struct AdamSettings {
     pub max_grad_norm: Option<f64>,
 }
 
+impl AdamSettings {
+    /// microgpt.py's: lr 0.01, betas 0.85 and 0.99, eps 1e-8, no weight decay, no clipping. The
+    /// CLI's defaults are read from it.
+    pub const MICROGPT: AdamSettings = AdamSettings {
+        lr: 0.01,
+        beta1: 0.85,
+        beta2: 0.99,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        max_grad_norm: None,
+    };
+}
+
 impl Default for AdamSettings {
+    /// [`AdamSettings::MICROGPT`].
     fn default() -> Self {
-        AdamSettings {
-            lr: 0.01,
-            beta1: 0.85,
-            beta2: 0.99,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            max_grad_norm: None,
-        }
+        AdamSettings::MICROGPT
     }
 }
 

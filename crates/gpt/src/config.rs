@@ -15,16 +15,22 @@ pub struct Config {
     pub vocab_size: usize,
 }
 
+impl Config {
+    /// The seed's configuration: 1 layer, n_embd 16, 4 heads, block 8, and the 27 tokens of
+    /// names.txt (4,064 parameters). The CLI's defaults are read from it.
+    pub const SEED: Config = Config {
+        n_layer: 1,
+        n_embd: 16,
+        n_head: 4,
+        block_size: 8,
+        vocab_size: 27,
+    };
+}
+
 impl Default for Config {
-    /// 1 layer, n_embd 16, 4 heads, block 8, and the 27 tokens of names.txt (4,064 parameters).
+    /// [`Config::SEED`].
     fn default() -> Self {
-        Config {
-            n_layer: 1,
-            n_embd: 16,
-            n_head: 4,
-            block_size: 8,
-            vocab_size: 27,
-        }
+        Config::SEED
     }
 }
 
