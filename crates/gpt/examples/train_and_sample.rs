@@ -9,39 +9,17 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
 /// The training documents: one name each.
-const NAMES: [&str; 24] = [
-    "emma",
-    "olivia",
-    "ava",
-    "isabella",
-    "sophia",
-    "charlotte",
-    "mia",
-    "amelia",
-    "harper",
-    "evelyn",
-    "abigail",
-    "emily",
-    "ella",
-    "elizabeth",
-    "camila",
-    "luna",
-    "sofia",
-    "avery",
-    "mila",
-    "aria",
-    "scarlett",
-    "penelope",
-    "layla",
-    "chloe",
-];
+const NAMES: &str = "emma olivia ava isabella sophia charlotte mia amelia harper evelyn abigail \
+                     emily ella elizabeth camila luna sofia avery mila aria scarlett penelope \
+                     layla chloe";
 
 const STEPS: usize = 300;
 const BATCH: usize = 4;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let tokenizer = Tokenizer::from_documents(NAMES);
-    let documents = NAMES
+    let names: Vec<&str> = NAMES.split_whitespace().collect();
+    let tokenizer = Tokenizer::from_documents(names.iter().copied());
+    let documents = names
         .iter()
         .map(|name| tokenizer.encode(name))
         .collect::<Result<Vec<_>, _>>()?;
