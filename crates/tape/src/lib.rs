@@ -94,6 +94,8 @@ pub use exp::EXP_LANES;
 pub use float::Float;
 pub use gradients::Gradients;
 pub use parallel::{BatchGradients, DataParallel};
-pub use state_dict::{LoadReport, NamedParameters, StateDict, StateDictError, Strictness};
+pub use state_dict::{
+    LoadReport, NamedParameters, StateDict, StateDictError, Strictness, read_safetensors,
+};
 pub use tape::{Tape, Var};
 pub use tensor::{MAX_AXES, Tensor};

@@ -46,6 +46,7 @@ mod named;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use encoding::read_safetensors;
 pub use error::StateDictError;
 pub use named::{LoadReport, NamedParameters, Strictness};
 

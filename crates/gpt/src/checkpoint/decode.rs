@@ -3,16 +3,12 @@
 use std::collections::HashMap;
 
 use ndarray::Array2;
-use safetensors::SafeTensors;
 use safetensors::tensor::Metadata;
 use tape::Float;
 
 use super::dtype::{self, Dtype};
 use super::{ADAM_M, ADAM_STEP, ADAM_V, Checkpoint, CheckpointError, FORMAT, RESERVED_KEYS};
 use crate::{AdamState, Config, Params, ParamsError, Tokenizer};
-
-/// The length of the little-endian `u64` that starts a safetensors file: the header's size.
-const LENGTH_PREFIX: usize = 8;
 
 /// Which parts of a file to decode.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -28,13 +24,7 @@ pub(super) fn from_bytes<F: Float>(
     bytes: &[u8],
     parts: Parts,
 ) -> Result<Checkpoint<F>, CheckpointError> {
-    reject_huge_numbers(bytes)?;
-    let (header_len, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|error| CheckpointError::NotSafetensors(error.to_string()))?;
-    let data = LENGTH_PREFIX
-        .checked_add(header_len)
-        .and_then(|start| bytes.get(start..))
-        .ok_or_else(|| CheckpointError::NotSafetensors("the header overruns the file".into()))?;
+    let (header, data) = tape::read_safetensors(bytes).map_err(CheckpointError::NotSafetensors)?;
     let file = File { header, data };
 
     let metadata = file
@@ -192,50 +182,6 @@ fn check_fits(config: &Config, file: &File) -> Result<(), CheckpointError> {
                 key: key.to_string(),
                 value: Some(value.to_string()),
             });
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a header that declares a number which, added to the file's length, overflows.
-///
-/// safetensors 0.8.0's `read_metadata` adds the declared end of the data to the header's length
-/// unchecked, which panics in debug builds when a header declares an offset near `u64::MAX`. No
-/// valid file declares such a number. Numbers inside JSON strings (metadata values such as a seed)
-/// are skipped; anything malformed is left for safetensors to report.
-fn reject_huge_numbers(bytes: &[u8]) -> Result<(), CheckpointError> {
-    let header = bytes
-        .get(..LENGTH_PREFIX)
-        .and_then(|prefix| prefix.try_into().ok())
-        .map(u64::from_le_bytes)
-        .and_then(|len| usize::try_from(len).ok())
-        .and_then(|len| bytes.get(LENGTH_PREFIX..LENGTH_PREFIX.checked_add(len)?));
-    let Some(header) = header else {
-        return Ok(());
-    };
-    let limit = (usize::MAX - bytes.len()) as u128;
-    let (mut in_string, mut escaped) = (false, false);
-    let mut number: Option<u128> = None;
-    // A trailing space ends a number that ends the header.
-    for &byte in header.iter().chain(b" ") {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else if byte.is_ascii_digit() {
-            let digit = u128::from(byte - b'0');
-            number = Some(number.unwrap_or(0).saturating_mul(10).saturating_add(digit));
-        } else {
-            if number.take().is_some_and(|number| number > limit) {
-                return Err(CheckpointError::NotSafetensors(format!(
-                    "the header declares a size or offset far beyond the {}-byte file",
-                    bytes.len()
-                )));
-            }
-            in_string = byte == b'"';
         }
     }
     Ok(())

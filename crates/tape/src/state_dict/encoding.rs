@@ -37,13 +37,7 @@ pub(super) fn to_bytes<F: Float>(state: &StateDict<F>) -> Result<Vec<u8>, StateD
 
 /// The state dict stored in `bytes`, each tensor converted from F32 or F64 to `F`.
 pub(super) fn from_bytes<F: Float>(bytes: &[u8]) -> Result<StateDict<F>, StateDictError> {
-    reject_huge_numbers(bytes)?;
-    let (header_len, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|error| StateDictError::corrupt(error.to_string()))?;
-    let data = LENGTH_PREFIX
-        .checked_add(header_len)
-        .and_then(|start| bytes.get(start..))
-        .ok_or_else(|| StateDictError::corrupt("the header overruns the file"))?;
+    let (header, data) = read_safetensors(bytes).map_err(StateDictError::corrupt)?;
     let mut tensors = BTreeMap::new();
     for (name, info) in tensor_infos(&header) {
         let tensor = decode(&name, info, data)?;
@@ -167,14 +161,32 @@ impl View for Encoded {
     }
 }
 
-/// Refuses a header that declares a number which, added to the file's length, overflows.
+/// The header and the data section of the safetensors file `bytes`, or why it is not one, in a
+/// phrase. Nothing a file declares is trusted: sizes and offsets are checked before any is used.
+/// (`gpt`'s checkpoint loader reads its files through this too.)
+pub fn read_safetensors(bytes: &[u8]) -> Result<(Metadata, &[u8]), String> {
+    if declares_huge_number(bytes) {
+        return Err(format!(
+            "the header declares a size or offset far beyond the {}-byte file",
+            bytes.len()
+        ));
+    }
+    let (header_len, header) =
+        SafeTensors::read_metadata(bytes).map_err(|error| error.to_string())?;
+    let data = LENGTH_PREFIX
+        .checked_add(header_len)
+        .and_then(|start| bytes.get(start..))
+        .ok_or_else(|| "the header overruns the file".to_string())?;
+    Ok((header, data))
+}
+
+/// Whether the header declares a number which, added to the file's length, overflows.
 ///
 /// safetensors 0.8's `read_metadata` adds the declared end of the data to the header's length
 /// unchecked, which panics in debug builds when a header declares an offset near `u64::MAX`. No
 /// valid file declares such a number. Numbers inside JSON strings (names, metadata values) are
-/// skipped; anything malformed is left for safetensors to report. (`gpt`'s checkpoint loader
-/// guards itself the same way.)
-fn reject_huge_numbers(bytes: &[u8]) -> Result<(), StateDictError> {
+/// skipped; anything malformed is left for safetensors to report.
+fn declares_huge_number(bytes: &[u8]) -> bool {
     let header = bytes
         .get(..LENGTH_PREFIX)
         .and_then(|prefix| prefix.try_into().ok())
@@ -182,7 +194,7 @@ fn reject_huge_numbers(bytes: &[u8]) -> Result<(), StateDictError> {
         .and_then(|len| usize::try_from(len).ok())
         .and_then(|len| bytes.get(LENGTH_PREFIX..LENGTH_PREFIX.checked_add(len)?));
     let Some(header) = header else {
-        return Ok(());
+        return false;
     };
     let limit = (usize::MAX - bytes.len()) as u128;
     let (mut in_string, mut escaped) = (false, false);
@@ -201,13 +213,10 @@ fn reject_huge_numbers(bytes: &[u8]) -> Result<(), StateDictError> {
             number = Some(number.unwrap_or(0).saturating_mul(10).saturating_add(digit));
         } else {
             if number.take().is_some_and(|number| number > limit) {
-                return Err(StateDictError::corrupt(format!(
-                    "the header declares a size or offset far beyond the {}-byte file",
-                    bytes.len()
-                )));
+                return true;
             }
             in_string = byte == b'"';
         }
     }
-    Ok(())
+    false
 }
