@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::PathBuf;
 use std::sync::LazyLock;
+use testdata::mutation::{apply, mutation};
 
 use gpt::{AdamState, Checkpoint, CheckpointError, Config, ConfigError, Dtype, Params, Tokenizer};
 use ndarray::Array2;
@@ -941,69 +942,6 @@ static VALID: LazyLock<Vec<u8>> = LazyLock::new(|| {
     };
     checkpoint.to_bytes(Dtype::F32).unwrap()
 });
-
-#[derive(Clone, Debug)]
-enum Mutation {
-    FlipBit {
-        at: usize,
-        bit: u8,
-    },
-    Overwrite {
-        at: usize,
-        byte: u8,
-    },
-    /// Replaces one of the file's ASCII digits (mostly the header's sizes and offsets) with another.
-    ChangeDigit {
-        which: usize,
-        digit: u8,
-    },
-    Insert {
-        at: usize,
-        byte: u8,
-    },
-    Remove {
-        at: usize,
-    },
-    Truncate {
-        at: usize,
-    },
-    Extend {
-        bytes: Vec<u8>,
-    },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Overwrite { at, byte }),
-        (any::<usize>(), 0u8..10).prop_map(|(which, digit)| Mutation::ChangeDigit { which, digit }),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Insert { at, byte }),
-        any::<usize>().prop_map(|at| Mutation::Remove { at }),
-        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        proptest::collection::vec(any::<u8>(), 1..16).prop_map(|bytes| Mutation::Extend { bytes }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
-    let len = bytes.len();
-    match *mutation {
-        Mutation::FlipBit { at, bit } if len > 0 => bytes[at % len] ^= 1 << bit,
-        Mutation::Overwrite { at, byte } if len > 0 => bytes[at % len] = byte,
-        Mutation::ChangeDigit { which, digit } => {
-            let digits: Vec<usize> = (0..len).filter(|&i| bytes[i].is_ascii_digit()).collect();
-            if !digits.is_empty() {
-                bytes[digits[which % digits.len()]] = b'0' + digit;
-            }
-        }
-        Mutation::Insert { at, byte } => bytes.insert(at % (len + 1), byte),
-        Mutation::Remove { at } if len > 0 => {
-            bytes.remove(at % len);
-        }
-        Mutation::Truncate { at } => bytes.truncate(at % (len + 1)),
-        Mutation::Extend { bytes: ref extra } => bytes.extend_from_slice(extra),
-        _ => {}
-    }
-}
 
 /// An edit that keeps the file valid safetensors, so the loader's own checks are what is exercised.
 #[derive(Clone, Debug)]

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::sync::LazyLock;
+use testdata::mutation::{apply, mutation};
 
 use ndarray::{ArrayD, IxDyn, arr1, arr2};
 use proptest::collection::vec;
@@ -650,69 +651,6 @@ static VALID: LazyLock<Vec<u8>> = LazyLock::new(|| {
     bytes = safetensors::serialize(raw, Some(metadata)).unwrap();
     bytes
 });
-
-#[derive(Clone, Debug)]
-enum Mutation {
-    FlipBit {
-        at: usize,
-        bit: u8,
-    },
-    Overwrite {
-        at: usize,
-        byte: u8,
-    },
-    /// Replaces one of the file's ASCII digits (mostly the header's shapes and offsets).
-    ChangeDigit {
-        which: usize,
-        digit: u8,
-    },
-    Insert {
-        at: usize,
-        byte: u8,
-    },
-    Remove {
-        at: usize,
-    },
-    Truncate {
-        at: usize,
-    },
-    Extend {
-        bytes: Vec<u8>,
-    },
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit { at, bit }),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Overwrite { at, byte }),
-        (any::<usize>(), 0u8..10).prop_map(|(which, digit)| Mutation::ChangeDigit { which, digit }),
-        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Insert { at, byte }),
-        any::<usize>().prop_map(|at| Mutation::Remove { at }),
-        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        vec(any::<u8>(), 1..16).prop_map(|bytes| Mutation::Extend { bytes }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, mutation: &Mutation) {
-    let len = bytes.len();
-    match *mutation {
-        Mutation::FlipBit { at, bit } if len > 0 => bytes[at % len] ^= 1 << bit,
-        Mutation::Overwrite { at, byte } if len > 0 => bytes[at % len] = byte,
-        Mutation::ChangeDigit { which, digit } => {
-            let digits: Vec<usize> = (0..len).filter(|&i| bytes[i].is_ascii_digit()).collect();
-            if !digits.is_empty() {
-                bytes[digits[which % digits.len()]] = b'0' + digit;
-            }
-        }
-        Mutation::Insert { at, byte } => bytes.insert(at % (len + 1), byte),
-        Mutation::Remove { at } if len > 0 => {
-            bytes.remove(at % len);
-        }
-        Mutation::Truncate { at } => bytes.truncate(at % (len + 1)),
-        Mutation::Extend { bytes: ref extra } => bytes.extend_from_slice(extra),
-        _ => {}
-    }
-}
 
 /// Loads `bytes` in both precisions and into a model; whatever loads must save and load again,
 /// and every error must be one line.

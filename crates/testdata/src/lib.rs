@@ -9,6 +9,10 @@
 //! };
 //! assert!(std::fs::metadata(names).unwrap().len() > 0);
 //! ```
+//!
+//! [`mutation`] holds the byte edits that fuzz tape's and gpt's file loaders.
+
+pub mod mutation;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
