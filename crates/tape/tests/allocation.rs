@@ -12,6 +12,17 @@ use ndarray::{ArrayD, IxDyn, arr2};
 use tape::optim::{Adam, AdamConfig, AdamW, Optimizer, Sgd, SgdConfig};
 use tape::{Gradients, Tape};
 
+/// Runs `step` once to warm the buffers, then again counting allocations; returns both results
+/// after checking that the warm run allocated nothing.
+fn warm_run<T>(mut step: impl FnMut() -> T) -> (T, T) {
+    let first = step();
+    let before = allocations();
+    let second = step();
+    let during = allocations() - before;
+    assert_eq!(during, 0, "a warm step allocated {during} times");
+    (first, second)
+}
+
 #[test]
 fn a_warm_step_allocates_nothing() {
     let mut tape = Tape::<f64>::new();
@@ -45,12 +56,8 @@ fn a_warm_step_allocates_nothing() {
         tape.scalar(loss)
     };
 
-    let first = step(&mut tape, &mut gradients);
-    let before = allocations();
-    let second = step(&mut tape, &mut gradients);
-    let during = allocations() - before;
+    let (first, second) = warm_run(|| step(&mut tape, &mut gradients));
     assert_eq!(first, second);
-    assert_eq!(during, 0, "a warm step allocated {during} times");
 }
 
 /// A warm optimizer (past its first step, which allocates its buffers) updates without touching
@@ -82,11 +89,7 @@ fn a_warm_optimizer_step_allocates_nothing() {
             tape.backward_into(loss, gradients).unwrap();
             optimizer.step(tape, &*gradients, 0.01).unwrap();
         };
-        step(&mut tape, &mut gradients);
-        let before = allocations();
-        step(&mut tape, &mut gradients);
-        let during = allocations() - before;
-        assert_eq!(during, 0, "a warm step allocated {during} times");
+        warm_run(|| step(&mut tape, &mut gradients));
     }
 }
 
@@ -126,12 +129,8 @@ fn a_warm_step_of_shape_ops_allocates_nothing() {
         tape.backward_into(loss, gradients).unwrap();
         tape.scalar(loss)
     };
-    let first = step(&mut tape, &mut gradients);
-    let before = allocations();
-    let second = step(&mut tape, &mut gradients);
-    let during = allocations() - before;
+    let (first, second) = warm_run(|| step(&mut tape, &mut gradients));
     assert_eq!(first, second);
-    assert_eq!(during, 0, "a warm step allocated {during} times");
 }
 
 /// The other families on a warm tape: broadcasting arithmetic, activations, axis reductions,
@@ -179,9 +178,5 @@ fn a_warm_step_of_the_general_ops_allocates_nothing() {
         tape.backward_into(loss, gradients).unwrap();
         tape.scalar(loss)
     };
-    step(&mut tape, &mut gradients);
-    let before = allocations();
-    step(&mut tape, &mut gradients);
-    let during = allocations() - before;
-    assert_eq!(during, 0, "a warm step allocated {during} times");
+    warm_run(|| step(&mut tape, &mut gradients));
 }
