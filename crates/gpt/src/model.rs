@@ -36,6 +36,19 @@ pub struct Dropout {
     pub seed: u64,
 }
 
+/// How a batch's loss averages over its documents' predicted tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BatchMean {
+    /// The mean of the documents' mean losses: every document weighs the same, however long.
+    /// microgpt.py trains on one document a step, and this is its loss for any batch.
+    #[default]
+    Documents,
+    /// The mean over all the batch's predicted tokens, as PyTorch's `cross_entropy` over a padded
+    /// batch gives it (makemore, nanoGPT): a document weighs as many tokens as it predicts. It is
+    /// the quantity the validation loss reports, so training on it aims at what is measured.
+    Tokens,
+}
+
 /// Documents per chunk of a batch. A chunk's documents are laid end to end and recorded as one
 /// sequence of rows, so each weight matrix is read once per chunk rather than once per document; a
 /// batch of more is split into chunks of this many documents, each recorded on its own tape (its
@@ -103,17 +116,17 @@ impl<F: Float> Worker<F> {
         }
     }
 
-    /// Records the mean of `documents`' losses, scaled by `scale`, on a cleared `tape`, with
-    /// dropout masks drawn from `dropout` (probability and generator) if given.
+    /// Records the mean loss of `documents` (averaged as `mean` says), scaled by `scale`, on a
+    /// cleared `tape`, with dropout masks drawn from `dropout` (probability and generator) if given.
     fn record<T: AsRef<[usize]>>(
         &mut self,
         tape: &mut Tape<F>,
         documents: &[T],
-        scale: F,
+        (mean, scale): (BatchMean, F),
         dropout: Option<(F, &mut Xoshiro256PlusPlus)>,
     ) -> Result<Var, TapeError> {
         self.rows.fill(documents, self.graph.config.block_size);
-        let loss = self.graph.record(tape, &self.rows, dropout)?;
+        let loss = self.graph.record(tape, &self.rows, mean, dropout)?;
         if scale == F::one() {
             Ok(loss)
         } else {
@@ -178,6 +191,7 @@ impl NllSum {
 /// [`DataParallel`].
 pub struct Model<F: Float> {
     names: Vec<String>,
+    batch_mean: BatchMean,
     /// The main tape holds the weights the optimizer updates; its replicas record the other chunks
     /// of a batch.
     parallel: DataParallel<F, Worker<F>>,
@@ -194,8 +208,15 @@ impl<F: Float> Model<F> {
         }
         Model {
             names,
+            batch_mean: BatchMean::default(),
             parallel: DataParallel::new(tape, move |tape| Worker::new(config, tape)),
         }
+    }
+
+    /// How [`Model::batch_loss`] averages a batch (by default [`BatchMean::Documents`]).
+    pub fn with_batch_mean(mut self, batch_mean: BatchMean) -> Self {
+        self.batch_mean = batch_mean;
+        self
     }
 
     /// The model's configuration.
@@ -248,10 +269,11 @@ impl<F: Float> Model<F> {
         self.batch_loss(&[tokens])
     }
 
-    /// Records the loss of a batch, the mean of its documents' losses, and computes its gradient with
-    /// respect to every weight, held in the [`Step`] it returns until the step is applied. A document's loss is the mean over its first
-    /// `n = min(block_size, len - 1)` positions of `-log p(next token)`; longer documents are
-    /// truncated as microgpt.py does.
+    /// Records the loss of a batch and computes its gradient with respect to every weight, held in
+    /// the [`Step`] it returns until the step is applied. The loss is the mean of `-log p(next
+    /// token)` over each document's first `n = min(block_size, len - 1)` positions (longer
+    /// documents are truncated as microgpt.py does), averaged over the batch as the model's
+    /// [`BatchMean`] says: by default the mean of the documents' means.
     pub fn batch_loss<T: AsRef<[usize]> + Sync>(
         &mut self,
         documents: &[T],
@@ -273,16 +295,25 @@ impl<F: Float> Model<F> {
             return Err(ModelError::DropoutOutOfRange { p });
         }
         check_documents(documents, self.config().vocab_size)?;
-        // A chunk's loss is the mean of its documents' losses; scaled by the chunk's share of the
-        // batch, the chunks' losses (and gradients) add up to the batch's mean.
-        let batch = documents.len() as f64;
+        // A chunk's loss is the mean over its documents (or tokens); scaled by the chunk's share
+        // of the batch's documents (or tokens), the chunks' losses (and gradients) add up to the
+        // batch's mean.
+        let (mean, block_size) = (self.batch_mean, self.config().block_size);
+        let weight = |chunk: &[T]| match mean {
+            BatchMean::Documents => chunk.len(),
+            BatchMean::Tokens => chunk
+                .iter()
+                .map(|tokens| block_size.min(tokens.as_ref().len() - 1))
+                .sum(),
+        };
+        let batch = weight(documents) as f64;
         let (loss, _) = self
             .parallel
             .record_batch(documents, CHUNK, |tape, worker, chunk| {
                 let scale = if chunk.len() == documents.len() {
                     F::one()
                 } else {
-                    F::from_f64(chunk.len() as f64 / batch)
+                    F::from_f64(weight(chunk) as f64 / batch)
                 };
                 // The chunk's place in the batch, from where it starts: chunks are cut at
                 // multiples of CHUNK.
@@ -295,7 +326,7 @@ impl<F: Float> Model<F> {
                     (F::from_f64(dropout.p), rng)
                 });
                 let dropout = rng.as_mut().map(|(p, rng)| (*p, rng));
-                worker.record(tape, chunk, scale, dropout)
+                worker.record(tape, chunk, (mean, scale), dropout)
             })?;
         Ok(Step { model: self, loss })
     }
@@ -308,7 +339,8 @@ impl<F: Float> Model<F> {
             let Worker { graph, rows, .. } = worker;
             tape.clear();
             rows.fill(&[tokens], graph.config.block_size);
-            let loss = tape.without_grad(|tape| graph.record(tape, rows, None))?;
+            let loss =
+                tape.without_grad(|tape| graph.record(tape, rows, BatchMean::Documents, None))?;
             let predicted = rows.targets.len();
             Ok::<_, TapeError>((tape.scalar(loss) * F::from_f64(predicted as f64), predicted))
         });
@@ -403,7 +435,7 @@ pub struct Step<'m, F: Float> {
 }
 
 impl<F: Float> Step<'_, F> {
-    /// The batch's loss: the mean of its documents' losses.
+    /// The batch's loss, averaged as the model's [`BatchMean`] says.
     pub fn loss(&self) -> F {
         self.loss
     }
@@ -448,15 +480,21 @@ impl<F: Float> Step<'_, F> {
 }
 
 impl Graph {
-    /// Records the mean of the losses of the documents laid out in `rows`.
+    /// Records the mean loss of the documents laid out in `rows`, averaged as `mean` says.
     fn record<F: Float>(
         &self,
         tape: &mut Tape<F>,
         rows: &Rows,
+        mean: BatchMean,
         dropout: Option<(F, &mut Xoshiro256PlusPlus)>,
     ) -> Result<Var, TapeError> {
         let logits = self.logits(tape, rows, dropout)?;
-        tape.segmented_cross_entropy(logits, &rows.targets, &rows.lengths)
+        match mean {
+            BatchMean::Documents => {
+                tape.segmented_cross_entropy(logits, &rows.targets, &rows.lengths)
+            }
+            BatchMean::Tokens => tape.softmax_cross_entropy(logits, &rows.targets),
+        }
     }
 
     /// Records the logits `[rows, vocab_size]` of the documents laid out in `rows`, each residual

@@ -1,6 +1,6 @@
 //! Training behaviour: batches average their documents, and the seed's configuration learns names.
 
-use gpt::{Adam, AdamSettings, Config, Model, Params, Randomness, Tokenizer};
+use gpt::{Adam, AdamSettings, BatchMean, Config, Model, Params, Randomness, Tokenizer};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
@@ -15,20 +15,30 @@ fn small_config() -> Config {
 }
 
 /// Checks `model`'s batch loss and gradient on `documents` against the oracle: each document's
-/// loss and gradient on its own, from the same model, averaged by hand.
+/// loss and gradient on its own, from the same model, averaged by hand with the weights of the
+/// model's `mean`: `1 / documents` each, or each document's share of the batch's predicted tokens.
 fn check_batch_is_the_mean_of_its_documents<T: AsRef<[usize]> + Sync>(
-    model: &mut Model<f64>,
+    model: Model<f64>,
     documents: &[T],
+    mean: BatchMean,
 ) {
-    let count = documents.len() as f64;
+    let mut model = model.with_batch_mean(mean);
+    let block_size = model.config().block_size;
+    let predicted = |document: &T| block_size.min(document.as_ref().len() - 1) as f64;
+    let tokens: f64 = documents.iter().map(predicted).sum();
+    let share = |document: &T| match mean {
+        BatchMean::Documents => 1.0 / documents.len() as f64,
+        BatchMean::Tokens => predicted(document) / tokens,
+    };
     let tensors = model.config().parameter_shapes().len();
     let mut expected_loss = 0.0;
     let mut expected_gradients: Vec<ndarray::ArrayD<f64>> = Vec::new();
     for document in documents {
+        let weight = share(document);
         let step = model.loss(document.as_ref()).unwrap();
-        expected_loss += step.loss() / count;
+        expected_loss += step.loss() * weight;
         for index in 0..tensors {
-            let share = &step.gradient(index).view() / count;
+            let share = &step.gradient(index).view() * weight;
             match expected_gradients.get_mut(index) {
                 Some(sum) => *sum += &share,
                 None => expected_gradients.push(share),
@@ -53,7 +63,30 @@ fn a_batch_loss_and_gradient_are_the_mean_of_its_documents() {
     let config = small_config();
     let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(3)).unwrap();
     let documents: [&[usize]; 3] = [&[4, 0, 1, 4], &[4, 2, 2, 3, 0, 1, 1, 4], &[4, 3, 4]];
-    check_batch_is_the_mean_of_its_documents(&mut Model::new(params), &documents);
+    for mean in [BatchMean::Documents, BatchMean::Tokens] {
+        check_batch_is_the_mean_of_its_documents(Model::new(params.clone()), &documents, mean);
+    }
+}
+
+/// The two means differ on documents of different lengths: 3 and 1 predicted tokens of losses
+/// `a` and `b` (per token) give `(a + b) / 2` per document and `(3a + b) / 4` per token.
+#[test]
+fn a_token_mean_weighs_documents_by_their_predicted_tokens() {
+    let params =
+        Params::<f64>::init(small_config(), &mut Xoshiro256PlusPlus::seed_from_u64(8)).unwrap();
+    let documents: [&[usize]; 2] = [&[4, 0, 1, 4], &[4, 4]];
+    let mut model = Model::new(params.clone());
+    let a = model.loss(documents[0]).unwrap().loss();
+    let b = model.loss(documents[1]).unwrap().loss();
+    assert!(
+        (a - b).abs() > 0.01,
+        "the two documents' losses must differ"
+    );
+    let per_document = model.batch_loss(&documents).unwrap().loss();
+    let mut model = Model::new(params).with_batch_mean(BatchMean::Tokens);
+    let per_token = model.batch_loss(&documents).unwrap().loss();
+    assert!((per_document - (a + b) / 2.0).abs() < 1e-14);
+    assert!((per_token - (3.0 * a + b) / 4.0).abs() < 1e-14);
 }
 
 /// A batch of 20 documents: three chunks of up to `CHUNK` documents, on as many threads as there are.
@@ -76,7 +109,9 @@ fn a_batch_spread_over_threads_is_the_mean_of_its_documents() {
     let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(4)).unwrap();
     let documents = large_batch();
     assert!(documents.len() > 2 * gpt::CHUNK);
-    check_batch_is_the_mean_of_its_documents(&mut Model::new(params), &documents);
+    for mean in [BatchMean::Documents, BatchMean::Tokens] {
+        check_batch_is_the_mean_of_its_documents(Model::new(params.clone()), &documents, mean);
+    }
 }
 
 /// Runs `work` on a pool of `threads` threads, so that a batch's chunks spread over that many.
@@ -89,7 +124,7 @@ fn on_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send) -> R {
 }
 
 /// microgpt's Adam, and AdamW with gradient clipping (whose norm is summed over all the batch's
-/// gradients): the same bits on any number of threads.
+/// gradients) on the token mean: the same bits on any number of threads.
 #[test]
 fn results_are_bit_identical_whatever_the_number_of_threads() {
     let clipped = AdamSettings {
@@ -97,12 +132,11 @@ fn results_are_bit_identical_whatever_the_number_of_threads() {
         max_grad_norm: Some(0.01),
         ..AdamSettings::default()
     };
-    for settings in [AdamSettings::default(), clipped] {
-        check_bit_identical_on_threads(settings);
-    }
+    check_bit_identical_on_threads(AdamSettings::default(), BatchMean::Documents);
+    check_bit_identical_on_threads(clipped, BatchMean::Tokens);
 }
 
-fn check_bit_identical_on_threads(settings: AdamSettings) {
+fn check_bit_identical_on_threads(settings: AdamSettings, mean: BatchMean) {
     let config = small_config();
     let documents = large_batch();
     let train = |threads: usize| {
@@ -110,7 +144,7 @@ fn check_bit_identical_on_threads(settings: AdamSettings) {
             let params =
                 Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(5)).unwrap();
             let mut adam = Adam::new(settings, &params);
-            let mut model = Model::new(params);
+            let mut model = Model::new(params).with_batch_mean(mean);
             let losses: Vec<u64> = (0..5)
                 .map(|_| {
                     let step = model.batch_loss(&documents).unwrap();
