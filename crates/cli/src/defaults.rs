@@ -4,8 +4,10 @@
 
 use gpt::{AdamSettings, Config};
 
-pub use crate::data::DEFAULT_DATA as DATA;
-pub use crate::train::DEFAULT_OUT as CHECKPOINT;
+/// Where `train` and `eval` look for data when `--data` is not given (downloaded if missing).
+pub const DATA: &str = "data/names.txt";
+/// Where `train` saves its checkpoint, and where `sample`, `eval`, `info` and `export` read it.
+pub const CHECKPOINT: &str = "microgpt.safetensors";
 
 /// Names printed by `train` and `sample`.
 pub const NUM_SAMPLES: usize = 20;

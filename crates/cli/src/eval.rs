@@ -5,11 +5,8 @@ use tape::Float;
 
 use crate::args::EvalArgs;
 use crate::checkpoint_error;
-use std::path::PathBuf;
-
 use crate::corpus::Corpus;
 use crate::data;
-use crate::defaults;
 use crate::error::{CliError, Result};
 use crate::stream::outln;
 use crate::train::mean_loss;
@@ -25,14 +22,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
     let checkpoint = gpt::load_weights::<F>(&args.model)
         .map_err(|error| checkpoint_error(&args.model, error))?;
-    let data = match &args.data {
-        Some(path) => path.clone(),
-        None => {
-            let path = PathBuf::from(defaults::DATA);
-            data::ensure_default_dataset(&path)?;
-            path
-        }
-    };
+    let data = data::path_or_default(args.data.as_deref())?;
     let corpus = Corpus::read(&data)?;
     corpus.check_vocabulary(&checkpoint.tokenizer, &data)?;
     let block_size = checkpoint.params.config().block_size;
