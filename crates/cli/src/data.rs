@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::defaults;
 use crate::download;
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use crate::stream::note;
 
 /// The environment variable that points the download of names.txt elsewhere (tests use a local
@@ -33,6 +33,9 @@ fn ensure_default_dataset(path: &Path) -> Result<()> {
         "{} is missing: downloading names.txt from {url}",
         path.display()
     );
-    download::download_names(&url, path, io::stderr().is_terminal())
-        .map_err(|error| CliError::input(error.to_string()))
+    Ok(download::download_names(
+        &url,
+        path,
+        io::stderr().is_terminal(),
+    )?)
 }

@@ -141,10 +141,7 @@ impl<'a, F: Float> Session<'a, F> {
             p: settings.dropout,
             seed: settings.seed.wrapping_add((step as u64 + 1) << 20),
         });
-        let computed = self
-            .model
-            .batch_loss_with_dropout(&self.batch, dropout)
-            .map_err(|error| CliError::failure(error.to_string()))?;
+        let computed = self.model.batch_loss_with_dropout(&self.batch, dropout)?;
         let loss = computed.loss().to_f64();
         if let Some(problem) = self.guard.problem(loss, &computed, &self.names) {
             return Ok(ControlFlow::Break(problem));

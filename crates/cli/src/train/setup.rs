@@ -47,8 +47,7 @@ impl<F: Float> Setup<F> {
             mut settings,
             checkpoint,
         } = start;
-        let sampling = SamplingOptions::new(args.temperature, None, None)
-            .map_err(|error| CliError::input(error.to_string()))?;
+        let sampling = SamplingOptions::new(args.temperature, None, None)?;
         let paths = Paths::new(
             args.out
                 .clone()
@@ -193,9 +192,7 @@ fn config<F: Float>(
         Some(checkpoint) => *checkpoint.params.config(),
         None => settings.config(vocab_size),
     };
-    config
-        .validate()
-        .map_err(|error| CliError::input(error.to_string()))?;
+    config.validate()?;
     Ok(config)
 }
 
@@ -290,8 +287,7 @@ fn params<F: Float>(
     rng: &mut Generator,
     loaded: Option<&Checkpoint<F>>,
 ) -> Result<Params<F>> {
-    let fresh =
-        Params::<F>::init(config, rng).map_err(|error| CliError::input(error.to_string()))?;
+    let fresh = Params::<F>::init(config, rng)?;
     Ok(loaded.map_or(fresh, |checkpoint| checkpoint.params.clone()))
 }
 

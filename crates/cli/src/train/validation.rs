@@ -5,7 +5,7 @@ use std::ops::Range;
 use gpt::{Model, NllSum};
 use tape::Float;
 
-use crate::error::{CliError, Result};
+use crate::error::Result;
 
 /// The held-out documents: the fixed subset the periodic evaluations score, the same documents
 /// every time so that their losses compare the models and not the samples, and the whole split,
@@ -49,9 +49,7 @@ pub fn mean_loss<F: Float>(
         for (tokens, index) in group.iter_mut().zip(indices) {
             encode(index, tokens);
         }
-        model
-            .add_nll(&group, &mut sum)
-            .map_err(|error| CliError::failure(error.to_string()))?;
+        model.add_nll(&group, &mut sum)?;
     }
     Ok(sum.mean())
 }
