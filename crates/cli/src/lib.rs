@@ -34,7 +34,6 @@ use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use gpt::{Checkpoint, CheckpointError, Dtype};
 use tape::Float;
 
@@ -44,7 +43,7 @@ use crate::error::{CliError, Kind};
 /// Parses `arguments` (the program name first), runs the command and returns the exit status:
 /// 0 on success, 2 for bad arguments or input, 1 for other failures, with one line on stderr.
 pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(arguments) {
+    let cli = match Cli::parse_arguments(arguments) {
         Ok(cli) => cli,
         Err(error) => {
             // clap prints help and version to stdout with status 0, and usage errors with 2.

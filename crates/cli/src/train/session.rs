@@ -7,6 +7,7 @@ use gpt::{Adam, Dropout, Model, Params, Sampler, Schedule};
 use tape::Float;
 
 use crate::args::TrainArgs;
+use crate::defaults;
 use crate::divergence::{Guard, Healthy};
 use crate::error::{CliError, Result};
 use crate::loss_csv::LossCsv;
@@ -234,10 +235,8 @@ impl<'a, F: Float> Session<'a, F> {
     /// Prints `--sample-count` names on stderr after step `step` (from 0), every `--sample-every`.
     fn print_samples(&mut self, step: usize) -> Result<()> {
         let (args, plan) = (self.args, self.plan);
-        let due = args
-            .sample_every
-            .is_some_and(|every| every > 0 && (step + 1).is_multiple_of(every));
-        if !due {
+        let every = args.sample_every;
+        if every == 0 || !(step + 1).is_multiple_of(every) {
             return Ok(());
         }
         let started = Instant::now();
@@ -246,7 +245,8 @@ impl<'a, F: Float> Session<'a, F> {
         // run without samples.
         let seed = plan.settings.seed ^ (step as u64 + 1);
         let mut names = Vec::new();
-        Sampler::<F>::new(plan.config, args.sample_count.clamp(1, 64))
+        let batch = args.sample_count.clamp(1, defaults::SAMPLE_BATCH);
+        Sampler::<F>::new(plan.config, batch)
             .generate_each_streamed(
                 &params,
                 &plan.data.tokenizer,

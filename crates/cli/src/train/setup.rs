@@ -4,12 +4,12 @@
 
 use std::fs::File;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gpt::{Adam, AdamSettings, Checkpoint, Config, Params, SamplingOptions, Tokenizer};
 use tape::Float;
 
-use crate::args::{DataFormat, TrainArgs};
+use crate::args::{DataFormat, TrainArgs, given};
 use crate::corpus::Corpus;
 use crate::data;
 use crate::defaults;
@@ -48,18 +48,14 @@ impl<F: Float> Setup<F> {
             checkpoint,
         } = start;
         let sampling = SamplingOptions::new(args.temperature, None, None)?;
-        let paths = Paths::new(
-            args.out
-                .clone()
-                .unwrap_or_else(|| defaults::CHECKPOINT.into()),
-        );
+        let paths = Paths::new(args.out.clone());
         let loaded = checkpoint
             .as_ref()
             .map(|loaded| loaded.checkpoint.cast::<F>());
         if let Some(checkpoint) = &loaded {
             settings.check_config_flags(args, checkpoint.params.config())?;
         }
-        let data_path = data::path_or_default(args.data.as_deref())?;
+        let data_path = data::path_or_default(given!(args.data).map(PathBuf::as_path))?;
         check_keep_best(args.keep_best, settings.val_fraction)?;
         check_outputs(&paths, &data_path, checkpoint.as_ref(), args.keep_best)?;
         let lock = outputs::lock(&paths.out)?;
@@ -258,7 +254,7 @@ fn sample_batch(rng: RngKind, num_samples: usize) -> usize {
     if rng == RngKind::Python {
         1
     } else {
-        num_samples.clamp(1, 64)
+        num_samples.clamp(1, defaults::SAMPLE_BATCH)
     }
 }
 
