@@ -72,33 +72,24 @@ impl CliError {
     }
 }
 
-/// The library errors that are always the user's: a value given on the command line or read from
-/// the user's files (each names what is wrong), so `?` turns them into bad input.
-macro_rules! input_errors {
-    ($($error:ty),*) => {$(
+/// `From` conversions for library errors that always become one kind, so that `?` converts
+/// them: `convert!(input: ErrorType, ..)` or `convert!(failure: ..)`, keeping their message.
+macro_rules! convert {
+    ($kind:ident: $($error:ty),*) => {$(
         impl From<$error> for CliError {
             fn from(error: $error) -> Self {
-                CliError::input(error.to_string())
+                CliError::$kind(error.to_string())
             }
         }
     )*};
 }
 
-/// The library errors that are never the user's: the computation on inputs checked before it
-/// failed, so `?` turns them into a failure.
-macro_rules! failures {
-    ($($error:ty),*) => {$(
-        impl From<$error> for CliError {
-            fn from(error: $error) -> Self {
-                CliError::failure(error.to_string())
-            }
-        }
-    )*};
-}
-
-// A download fails for reasons the user acts on (offline, a proxy, a damaged file), as on a bad path.
-input_errors!(OptionsError, ConfigError, DownloadError);
-failures!(ModelError, DecodeError);
+// Always the user's: a value given on the command line or read from the user's files (each
+// error names which), or a download, which fails for reasons the user acts on (offline, a proxy,
+// a damaged file) as on a bad path.
+convert!(input: OptionsError, ConfigError, DownloadError);
+// Never the user's: the computation failed on inputs checked before it.
+convert!(failure: ModelError, DecodeError);
 
 /// Shorthand for the subcommands' results.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
