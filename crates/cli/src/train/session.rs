@@ -1,6 +1,7 @@
 //! The steps of a run: each trains on a batch, then evaluates, samples and saves when due.
 
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
+use std::path::Path;
 use std::time::Instant;
 
 use gpt::{Adam, Dropout, Model, Params, Sampler, Schedule};
@@ -212,7 +213,7 @@ impl<'a, F: Float> Session<'a, F> {
         Ok(Some(val_loss))
     }
 
-    fn held_out_loss(&mut self, range: std::ops::Range<usize>) -> Result<f64> {
+    fn held_out_loss(&mut self, range: Range<usize>) -> Result<f64> {
         let data = &self.plan.data;
         mean_loss(&mut self.model, range, |index, tokens| {
             data.held_out_into(index, tokens)
@@ -312,7 +313,7 @@ impl<'a, F: Float> Session<'a, F> {
 
 /// Copies the loss rows of the run being resumed into the new CSV, so that its curve starts at
 /// step 1, with a note when the earlier CSV falls short of the checkpoint.
-fn carry_over(csv: &mut LossCsv, resumed_from: &std::path::Path, plan: &Plan) -> Result<()> {
+fn carry_over(csv: &mut LossCsv, resumed_from: &Path, plan: &Plan) -> Result<()> {
     let first_step = plan.steps.start;
     let earlier = resumed_from.with_extension("csv");
     let copied = csv
