@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use gpt::{Decay, Dtype};
 
 use crate::defaults;
@@ -24,6 +28,57 @@ pub struct Cli {
     pub train: TrainArgs,
 }
 
+impl Cli {
+    /// Parses `arguments` (the program name first) as [`Parser::try_parse_from`] does, recording
+    /// which flags of `train` or `eval` were given.
+    pub fn parse_arguments(
+        arguments: impl IntoIterator<Item = OsString>,
+    ) -> Result<Self, clap::Error> {
+        let mut matches = Cli::command().try_get_matches_from(arguments)?;
+        let given = Given::of(matches.subcommand().map_or(&matches, |(_, sub)| sub));
+        let mut cli = Cli::from_arg_matches_mut(&mut matches)
+            .map_err(|error| error.format(&mut Cli::command()))?;
+        match &mut cli.command {
+            None => cli.train.given = given,
+            Some(Command::Train(args)) => args.given = given,
+            Some(Command::Eval(args)) => args.given = given,
+            Some(_) => {}
+        }
+        Ok(cli)
+    }
+}
+
+/// The flags given on the command line, as against those left at their defaults: `--resume` and
+/// `--init` take the checkpoint's values for the others, and only the default data is downloaded
+/// when missing. Read with [`given!`].
+#[derive(Clone, Debug, Default)]
+pub struct Given(BTreeSet<String>);
+
+impl Given {
+    fn of(matches: &ArgMatches) -> Self {
+        let given = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| id.as_str().to_string());
+        Given(given.collect())
+    }
+
+    /// `value`, the field of the flag `id`, when the flag was given.
+    pub fn value<'a, T>(&self, id: &str, value: &'a T) -> Option<&'a T> {
+        self.0.contains(id).then_some(value)
+    }
+}
+
+/// `given!(args.field)`: the value of `args.field` when its flag was given on the command line,
+/// `None` when it holds its default. A flag's id is its field's name, so that no name can be
+/// misspelt.
+macro_rules! given {
+    ($args:ident . $field:ident) => {
+        $args.given.value(stringify!($field), &$args.$field)
+    };
+}
+pub(crate) use given;
+
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -44,43 +99,44 @@ pub enum Command {
 /// `microgpt train`.
 #[derive(Args, Debug, Clone)]
 pub struct TrainArgs {
-    /// Training data, one document per line [default: data/names.txt, downloaded if missing]
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
+    /// Training data, one document per line (the default is downloaded if missing)
+    #[arg(long, value_name = "FILE", default_value = defaults::DATA)]
+    pub data: PathBuf,
 
-    /// Optimizer steps of the whole run (with --resume: the run's total, default the checkpoint's) [default: 500]
-    #[arg(long)]
-    pub steps: Option<usize>,
+    /// Optimizer steps of the whole run (with --resume: the run's total, by default the
+    /// checkpoint's)
+    #[arg(long, default_value_t = defaults::STEPS)]
+    pub steps: usize,
 
     /// Stop after this many steps of the run and save, so that --resume can continue it exactly
     #[arg(long, value_name = "STEP")]
     pub stop_after: Option<usize>,
 
-    /// Documents per step; the step's loss is the mean of theirs [default: 1]
-    #[arg(long)]
-    pub batch_size: Option<usize>,
+    /// Documents per step; the step's loss is the mean of theirs
+    #[arg(long, default_value_t = defaults::BATCH_SIZE)]
+    pub batch_size: usize,
 
-    /// Adam's peak learning rate (see --lr-schedule) [default: 0.01]
-    #[arg(long, allow_negative_numbers = true)]
-    pub lr: Option<f64>,
+    /// Adam's peak learning rate (see --lr-schedule)
+    #[arg(long, allow_negative_numbers = true, default_value_t = defaults::LR)]
+    pub lr: f64,
 
     /// The learning rate's decay after the warmup: linear (microgpt.py's, to --min-lr at the end),
-    /// cosine (nanoGPT's, to --min-lr) or constant [default: linear]
-    #[arg(long, value_name = "linear|cosine|constant")]
-    pub lr_schedule: Option<Decay>,
+    /// cosine (nanoGPT's, to --min-lr) or constant
+    #[arg(long, value_name = "linear|cosine|constant", default_value_t = defaults::LR_SCHEDULE)]
+    pub lr_schedule: Decay,
 
-    /// Steps over which the learning rate rises linearly to --lr before it decays [default: 0]
-    #[arg(long, value_name = "STEPS")]
-    pub warmup_steps: Option<usize>,
+    /// Steps over which the learning rate rises linearly to --lr before it decays
+    #[arg(long, value_name = "STEPS", default_value_t = defaults::WARMUP_STEPS)]
+    pub warmup_steps: usize,
 
-    /// The learning rate the decay ends at, at most --lr [default: 0]
-    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
-    pub min_lr: Option<f64>,
+    /// The learning rate the decay ends at, at most --lr
+    #[arg(long, value_name = "LR", allow_negative_numbers = true, default_value_t = defaults::MIN_LR)]
+    pub min_lr: f64,
 
     /// Decoupled weight decay (AdamW, as torch.optim.AdamW): every weight is multiplied by
-    /// 1 - lr * W before each step [default: 0]
-    #[arg(long, value_name = "W", allow_negative_numbers = true)]
-    pub weight_decay: Option<f64>,
+    /// 1 - lr * W before each step
+    #[arg(long, value_name = "W", allow_negative_numbers = true, default_value_t = defaults::WEIGHT_DECAY)]
+    pub weight_decay: f64,
 
     /// Clip the gradients to this global L2 norm before each step, as
     /// torch.nn.utils.clip_grad_norm_ [default: no clipping]
@@ -88,33 +144,33 @@ pub struct TrainArgs {
     pub grad_clip: Option<f64>,
 
     /// Residual dropout while training (nanoGPT's): each attention and MLP output is dropped with
-    /// this probability, in [0, 1), before it joins the residual stream [default: 0]
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
-    pub dropout: Option<f64>,
+    /// this probability, in [0, 1), before it joins the residual stream
+    #[arg(long, value_name = "P", allow_negative_numbers = true, default_value_t = defaults::DROPOUT)]
+    pub dropout: f64,
 
-    /// Seed of the shuffle, the initial weights and the samples [default: 42]
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Seed of the shuffle, the initial weights and the samples
+    #[arg(long, default_value_t = defaults::SEED)]
+    pub seed: u64,
 
-    /// Transformer blocks [default: 1]
-    #[arg(long)]
-    pub n_layer: Option<usize>,
+    /// Transformer blocks
+    #[arg(long, default_value_t = defaults::N_LAYER)]
+    pub n_layer: usize,
 
-    /// Embedding width; must be divisible by --n-head [default: 16]
-    #[arg(long)]
-    pub n_embd: Option<usize>,
+    /// Embedding width; must be divisible by --n-head
+    #[arg(long, default_value_t = defaults::N_EMBD)]
+    pub n_embd: usize,
 
-    /// Attention heads [default: 4]
-    #[arg(long)]
-    pub n_head: Option<usize>,
+    /// Attention heads
+    #[arg(long, default_value_t = defaults::N_HEAD)]
+    pub n_head: usize,
 
-    /// Context length: longer documents are truncated, as microgpt.py does [default: 8]
-    #[arg(long)]
-    pub block_size: Option<usize>,
+    /// Context length: longer documents are truncated, as microgpt.py does
+    #[arg(long, default_value_t = defaults::BLOCK_SIZE)]
+    pub block_size: usize,
 
-    /// Precision of training and of the saved checkpoint: f32 or f64 [default: f64]
-    #[arg(long, value_name = "f32|f64")]
-    pub dtype: Option<Dtype>,
+    /// Precision of training and of the saved checkpoint: f32 or f64
+    #[arg(long, value_name = "f32|f64", default_value_t = defaults::DTYPE)]
+    pub dtype: Dtype,
 
     /// Start from these weights (with their vocabulary and configuration) and a fresh optimizer
     #[arg(long, value_name = "CKPT", conflicts_with = "resume")]
@@ -125,17 +181,17 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
 
     /// lines: one document per line (names); text: running text, trained on random windows of
-    /// block_size + 1 characters of the whole file (nanoGPT's shakespeare_char) [default: lines]
-    #[arg(long, value_enum)]
-    pub format: Option<DataFormat>,
+    /// block_size + 1 characters of the whole file (nanoGPT's shakespeare_char)
+    #[arg(long, value_enum, default_value_t = defaults::FORMAT)]
+    pub format: DataFormat,
 
     /// Train on the documents in file order instead of shuffling them
     #[arg(long)]
     pub no_shuffle: bool,
 
-    /// Where to save the checkpoint; the loss curve goes beside it (.csv, .svg) [default: microgpt.safetensors]
-    #[arg(long, value_name = "CKPT")]
-    pub out: Option<PathBuf>,
+    /// Where to save the checkpoint; the loss curve goes beside it (.csv, .svg)
+    #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
+    pub out: PathBuf,
 
     /// Names to print after training (alias --samples)
     #[arg(long, alias = "samples", default_value_t = defaults::NUM_SAMPLES)]
@@ -145,35 +201,35 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = defaults::TEMPERATURE, allow_negative_numbers = true)]
     pub temperature: f64,
 
-    /// Fraction of the shuffled documents held out (the last ones) for validation [default: 0.1]
-    #[arg(long, allow_negative_numbers = true)]
-    pub val_fraction: Option<f64>,
+    /// Fraction of the shuffled documents held out (the last ones) for validation
+    #[arg(long, allow_negative_numbers = true, default_value_t = defaults::VAL_FRACTION)]
+    pub val_fraction: f64,
 
-    /// Steps between validation losses (0: only at the end) [default: 100]
-    #[arg(long)]
-    pub eval_every: Option<usize>,
+    /// Steps between validation losses (0: only at the end)
+    #[arg(long, default_value_t = defaults::EVAL_EVERY)]
+    pub eval_every: usize,
 
     /// Held-out documents (the first N of the split) scored by the periodic validation losses and
     /// the best-checkpoint decision; the last step also scores the whole split (0: always the whole
-    /// split) [default: 200]
-    #[arg(long, value_name = "N")]
-    pub eval_docs: Option<usize>,
+    /// split)
+    #[arg(long, value_name = "N", default_value_t = defaults::EVAL_DOCS)]
+    pub eval_docs: usize,
 
-    /// Print --sample-count names to stderr every N steps, as makemore does (0: never) [default: 0]
-    #[arg(long, value_name = "N")]
-    pub sample_every: Option<usize>,
+    /// Print --sample-count names to stderr every N steps, as makemore does (0: never)
+    #[arg(long, value_name = "N", default_value_t = defaults::SAMPLE_EVERY)]
+    pub sample_every: usize,
 
     /// Names printed by each --sample-every
-    #[arg(long, value_name = "COUNT", default_value_t = 10)]
+    #[arg(long, value_name = "COUNT", default_value_t = defaults::SAMPLE_COUNT)]
     pub sample_count: usize,
 
     /// Also keep the checkpoint of the lowest periodic validation loss, as NAME.best.safetensors beside --out
     #[arg(long)]
     pub keep_best: bool,
 
-    /// Random generator: rust (fast) or python (CPython's, reproducing microgpt.py exactly) [default: rust]
-    #[arg(long, value_enum)]
-    pub rng: Option<RngKind>,
+    /// Random generator: rust (fast) or python (CPython's, reproducing microgpt.py exactly)
+    #[arg(long, value_enum, default_value_t = defaults::RNG)]
+    pub rng: RngKind,
 
     /// Also save the checkpoint and the loss CSV every N steps (atomically), so that a kill loses at most N steps
     #[arg(long, value_name = "N")]
@@ -182,6 +238,10 @@ pub struct TrainArgs {
     /// The most memory the run may need, in GB (10^9 bytes) [default: half the physical memory]
     #[arg(long, value_name = "GB")]
     pub max_memory: Option<f64>,
+
+    /// Which of these flags were given.
+    #[arg(skip)]
+    pub given: Given,
 }
 
 /// How a data file is read.
@@ -251,11 +311,11 @@ pub struct SampleArgs {
     pub prompt: Option<String>,
 
     /// Names generated at once through the KV cache (python rng: always 1, to keep CPython's order)
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults::SAMPLE_BATCH)]
     pub batch_size: usize,
 
     /// Random generator: rust or python (CPython's `random.choices`)
-    #[arg(long, value_enum, default_value_t = RngKind::Rust)]
+    #[arg(long, value_enum, default_value_t = defaults::RNG)]
     pub rng: RngKind,
 
     /// The most memory sampling may need, in GB (10^9 bytes) [default: half the physical memory]
@@ -270,17 +330,21 @@ pub struct EvalArgs {
     #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 
-    /// Documents to score, one per line [default: data/names.txt, downloaded if missing, as train]
-    #[arg(long, value_name = "FILE")]
-    pub data: Option<PathBuf>,
+    /// Documents to score, one per line (the default is downloaded if missing, as by train)
+    #[arg(long, value_name = "FILE", default_value = defaults::DATA)]
+    pub data: PathBuf,
 
     /// Precision of the computation
-    #[arg(long, value_name = "f32|f64", default_value = "f64")]
+    #[arg(long, value_name = "f32|f64", default_value_t = defaults::DTYPE)]
     pub dtype: Dtype,
 
     /// Print a JSON object ({"loss", "perplexity", "tokens", "documents"}) instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Which of these flags were given.
+    #[arg(skip)]
+    pub given: Given,
 }
 
 /// `microgpt bench`.
@@ -344,4 +408,35 @@ pub struct ExportArgs {
     /// Precision of the written tensors: f32 (PyTorch's default) or f64
     #[arg(long, value_name = "f32|f64", default_value = "f32")]
     pub dtype: Dtype,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Cli {
+        let arguments = ["microgpt"].iter().chain(arguments).map(OsString::from);
+        Cli::parse_arguments(arguments).expect("valid arguments")
+    }
+
+    /// A flag given its default value is still given (so `--resume --lr 0.01` is checked against
+    /// the checkpoint's lr), and a flag left out is not, though its field holds the default.
+    #[test]
+    fn given_records_the_flags_on_the_command_line_only() {
+        for cli in [parse(&["--lr", "0.01"]), parse(&["train", "--lr", "0.01"])] {
+            let args = match &cli.command {
+                Some(Command::Train(args)) => args.as_ref(),
+                _ => &cli.train,
+            };
+            assert_eq!(given!(args.lr), Some(&0.01));
+            assert_eq!(given!(args.steps), None);
+            assert_eq!(args.steps, 500);
+            assert_eq!(given!(args.data), None);
+        }
+        let cli = parse(&["eval", "--data", "data/names.txt"]);
+        let Some(Command::Eval(args)) = &cli.command else {
+            panic!("eval parses as eval");
+        };
+        assert_eq!(given!(args.data), Some(&PathBuf::from("data/names.txt")));
+    }
 }

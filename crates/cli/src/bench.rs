@@ -18,7 +18,7 @@ use tape::Float;
 
 use crate::args::BenchArgs;
 use crate::corpus::Corpus;
-use crate::data::DEFAULT_DATA;
+use crate::defaults;
 use crate::error::{CliError, Result};
 use crate::plot::{Chart, Series};
 use crate::stream::{note, outln};
@@ -247,12 +247,13 @@ fn chart(rows: &[Row]) -> Chart {
 /// The real names when they are here; otherwise 2,000 pseudo-names, so the benchmark runs anywhere
 /// (saying so, since its times are then not those of names.txt).
 fn documents() -> Result<Vec<String>> {
-    if Path::new(DEFAULT_DATA).is_file() {
-        let corpus = Corpus::read(Path::new(DEFAULT_DATA))?;
+    if Path::new(defaults::DATA).is_file() {
+        let corpus = Corpus::read(Path::new(defaults::DATA))?;
         return Ok(corpus.documents().map(str::to_string).collect());
     }
     note!(
-        "note: {DEFAULT_DATA} not found: timing 2,000 made-up names instead (microgpt train downloads names.txt)"
+        "note: {} not found: timing 2,000 made-up names instead (microgpt train downloads names.txt)",
+        defaults::DATA
     );
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
     Ok((0..2000)

@@ -1,7 +1,10 @@
 //! Errors of the command line: one line for the user, and an exit status.
 
-use std::fmt;
 use std::io;
+
+use gpt::{ConfigError, DecodeError, ModelError, OptionsError};
+
+use crate::download::DownloadError;
 
 /// How a failure ends the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +23,8 @@ pub enum Kind {
 }
 
 /// A failure that ends the program with a message on stderr.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct CliError {
     /// What went wrong and how to fix it, in one line.
     pub message: String,
@@ -68,11 +72,63 @@ impl CliError {
     }
 }
 
-impl fmt::Display for CliError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
+/// `From` conversions for library errors that always become one kind, so that `?` converts
+/// them: `convert!(input: ErrorType, ..)` or `convert!(failure: ..)`, keeping their message.
+macro_rules! convert {
+    ($kind:ident: $($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(error: $error) -> Self {
+                CliError::$kind(error.to_string())
+            }
+        }
+    )*};
 }
+
+// Always the user's: a value given on the command line or read from the user's files (each
+// error names which), or a download, which fails for reasons the user acts on (offline, a proxy,
+// a damaged file) as on a bad path.
+convert!(input: OptionsError, ConfigError, DownloadError);
+// Never the user's: the computation failed on inputs checked before it.
+convert!(failure: ModelError, DecodeError);
 
 /// Shorthand for the subcommands' results.
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds are those the call sites chose before `?` replaced them: a bad option or
+    /// configuration is the user's (exit 2, as the CLI tests of `--temperature 0` and `--n-head`
+    /// expect), a model or decoder failing on checked inputs is the program's (exit 1); the
+    /// message is the library's, unchanged.
+    #[test]
+    fn library_errors_convert_to_their_kind_with_their_message() {
+        let cases: [(CliError, u8, &str); 4] = [
+            (
+                OptionsError::TopK(0).into(),
+                2,
+                &OptionsError::TopK(0).to_string(),
+            ),
+            (
+                ConfigError::Zero("n_layer").into(),
+                2,
+                "n_layer must be at least 1",
+            ),
+            (
+                ModelError::EmptyBatch.into(),
+                1,
+                "a batch needs at least one document",
+            ),
+            (
+                DecodeError::ConfigMismatch.into(),
+                1,
+                &DecodeError::ConfigMismatch.to_string(),
+            ),
+        ];
+        for (error, status, message) in cases {
+            assert_eq!(error.exit_code(), status, "{message}");
+            assert_eq!(error.to_string(), message);
+        }
+    }
+}

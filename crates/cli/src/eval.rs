@@ -1,15 +1,14 @@
 //! `microgpt eval`: the mean per-token loss of a checkpoint on a data file.
 
+use std::path::PathBuf;
+
 use gpt::{Dtype, Model};
 use tape::Float;
 
-use crate::args::EvalArgs;
+use crate::args::{EvalArgs, given};
 use crate::checkpoint_error;
-use std::path::PathBuf;
-
 use crate::corpus::Corpus;
 use crate::data;
-use crate::defaults;
 use crate::error::{CliError, Result};
 use crate::stream::outln;
 use crate::train::mean_loss;
@@ -25,14 +24,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
     let checkpoint = gpt::load_weights::<F>(&args.model)
         .map_err(|error| checkpoint_error(&args.model, error))?;
-    let data = match &args.data {
-        Some(path) => path.clone(),
-        None => {
-            let path = PathBuf::from(defaults::DATA);
-            data::ensure_default_dataset(&path)?;
-            path
-        }
-    };
+    let data = data::path_or_default(given!(args.data).map(PathBuf::as_path))?;
     let corpus = Corpus::read(&data)?;
     corpus.check_vocabulary(&checkpoint.tokenizer, &data)?;
     let block_size = checkpoint.params.config().block_size;

@@ -34,18 +34,16 @@ use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use gpt::{Checkpoint, CheckpointError, Dtype};
 use tape::Float;
 
 use crate::args::{Cli, Command};
 use crate::error::{CliError, Kind};
-use crate::train::DEFAULT_OUT;
 
 /// Parses `arguments` (the program name first), runs the command and returns the exit status:
 /// 0 on success, 2 for bad arguments or input, 1 for other failures, with one line on stderr.
 pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(arguments) {
+    let cli = match Cli::parse_arguments(arguments) {
         Ok(cli) => cli,
         Err(error) => {
             // clap prints help and version to stdout with status 0, and usage errors with 2.
@@ -96,7 +94,7 @@ fn save_checkpoint<F: Float>(
 fn checkpoint_error(path: &Path, error: CheckpointError) -> CliError {
     match &error {
         CheckpointError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
-            if path == Path::new(DEFAULT_OUT) {
+            if path == Path::new(defaults::CHECKPOINT) {
                 CliError::input(format!(
                     "{} not found: train a model first (microgpt train), or pass --model CKPT",
                     path.display()

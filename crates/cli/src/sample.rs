@@ -3,7 +3,9 @@
 use std::io::{self, BufWriter, Write};
 use std::ops::ControlFlow;
 
-use gpt::{Decoder, DrawScratch, Dtype, KvCache, Sampler, SamplingOptions, draw_token};
+use gpt::{
+    Decoder, DrawScratch, Dtype, KvCache, SampleError, Sampler, SamplingOptions, draw_token,
+};
 use tape::Float;
 
 use crate::args::SampleArgs;
@@ -15,8 +17,7 @@ use crate::stream::escaped;
 
 /// Runs `sample` in the precision the checkpoint was trained in.
 pub fn run(args: SampleArgs) -> Result<()> {
-    let options = SamplingOptions::new(args.temperature, args.top_k, args.top_p)
-        .map_err(|error| CliError::input(error.to_string()))?;
+    let options = SamplingOptions::new(args.temperature, args.top_k, args.top_p)?;
     if args.batch_size == 0 {
         return Err(CliError::input("--batch-size must be at least 1"));
     }
@@ -92,7 +93,7 @@ fn sample<F: Float>(
                 .generate_each_streamed(params, tokenizer, count, prefix, options, stream, on_name)
         }
     }
-    .map_err(|error| CliError::input(error.to_string()))?;
+    .map_err(sampling_error)?;
     written
         .and_then(|()| stdout.flush())
         .map_err(CliError::stdout)
@@ -116,8 +117,7 @@ pub fn continue_text<F: Float>(
     if tokens.is_empty() {
         return Err(CliError::input("--prompt must hold at least one character"));
     }
-    let failure = |error: gpt::DecodeError| CliError::failure(error.to_string());
-    let mut decoder = Decoder::new(&checkpoint.params, 1).map_err(failure)?;
+    let mut decoder = Decoder::new(&checkpoint.params, 1)?;
     let mut cache = KvCache::<F>::new(config, 1);
     let mut scratch = DrawScratch::new(config.vocab_size);
     let block = config.block_size;
@@ -128,11 +128,17 @@ pub fn continue_text<F: Float>(
             cache.reset();
         }
         for &token in &context[cache.len(0)..] {
-            decoder.step(&mut cache, &[Some(token)]).map_err(failure)?;
+            decoder.step(&mut cache, &[Some(token)])?;
         }
-        let token = draw_token(decoder.logits(0), options, &mut scratch, rng)
-            .map_err(|error| CliError::input(error.to_string()))?;
+        let token =
+            draw_token(decoder.logits(0), options, &mut scratch, rng).map_err(sampling_error)?;
         tokens.push(token);
     }
     Ok(tokenizer.decode(&tokens))
+}
+
+/// Sampling from the user's checkpoint fails on what the user gave: the prefix, or the file
+/// (a vocabulary or weights that do not fit, logits that are not finite).
+fn sampling_error(error: SampleError) -> CliError {
+    CliError::input(error.to_string())
 }

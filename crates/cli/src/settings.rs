@@ -6,16 +6,10 @@ use std::str::FromStr;
 
 use gpt::{Checkpoint, Config, Decay, Dtype, Schedule};
 
-use crate::args::{DataFormat, TrainArgs};
+use crate::args::{DataFormat, TrainArgs, given};
 use crate::defaults;
 use crate::error::{CliError, Result};
 use crate::rng::RngKind;
-
-/// Held-out documents scored by each periodic evaluation when `--eval-docs` is not given: enough
-/// for a loss within about 0.03 of the whole split's (names average 7 tokens, so 200 names are
-/// about 1,400 predictions), few enough that the default run spends under a fifth of its time on
-/// validation.
-pub const DEFAULT_EVAL_DOCS: usize = 200;
 
 /// Everything that determines a run besides the data and the starting weights.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,27 +45,27 @@ impl RunSettings {
     /// The flags, with microgpt.py's defaults for those not given.
     pub fn fresh(args: &TrainArgs) -> Result<Self> {
         let settings = RunSettings {
-            num_steps: args.steps.unwrap_or(defaults::STEPS),
-            batch_size: args.batch_size.unwrap_or(defaults::BATCH_SIZE),
-            lr: args.lr.unwrap_or(defaults::LR),
-            lr_schedule: args.lr_schedule.unwrap_or(Decay::Linear),
-            warmup_steps: args.warmup_steps.unwrap_or(0),
-            min_lr: args.min_lr.unwrap_or(0.0),
-            weight_decay: args.weight_decay.unwrap_or(defaults::WEIGHT_DECAY),
+            num_steps: args.steps,
+            batch_size: args.batch_size,
+            lr: args.lr,
+            lr_schedule: args.lr_schedule,
+            warmup_steps: args.warmup_steps,
+            min_lr: args.min_lr,
+            weight_decay: args.weight_decay,
             grad_clip: args.grad_clip,
-            dropout: args.dropout.unwrap_or(defaults::DROPOUT),
-            seed: args.seed.unwrap_or(defaults::SEED),
-            rng: args.rng.unwrap_or(RngKind::Rust),
+            dropout: args.dropout,
+            seed: args.seed,
+            rng: args.rng,
             shuffle: !args.no_shuffle,
-            format: args.format.unwrap_or(DataFormat::Lines),
-            val_fraction: args.val_fraction.unwrap_or(defaults::VAL_FRACTION),
-            eval_every: args.eval_every.unwrap_or(defaults::EVAL_EVERY),
-            eval_docs: args.eval_docs.unwrap_or(DEFAULT_EVAL_DOCS),
-            dtype: args.dtype.unwrap_or(Dtype::F64),
-            n_layer: args.n_layer.unwrap_or(defaults::N_LAYER),
-            n_embd: args.n_embd.unwrap_or(defaults::N_EMBD),
-            n_head: args.n_head.unwrap_or(defaults::N_HEAD),
-            block_size: args.block_size.unwrap_or(defaults::BLOCK_SIZE),
+            format: args.format,
+            val_fraction: args.val_fraction,
+            eval_every: args.eval_every,
+            eval_docs: args.eval_docs,
+            dtype: args.dtype,
+            n_layer: args.n_layer,
+            n_embd: args.n_embd,
+            n_head: args.n_head,
+            block_size: args.block_size,
             best_val_loss: None,
         };
         settings.validate(|_| None)?;
@@ -88,9 +82,9 @@ impl RunSettings {
             batch_size: field(metadata, "batch_size")?,
             lr: field(metadata, "lr")?,
             // Runs saved before schedules were flags used microgpt.py's.
-            lr_schedule: optional_field(metadata, "lr_schedule", Decay::Linear)?,
-            warmup_steps: optional_field(metadata, "warmup_steps", 0)?,
-            min_lr: optional_field(metadata, "min_lr", 0.0)?,
+            lr_schedule: optional_field(metadata, "lr_schedule", defaults::LR_SCHEDULE)?,
+            warmup_steps: optional_field(metadata, "warmup_steps", defaults::WARMUP_STEPS)?,
+            min_lr: optional_field(metadata, "min_lr", defaults::MIN_LR)?,
             // Runs saved before these were flags used plain Adam without clipping.
             weight_decay: optional_field(metadata, "weight_decay", defaults::WEIGHT_DECAY)?,
             grad_clip: optional_field::<GradClip>(metadata, "grad_clip", GradClip(None))?.0,
@@ -102,7 +96,7 @@ impl RunSettings {
             format: DataFormat::from_name(&optional_field::<String>(
                 metadata,
                 "data_format",
-                "lines".to_string(),
+                defaults::FORMAT.name().to_string(),
             )?)
             .ok_or_else(|| CliError::input("the checkpoint records an unknown data_format"))?,
             val_fraction: field(metadata, "val_fraction")?,
@@ -121,26 +115,21 @@ impl RunSettings {
         let conflicts = [
             (
                 "--batch-size",
-                args.batch_size.is_some_and(|v| v != recorded.batch_size),
+                differs(given!(args.batch_size), &recorded.batch_size),
             ),
-            ("--lr", args.lr.is_some_and(|v| v != recorded.lr)),
+            ("--lr", differs(given!(args.lr), &recorded.lr)),
             (
                 "--lr-schedule",
-                args.lr_schedule.is_some_and(|v| v != recorded.lr_schedule),
+                differs(given!(args.lr_schedule), &recorded.lr_schedule),
             ),
             (
                 "--warmup-steps",
-                args.warmup_steps
-                    .is_some_and(|v| v != recorded.warmup_steps),
+                differs(given!(args.warmup_steps), &recorded.warmup_steps),
             ),
-            (
-                "--min-lr",
-                args.min_lr.is_some_and(|v| v != recorded.min_lr),
-            ),
+            ("--min-lr", differs(given!(args.min_lr), &recorded.min_lr)),
             (
                 "--weight-decay",
-                args.weight_decay
-                    .is_some_and(|v| v != recorded.weight_decay),
+                differs(given!(args.weight_decay), &recorded.weight_decay),
             ),
             (
                 "--grad-clip",
@@ -149,41 +138,38 @@ impl RunSettings {
             ),
             (
                 "--dropout",
-                args.dropout.is_some_and(|v| v != recorded.dropout),
+                differs(given!(args.dropout), &recorded.dropout),
             ),
-            ("--seed", args.seed.is_some_and(|v| v != recorded.seed)),
-            ("--rng", args.rng.is_some_and(|v| v != recorded.rng)),
+            ("--seed", differs(given!(args.seed), &recorded.seed)),
+            ("--rng", differs(given!(args.rng), &recorded.rng)),
             ("--no-shuffle", args.no_shuffle && recorded.shuffle),
-            (
-                "--format",
-                args.format.is_some_and(|v| v != recorded.format),
-            ),
+            ("--format", differs(given!(args.format), &recorded.format)),
             (
                 "--val-fraction",
-                args.val_fraction
-                    .is_some_and(|v| v != recorded.val_fraction),
+                differs(given!(args.val_fraction), &recorded.val_fraction),
             ),
             (
                 "--eval-every",
-                args.eval_every.is_some_and(|v| v != recorded.eval_every),
+                differs(given!(args.eval_every), &recorded.eval_every),
             ),
             (
                 "--eval-docs",
-                args.eval_docs.is_some_and(|v| v != recorded.eval_docs),
+                differs(given!(args.eval_docs), &recorded.eval_docs),
             ),
-            ("--dtype", args.dtype.is_some_and(|v| v != recorded.dtype)),
+            ("--dtype", differs(given!(args.dtype), &recorded.dtype)),
         ];
         if let Some((flag, _)) = conflicts.iter().find(|(_, conflict)| *conflict) {
             return Err(CliError::input(format!(
                 "{flag} differs from the run being resumed; --resume continues a run with its own settings (drop {flag}, or use --init to start a new run)"
             )));
         }
+        let steps = given!(args.steps).copied();
         let settings = RunSettings {
-            num_steps: args.steps.unwrap_or(recorded.num_steps),
+            num_steps: steps.unwrap_or(recorded.num_steps),
             ..recorded
         };
         // Only --steps can change a resumed run's settings: any other bad value is the file's.
-        settings.validate(|key| (key != "num_steps" || args.steps.is_none()).then_some(key))?;
+        settings.validate(|key| (key != "num_steps" || steps.is_none()).then_some(key))?;
         Ok(settings)
     }
 
@@ -256,13 +242,13 @@ impl RunSettings {
     /// change it.
     pub fn check_config_flags(&self, args: &TrainArgs, config: &Config) -> Result<()> {
         let flags = [
-            ("--n-layer", args.n_layer, config.n_layer),
-            ("--n-embd", args.n_embd, config.n_embd),
-            ("--n-head", args.n_head, config.n_head),
-            ("--block-size", args.block_size, config.block_size),
+            ("--n-layer", given!(args.n_layer), config.n_layer),
+            ("--n-embd", given!(args.n_embd), config.n_embd),
+            ("--n-head", given!(args.n_head), config.n_head),
+            ("--block-size", given!(args.block_size), config.block_size),
         ];
         for (flag, given, checkpoint) in flags {
-            if let Some(given) = given.filter(|&given| given != checkpoint) {
+            if let Some(given) = given.filter(|&&given| given != checkpoint) {
                 return Err(CliError::input(format!(
                     "{flag} {given} conflicts with the checkpoint's {checkpoint}: --init and --resume take the configuration from the checkpoint"
                 )));
@@ -296,6 +282,11 @@ impl RunSettings {
         .map(|(key, value)| (key.to_string(), value))
         .collect()
     }
+}
+
+/// Whether a flag was given a value other than the one recorded.
+fn differs<T: PartialEq>(given: Option<&T>, recorded: &T) -> bool {
+    given.is_some_and(|given| given != recorded)
 }
 
 /// The `grad_clip` metadata entry: the norm, or `none`.
