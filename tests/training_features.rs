@@ -917,3 +917,81 @@ fn dropout_is_off_by_default_and_a_resumed_run_draws_the_same_masks() {
         assert_bad_input(&output, "--dropout must be at least 0 and below 1");
     }
 }
+
+/// The first row of `name`'s loss CSV: the loss of step 1, in full precision.
+fn first_step_loss(directory: &Path, name: &str) -> f64 {
+    let csv = fs::read_to_string(directory.join(name)).unwrap();
+    let row = csv.lines().nth(1).unwrap();
+    row.split(',').nth(1).unwrap().parse().unwrap()
+}
+
+/// With every name in one batch, step 1's `--batch-mean tokens` loss is the mean over all their
+/// predicted tokens, which `eval` computes by its own path from the same weights; the default
+/// (each document's mean weighs the same) differs, as the names differ in length. The mean is
+/// recorded, so a resumed run keeps it and refuses another; an unknown one is refused.
+#[test]
+fn batch_mean_tokens_weighs_every_predicted_token_alike() {
+    let directory = with_names("batch-mean", TWELVE_NAMES);
+    let quiet = [
+        "--num-samples",
+        "0",
+        "--eval-every",
+        "0",
+        "--val-fraction",
+        "0",
+    ];
+    train(
+        &directory,
+        &[&quiet[..], &["--steps", "2", "--out", "start.safetensors"]].concat(),
+    );
+    let names: Vec<&str> = TWELVE_NAMES.split_whitespace().collect();
+    let expected = eval_loss(&directory, "start.safetensors", &names);
+    let first_step = |extra: &[&str], out: &str| {
+        let common = ["--init", "start.safetensors", "--steps", "1"];
+        let batch = ["--batch-size", "12", "--out", out];
+        train(&directory, &[&quiet[..], &common, extra, &batch].concat());
+        first_step_loss(&directory, &out.replace(".safetensors", ".csv"))
+    };
+    let tokens = first_step(&["--batch-mean", "tokens"], "tokens.safetensors");
+    assert!(
+        (tokens - expected).abs() < 1e-12,
+        "{tokens} against eval's {expected}"
+    );
+    let documents = first_step(&[], "documents.safetensors");
+    assert!(
+        (documents - expected).abs() > 1e-3,
+        "the default mean {documents} is the token mean {expected}"
+    );
+
+    let cut = [
+        "--batch-size",
+        "4",
+        "--steps",
+        "6",
+        "--batch-mean",
+        "tokens",
+    ];
+    let whole = ["--out", "whole.safetensors"];
+    train(&directory, &[&quiet[..], &cut, &whole].concat());
+    let stopped = ["--stop-after", "3", "--out", "cut.safetensors"];
+    train(&directory, &[&quiet[..], &cut, &stopped].concat());
+    let resume = ["--resume", "cut.safetensors", "--out", "cut.safetensors"];
+    train(&directory, &[&resume[..], &["--num-samples", "0"]].concat());
+    assert_eq!(
+        checkpoint_weights(&directory, "whole.safetensors"),
+        checkpoint_weights(&directory, "cut.safetensors"),
+        "the resumed run dropped --batch-mean tokens"
+    );
+    let train_with = |extra: &[&str]| {
+        let base = ["train", "--data", "names.txt", "--steps", "20"];
+        run_microgpt(&directory, &[&base[..], extra].concat())
+    };
+    assert_bad_input(
+        &train_with(&[&resume[..], &["--batch-mean", "documents"]].concat()),
+        "--batch-mean differs from the run being resumed",
+    );
+    assert_bad_input(
+        &train_with(&["--batch-mean", "words"]),
+        "unknown batch mean \"words\": expected documents or tokens",
+    );
+}

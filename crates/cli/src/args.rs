@@ -7,7 +7,7 @@ use std::ffi::OsString;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use gpt::{Decay, Dtype};
+use gpt::{BatchMean, Decay, Dtype};
 
 use crate::defaults;
 use crate::rng::RngKind;
@@ -147,6 +147,12 @@ pub struct TrainArgs {
     /// this probability, in [0, 1), before it joins the residual stream
     #[arg(long, value_name = "P", allow_negative_numbers = true, default_value_t = defaults::DROPOUT)]
     pub dropout: f64,
+
+    /// How a batch's loss averages: over documents (each document's mean loss weighs the same,
+    /// microgpt's) or over tokens (every predicted token weighs the same, as makemore's and
+    /// nanoGPT's cross_entropy; the validation loss is such a mean)
+    #[arg(long, value_name = "documents|tokens", default_value_t = defaults::BATCH_MEAN)]
+    pub batch_mean: BatchMean,
 
     /// Seed of the shuffle, the initial weights and the samples
     #[arg(long, default_value_t = defaults::SEED)]

@@ -2,7 +2,7 @@
 //! `train`'s run is microgpt.py's, and `sample`, `eval`, `info` and `export` default to what `train`
 //! writes and reads.
 
-use gpt::{AdamSettings, Config, Decay, Dtype};
+use gpt::{AdamSettings, BatchMean, Config, Decay, Dtype};
 
 use crate::args::DataFormat;
 use crate::rng::RngKind;
@@ -31,6 +31,9 @@ pub const MIN_LR: f64 = 0.0;
 /// microgpt.py's Adam decays no weights (AdamW's decoupled decay is `--weight-decay`); gradients
 /// are clipped only when `--grad-clip` asks.
 pub const WEIGHT_DECAY: f64 = AdamSettings::MICROGPT.weight_decay;
+/// Each document's mean loss weighs the same in a batch: microgpt.py's loss, whose batch is one
+/// document (`--batch-mean tokens` is makemore's and nanoGPT's).
+pub const BATCH_MEAN: BatchMean = BatchMean::Documents;
 /// microgpt.py drops nothing (`--dropout` is nanoGPT's residual dropout).
 pub const DROPOUT: f64 = 0.0;
 /// The seed's configuration: 1 layer, n_embd 16, 4 heads, block 8.

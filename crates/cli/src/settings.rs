@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use gpt::{Checkpoint, Config, Decay, Dtype, Schedule};
+use gpt::{BatchMean, Checkpoint, Config, Decay, Dtype, Schedule};
 
 use crate::args::{DataFormat, TrainArgs, given};
 use crate::defaults;
@@ -24,6 +24,7 @@ pub struct RunSettings {
     /// The global gradient norm the steps clip to (`None`: no clipping).
     pub grad_clip: Option<f64>,
     pub dropout: f64,
+    pub batch_mean: BatchMean,
     pub seed: u64,
     pub rng: RngKind,
     pub shuffle: bool,
@@ -54,6 +55,7 @@ impl RunSettings {
             weight_decay: args.weight_decay,
             grad_clip: args.grad_clip,
             dropout: args.dropout,
+            batch_mean: args.batch_mean,
             seed: args.seed,
             rng: args.rng,
             shuffle: !args.no_shuffle,
@@ -89,6 +91,7 @@ impl RunSettings {
             weight_decay: optional_field(metadata, "weight_decay", defaults::WEIGHT_DECAY)?,
             grad_clip: optional_field::<GradClip>(metadata, "grad_clip", GradClip(None))?.0,
             dropout: optional_field(metadata, "dropout", defaults::DROPOUT)?,
+            batch_mean: optional_field(metadata, "batch_mean", defaults::BATCH_MEAN)?,
             seed: field(metadata, "seed")?,
             rng: RngKind::from_name(&field::<String>(metadata, "rng")?)
                 .ok_or_else(|| CliError::input("the checkpoint records an unknown rng"))?,
@@ -139,6 +142,10 @@ impl RunSettings {
             (
                 "--dropout",
                 differs(given!(args.dropout), &recorded.dropout),
+            ),
+            (
+                "--batch-mean",
+                differs(given!(args.batch_mean), &recorded.batch_mean),
             ),
             ("--seed", differs(given!(args.seed), &recorded.seed)),
             ("--rng", differs(given!(args.rng), &recorded.rng)),
@@ -269,6 +276,7 @@ impl RunSettings {
             ("weight_decay", self.weight_decay.to_string()),
             ("grad_clip", GradClip(self.grad_clip).to_string()),
             ("dropout", self.dropout.to_string()),
+            ("batch_mean", self.batch_mean.to_string()),
             ("seed", self.seed.to_string()),
             ("rng", self.rng.name().to_string()),
             ("shuffle", self.shuffle.to_string()),

@@ -26,7 +26,7 @@ pub use checkpoint::{
 };
 pub use config::{Config, ConfigError};
 pub use inference::{DecodeError, Decoder, KvCache};
-pub use model::{BatchMean, CHUNK, Dropout, Model, NllSum, RMS_EPSILON, Step};
+pub use model::{BatchMean, CHUNK, Dropout, Model, NllSum, ParseBatchMeanError, RMS_EPSILON, Step};
 pub use model_error::ModelError;
 pub use params::{INIT_STD, LayerWeight, Params, ParamsError};
 pub use random::{PythonRandom, Randomness};

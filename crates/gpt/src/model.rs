@@ -1,5 +1,8 @@
 //! microgpt's forward pass recorded on the tape, whole documents at a time, and its training step.
 
+use std::fmt;
+use std::str::FromStr;
+
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
@@ -47,6 +50,38 @@ pub enum BatchMean {
     /// batch gives it (makemore, nanoGPT): a document weighs as many tokens as it predicts. It is
     /// the quantity the validation loss reports, so training on it aims at what is measured.
     Tokens,
+}
+
+impl BatchMean {
+    /// The name used on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            BatchMean::Documents => "documents",
+            BatchMean::Tokens => "tokens",
+        }
+    }
+}
+
+impl fmt::Display for BatchMean {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a [`BatchMean`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown batch mean {0:?}: expected documents or tokens")]
+pub struct ParseBatchMeanError(pub String);
+
+impl FromStr for BatchMean {
+    type Err = ParseBatchMeanError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [BatchMean::Documents, BatchMean::Tokens]
+            .into_iter()
+            .find(|mean| mean.name() == name)
+            .ok_or_else(|| ParseBatchMeanError(name.to_string()))
+    }
 }
 
 /// Documents per chunk of a batch. A chunk's documents are laid end to end and recorded as one

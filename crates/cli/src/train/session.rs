@@ -70,7 +70,7 @@ impl<'a, F: Float> Session<'a, F> {
         let guard = Guard::new(plan.config.vocab_size);
         let names = params.names().to_vec();
         let healthy = Healthy::new(params.clone(), adam.state());
-        let model = Model::new(params);
+        let model = Model::new(params).with_batch_mean(settings.batch_mean);
         let batch = vec![Vec::new(); settings.batch_size];
         let progress = Progress::new(plan.steps.start, plan.steps.end, settings.num_steps);
         let validation = plan.data.validation(settings.eval_docs);
