@@ -14,8 +14,6 @@ pub struct DrawScratch<F> {
     exponentials: Vec<F>,
     /// The probabilities of each row, handed to the generator.
     weights: Vec<f64>,
-    /// Whether each row's exponentials make a distribution (a finite, positive total).
-    finite: Vec<bool>,
     /// Token ids from most to least probable.
     order: Vec<usize>,
 }
@@ -31,7 +29,6 @@ impl<F: Float> DrawScratch<F> {
         DrawScratch {
             exponentials: Vec::with_capacity((vocab_size * rows).next_multiple_of(F::EXP_BLOCK)),
             weights: Vec::with_capacity(vocab_size * rows),
-            finite: Vec::with_capacity(rows),
             order: Vec::with_capacity(vocab_size),
         }
     }
@@ -79,7 +76,10 @@ impl<F: Float> DrawScratch<F> {
     ///
     /// Each row's sum is a chain of dependent additions; done here for every row of a step, the
     /// rows' chains overlap, where between two draws each would wait for the previous draw.
-    pub(crate) fn softmax(&mut self, vocab_size: usize) {
+    ///
+    /// # Errors
+    /// A row whose exponentials give no finite distribution.
+    pub(crate) fn softmax(&mut self, vocab_size: usize) -> Result<(), SampleError> {
         let used = self.exponentials.len();
         self.exponentials
             .resize(used.next_multiple_of(F::EXP_BLOCK), F::zero());
@@ -90,38 +90,31 @@ impl<F: Float> DrawScratch<F> {
                 .iter()
                 .map(|&exponential| exponential.to_f64()),
         );
-        self.finite.clear();
         // (Rows are never empty: `push_row` refuses empty logits.)
         for row in self.weights.chunks_exact_mut(vocab_size.max(1)) {
             let total = row.iter().fold(0.0, |sum, &weight| sum + weight);
-            let finite = total.is_finite() && total > 0.0;
-            if finite {
-                let inverse_total = total.powf(-1.0);
-                row.iter_mut().for_each(|weight| *weight *= inverse_total);
+            if !(total.is_finite() && total > 0.0) {
+                return Err(SampleError::NotFinite);
             }
-            self.finite.push(finite);
+            let inverse_total = total.powf(-1.0);
+            row.iter_mut().for_each(|weight| *weight *= inverse_total);
         }
+        Ok(())
     }
 
     /// The probabilities of row `row` (of `vocab_size`) from the last [`DrawScratch::softmax`],
     /// filtered by top-k and top-p (see [`token_weights`]).
-    ///
-    /// # Errors
-    /// Exponentials that give no finite distribution.
     pub(crate) fn row_weights(
         &mut self,
         row: usize,
         vocab_size: usize,
         options: &SamplingOptions,
-    ) -> Result<&[f64], SampleError> {
-        if !self.finite[row] {
-            return Err(SampleError::NotFinite);
-        }
+    ) -> &[f64] {
         let weights = &mut self.weights[row * vocab_size..(row + 1) * vocab_size];
         if options.filters() {
             filter(weights, &mut self.order, options);
         }
-        Ok(weights)
+        weights
     }
 }
 
@@ -157,8 +150,8 @@ pub fn token_weights<'a, F: Float>(
 ) -> Result<&'a [f64], SampleError> {
     scratch.clear_rows();
     scratch.push_row(logits, options)?;
-    scratch.softmax(logits.len());
-    scratch.row_weights(0, logits.len(), options)
+    scratch.softmax(logits.len())?;
+    Ok(scratch.row_weights(0, logits.len(), options))
 }
 
 /// Draws the next token from `logits`: [`token_weights`], then exactly one

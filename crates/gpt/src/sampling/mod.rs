@@ -313,7 +313,7 @@ impl<F: Float> Sampler<F> {
                         .push_row(self.decoder.logits(sequence), options)?;
                 }
             }
-            self.scratch.softmax(vocab);
+            self.scratch.softmax(vocab)?;
             let mut rows = 0..;
             for (sequence, (slot, feed)) in self.slots.iter_mut().zip(&mut self.feed).enumerate() {
                 let Some(index) = *slot else { continue };
@@ -324,7 +324,7 @@ impl<F: Float> Sampler<F> {
                     continue;
                 }
                 let row = rows.next().expect("a row per drawing slot");
-                let weights = self.scratch.row_weights(row, vocab, options)?;
+                let weights = self.scratch.row_weights(row, vocab, options);
                 let token = draw::draw_with(weights, draws.rng(sequence));
                 if token != bos {
                     name.push(token);
