@@ -5,7 +5,8 @@
 //!   whole prefix at once (every key and value recomputed from scratch for every position), sharing no
 //!   code with the library. If the decoder reads a stale or misplaced cache row, mixes sequences of a
 //!   batch, or gets a head slice, a scale or a norm wrong, the logits disagree.
-//! - `scalar::ScalarGpt::logits`, the port of microgpt.py's scalar `Value` engine.
+//! - `scalar::ScalarGpt::logits`, the port of microgpt.py's scalar `Value` engine, holding the same
+//!   weights (`gpt::scalar_model`).
 //! - The same model in f32, which must agree with f64 to single-precision round-off.
 //!
 //! The file also counts heap allocations (per thread) to check that a warm decode-and-draw loop makes
@@ -306,22 +307,7 @@ fn f32_agrees_with_f64() {
 fn incremental_logits_equal_the_scalar_engine() {
     for (index, config) in CONFIGS.into_iter().enumerate() {
         let params = params(config, index as u64 + 30);
-        let named: Vec<scalar::NamedTensor> = params
-            .iter()
-            .map(|(name, tensor)| scalar::NamedTensor {
-                name: name.to_string(),
-                shape: [tensor.nrows(), tensor.ncols()],
-                data: tensor.iter().copied().collect(),
-            })
-            .collect();
-        let scalar_config = scalar::Config {
-            n_layer: config.n_layer,
-            n_embd: config.n_embd,
-            n_head: config.n_head,
-            block_size: config.block_size,
-            vocab_size: config.vocab_size,
-        };
-        let mut model = scalar::ScalarGpt::new(scalar_config, &named).unwrap();
+        let mut model = gpt::scalar_model(&params);
         let tokens = sequence(config, config.block_size, 5);
         let expected = model.logits(&tokens);
 

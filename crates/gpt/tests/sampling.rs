@@ -718,6 +718,46 @@ fn fewer_names_than_slots_and_f32_models_work() {
 }
 
 #[test]
+fn a_batched_f32_sampler_draws_each_name_as_draw_token_draws_it_alone() {
+    // The oracle of the test below, per name with the name's own generator: a step's softmax over
+    // the rows of all its names (in one pass) must give each row the weights `draw_token` gives it
+    // alone, with and without the filters, or the names would part.
+    let (params, tokenizer) = default_model(16);
+    let params: Params<f32> = params.cast();
+    let config = *params.config();
+    let bos = config.vocab_size - 1;
+    let stream = |index: usize| Xoshiro256PlusPlus::seed_from_u64(100 + index as u64);
+    let filtered = SamplingOptions::new(0.8, Some(5), Some(0.9)).unwrap();
+    for options in [SamplingOptions::default(), filtered] {
+        let mut names = Vec::new();
+        Sampler::new(config, 7)
+            .generate_each_streamed(&params, &tokenizer, 60, "", &options, stream, |name| {
+                names.push(name.to_string());
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(names.len(), 60);
+        let mut scratch = DrawScratch::new(config.vocab_size);
+        for (index, name) in names.iter().enumerate() {
+            let mut rng = stream(index);
+            let mut cache = KvCache::new(config, 1);
+            let mut decoder = Decoder::new(&params, 1).unwrap();
+            let mut expected = Vec::new();
+            let mut token = bos;
+            for _ in 0..config.block_size {
+                decoder.step(&mut cache, &[Some(token)]).unwrap();
+                token = draw_token(decoder.logits(0), &options, &mut scratch, &mut rng).unwrap();
+                if token == bos {
+                    break;
+                }
+                expected.push(token);
+            }
+            assert_eq!(name, &tokenizer.decode(&expected), "name {index}");
+        }
+    }
+}
+
+#[test]
 fn an_f32_sampler_draws_what_stepping_and_draw_token_draw() {
     // The oracle: the public one-token-at-a-time route, a fresh `Decoder` per name (so no table
     // survives from one name to the next) and `draw_token`. The

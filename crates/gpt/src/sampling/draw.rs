@@ -12,7 +12,7 @@ use crate::random::Randomness;
 pub struct DrawScratch<F> {
     /// The shifted scaled logits of each row being drawn, then their exponentials.
     exponentials: Vec<F>,
-    /// The probabilities handed to the generator.
+    /// The probabilities of each row, handed to the generator.
     weights: Vec<f64>,
     /// Token ids from most to least probable.
     order: Vec<usize>,
@@ -28,7 +28,7 @@ impl<F: Float> DrawScratch<F> {
     pub(crate) fn for_rows(vocab_size: usize, rows: usize) -> Self {
         DrawScratch {
             exponentials: Vec::with_capacity((vocab_size * rows).next_multiple_of(F::EXP_BLOCK)),
-            weights: Vec::with_capacity(vocab_size),
+            weights: Vec::with_capacity(vocab_size * rows),
             order: Vec::with_capacity(vocab_size),
         }
     }
@@ -69,42 +69,52 @@ impl<F: Float> DrawScratch<F> {
         Ok(())
     }
 
-    /// Turns every row pushed since [`DrawScratch::clear_rows`] into its exponentials, in one call
-    /// over whole vectors of them (the padding is never read: cheaper than a scalar tail).
-    pub(crate) fn exponentiate(&mut self) {
-        let padded = self.exponentials.len().next_multiple_of(F::EXP_BLOCK);
-        self.exponentials.resize(padded, F::zero());
-        F::exp_in_place(&mut self.exponentials);
-    }
-
-    /// The weights of row `row` (of `vocab_size`), from its exponentials: normalised to
-    /// probabilities and filtered by top-k and top-p (see [`token_weights`]).
+    /// Turns every row pushed since [`DrawScratch::clear_rows`] into its probabilities: the
+    /// exponentials in one call over whole vectors of them (the padding is never read: cheaper
+    /// than a scalar tail), then each row summed left to right and multiplied by `total ** -1`
+    /// (microgpt.py's `e / total` on a `Value`).
+    ///
+    /// Each row's sum is a chain of dependent additions; done here for every row of a step, the
+    /// rows' chains overlap, where between two draws each would wait for the previous draw.
     ///
     /// # Errors
-    /// Exponentials that give no finite distribution.
+    /// A row whose exponentials give no finite distribution.
+    pub(crate) fn softmax(&mut self, vocab_size: usize) -> Result<(), SampleError> {
+        let used = self.exponentials.len();
+        self.exponentials
+            .resize(used.next_multiple_of(F::EXP_BLOCK), F::zero());
+        F::exp_in_place(&mut self.exponentials);
+        self.weights.clear();
+        self.weights.extend(
+            self.exponentials[..used]
+                .iter()
+                .map(|&exponential| exponential.to_f64()),
+        );
+        // (Rows are never empty: `push_row` refuses empty logits.)
+        for row in self.weights.chunks_exact_mut(vocab_size.max(1)) {
+            let total = row.iter().fold(0.0, |sum, &weight| sum + weight);
+            if !(total.is_finite() && total > 0.0) {
+                return Err(SampleError::NotFinite);
+            }
+            let inverse_total = total.powf(-1.0);
+            row.iter_mut().for_each(|weight| *weight *= inverse_total);
+        }
+        Ok(())
+    }
+
+    /// The probabilities of row `row` (of `vocab_size`) from the last [`DrawScratch::softmax`],
+    /// filtered by top-k and top-p (see [`token_weights`]).
     pub(crate) fn row_weights(
         &mut self,
         row: usize,
         vocab_size: usize,
         options: &SamplingOptions,
-    ) -> Result<&[f64], SampleError> {
-        let exponentials = &self.exponentials[row * vocab_size..(row + 1) * vocab_size];
-        self.weights.clear();
-        self.weights
-            .extend(exponentials.iter().map(|&exponential| exponential.to_f64()));
-        let total = self.weights.iter().fold(0.0, |sum, &weight| sum + weight);
-        if !(total.is_finite() && total > 0.0) {
-            return Err(SampleError::NotFinite);
-        }
-        // microgpt.py's `e / total` on a `Value` is `e * total ** -1`.
-        let inverse_total = total.powf(-1.0);
-        for weight in self.weights.iter_mut() {
-            *weight *= inverse_total;
-        }
+    ) -> &[f64] {
+        let weights = &mut self.weights[row * vocab_size..(row + 1) * vocab_size];
         if options.filters() {
-            filter(&mut self.weights, &mut self.order, options);
+            filter(weights, &mut self.order, options);
         }
-        Ok(&self.weights)
+        weights
     }
 }
 
@@ -140,8 +150,8 @@ pub fn token_weights<'a, F: Float>(
 ) -> Result<&'a [f64], SampleError> {
     scratch.clear_rows();
     scratch.push_row(logits, options)?;
-    scratch.exponentiate();
-    scratch.row_weights(0, logits.len(), options)
+    scratch.softmax(logits.len())?;
+    Ok(scratch.row_weights(0, logits.len(), options))
 }
 
 /// Draws the next token from `logits`: [`token_weights`], then exactly one

@@ -305,7 +305,7 @@ impl<F: Float> Sampler<F> {
             self.decoder.step(&mut self.cache, &self.feed)?;
             // The position each slot was just fed at: BOS at 0, then the prefix, then drawn tokens.
             let position = |cache: &KvCache<F>, sequence| cache.len(sequence) - 1;
-            // Every draw of the step goes through one call of the exponential.
+            // Every draw of the step goes through one softmax.
             self.scratch.clear_rows();
             for (sequence, slot) in self.slots.iter().enumerate() {
                 if slot.is_some() && position(&self.cache, sequence) >= prefix.len() {
@@ -313,7 +313,7 @@ impl<F: Float> Sampler<F> {
                         .push_row(self.decoder.logits(sequence), options)?;
                 }
             }
-            self.scratch.exponentiate();
+            self.scratch.softmax(vocab)?;
             let mut rows = 0..;
             for (sequence, (slot, feed)) in self.slots.iter_mut().zip(&mut self.feed).enumerate() {
                 let Some(index) = *slot else { continue };
@@ -324,7 +324,7 @@ impl<F: Float> Sampler<F> {
                     continue;
                 }
                 let row = rows.next().expect("a row per drawing slot");
-                let weights = self.scratch.row_weights(row, vocab, options)?;
+                let weights = self.scratch.row_weights(row, vocab, options);
                 let token = draw::draw_with(weights, draws.rng(sequence));
                 if token != bos {
                     name.push(token);
