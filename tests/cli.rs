@@ -186,6 +186,22 @@ fn stopping_and_resuming_gives_the_same_checkpoint_bit_for_bit() {
         ],
     );
     assert!(second.status.success(), "{}", stderr(&second));
+    // Both halves count against the run's 200 steps, a line every tenth of what each trains.
+    let counters = |output: &Output| {
+        stderr(output)
+            .lines()
+            .filter(|line| line.starts_with("step ") && line.contains(" | lr "))
+            .map(|line| line.split(' ').nth(1).unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let tenths = |range: std::ops::RangeInclusive<usize>| {
+        range
+            .step_by(10)
+            .map(|step| format!("{step}/200"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counters(&first), tenths(10..=100));
+    assert_eq!(counters(&second), tenths(110..=200));
     let whole_bytes = fs::read(directory.join("whole.safetensors")).unwrap();
     // Compared as booleans: a failure should not print two 90 KB byte arrays.
     let resumed_bytes = fs::read(directory.join("resumed.safetensors")).unwrap();

@@ -206,8 +206,7 @@ impl Chart {
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(x, y)?;
-        // `{}` prints 50 for 50.0 and 0.001 as it is, on linear and log axes alike.
-        let label = |value: &f64| format!("{value}");
+        let label = |value: &f64| tick_label(*value);
         chart
             .configure_mesh()
             .light_line_style(TRANSPARENT)
@@ -251,6 +250,14 @@ impl Chart {
         root.present()?;
         Ok(())
     }
+}
+
+/// A tick's value as a reader writes it: the ticks are sums of steps such as 0.2, whose binary
+/// rounding `{}` would show (2.4000000000000004), so the value is first rounded to 10 significant
+/// digits; `{}` then prints 50 for 50.0 and 0.001 as it is, on linear and log axes alike.
+fn tick_label(value: f64) -> String {
+    let rounded: f64 = format!("{value:.9e}").parse().unwrap_or(value);
+    format!("{rounded}")
 }
 
 /// The range covering `values`, widened by `margin` (a fraction of their span, or of the values
@@ -398,6 +405,45 @@ mod tests {
                 "{point:?}"
             );
         }
+    }
+
+    /// The texts of `svg`'s `<text>` elements.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text")
+            .skip(1)
+            .map(|tag| {
+                let body = &tag[tag.find('>').unwrap() + 1..tag.find("</text>").unwrap()];
+                body.trim().to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tick_labels_show_the_ticks_as_written_not_their_binary_rounding() {
+        // Losses from 2.2 to 3.6: ticks every 0.2, of which 2.4 is 2.4000000000000004 as a sum.
+        let points: Vec<LossPoint> = (0..10)
+            .map(|step| point(step, 2.2 + 0.15 * step as f64, None))
+            .collect();
+        let svg = loss_chart(&log_of(&points), "ticks").to_svg().unwrap();
+        let numbers: Vec<String> = texts(&svg)
+            .into_iter()
+            .filter(|text| text.parse::<f64>().is_ok())
+            .collect();
+        for expected in ["2.4", "2.6", "2.8", "3", "3.2", "3.4"] {
+            assert!(
+                numbers.iter().any(|n| n == expected),
+                "{expected} in {numbers:?}"
+            );
+        }
+        for number in &numbers {
+            // Hand-written ticks: at most a few digits after the point.
+            let decimals = number.split_once('.').map_or(0, |(_, d)| d.len());
+            assert!(decimals <= 3, "tick label {number:?} in {numbers:?}");
+        }
+        assert_eq!(tick_label(50.0), "50");
+        assert_eq!(tick_label(0.001), "0.001");
+        assert_eq!(tick_label(0.1 + 0.2), "0.3");
+        assert_eq!(tick_label(1.2345e-7), "0.00000012345");
     }
 
     #[test]

@@ -61,12 +61,7 @@ impl Progress {
         self.tokens += tokens;
         let now = Instant::now();
         let due = match &self.bar {
-            Some(_) => {
-                step == self.last_step
-                    || self
-                        .last_update
-                        .is_none_or(|last| now - last >= BAR_INTERVAL)
-            }
+            Some(_) => bar_due(step, self.last_step, self.last_update, now),
             None => {
                 (step - self.first_step).is_multiple_of(self.log_every) || step == self.last_step
             }
@@ -123,6 +118,12 @@ impl Progress {
     }
 }
 
+/// Whether the bar shows step `step` finishing at `now`: the last step always, any other once
+/// [`BAR_INTERVAL`] has passed since the bar last changed, whatever the number of steps between.
+fn bar_due(step: usize, last_step: usize, last_update: Option<Instant>, now: Instant) -> bool {
+    step == last_step || last_update.is_none_or(|last| now - last >= BAR_INTERVAL)
+}
+
 /// `123456.0` as `123.5k`.
 fn human(rate: f64) -> String {
     if rate >= 1e6 {
@@ -131,5 +132,32 @@ fn human(rate: f64) -> String {
         format!("{:.1}k", rate / 1e3)
     } else {
         format!("{rate:.0}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_is_redrawn_by_time_not_by_step() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // The first step is shown; so is the last, however soon after.
+        assert!(bar_due(1, 1000, None, at(0)));
+        assert!(bar_due(1000, 1000, Some(at(0)), at(1)));
+        // In between, a step 99 ms after the last redraw is not, one 100 ms after is, whatever
+        // the steps: thousands of fast steps draw the bar about ten times a second.
+        assert!(!bar_due(2, 1000, Some(at(0)), at(99)));
+        assert!(!bar_due(900, 1000, Some(at(0)), at(99)));
+        assert!(bar_due(3, 1000, Some(at(0)), at(100)));
+        assert!(bar_due(3, 1000, Some(at(50)), at(400)));
+    }
+
+    #[test]
+    fn rates_read_with_their_unit() {
+        assert_eq!(human(950.0), "950");
+        assert_eq!(human(123_456.0), "123.5k");
+        assert_eq!(human(2_500_000.0), "2.5M");
     }
 }
