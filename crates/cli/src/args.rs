@@ -412,7 +412,7 @@ pub struct ExportArgs {
     pub out: PathBuf,
 
     /// Precision of the written tensors: f32 (PyTorch's default) or f64
-    #[arg(long, value_name = "f32|f64", default_value = "f32")]
+    #[arg(long, value_name = "f32|f64", default_value_t = defaults::EXPORT_DTYPE)]
     pub dtype: Dtype,
 }
 

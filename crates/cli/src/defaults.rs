@@ -43,6 +43,8 @@ pub const N_HEAD: usize = Config::SEED.n_head;
 pub const BLOCK_SIZE: usize = Config::SEED.block_size;
 /// Training and checkpoints in f64, the precision of microgpt.py's floats.
 pub const DTYPE: Dtype = Dtype::F64;
+/// `export` writes PyTorch's default precision, whatever the checkpoint's.
+pub const EXPORT_DTYPE: Dtype = Dtype::F32;
 /// One document a line, as names.txt.
 pub const FORMAT: DataFormat = DataFormat::Lines;
 /// The fast generator; `python` reproduces microgpt.py's draws.
