@@ -110,6 +110,13 @@ impl<'a, F> MatrixMut<'a, F> {
         &mut self.data[r * self.stride..][..self.columns]
     }
 
+    /// The rows in order, each `columns` long.
+    fn rows_mut(&mut self) -> impl Iterator<Item = &mut [F]> {
+        let columns = self.columns;
+        let rows = self.data.chunks_mut(self.stride.max(1)).take(self.rows);
+        rows.map(move |row| &mut row[..columns])
+    }
+
     /// Rows `first..first + count`.
     fn rows_from(&mut self, first: usize, count: usize) -> MatrixMut<'_, F> {
         MatrixMut {
@@ -179,12 +186,12 @@ fn product_block<F: Float, const ROWS: usize>(
                     }
                 }
             }
-            for (r, sum) in sums.into_iter().take(count).enumerate() {
-                add_tile(&mut out.row(r)[start..start + valid], sum);
+            for (sum, out_row) in sums.into_iter().zip(out.rows_mut()) {
+                add_tile(&mut out_row[start..start + valid], sum);
             }
         } else {
-            for (r, a_row) in a_rows.iter().take(count).enumerate() {
-                let out_tile = &mut out.row(r)[start..start + valid];
+            for (a_row, out_row) in a_rows.iter().zip(out.rows_mut()) {
+                let out_tile = &mut out_row[start..start + valid];
                 for (&weight, m_row) in a_row.iter().zip(m.data.chunks_exact(m.stride)) {
                     for (out, &x) in out_tile.iter_mut().zip(&m_row[start..start + valid]) {
                         *out += weight * x;
