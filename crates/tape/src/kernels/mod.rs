@@ -355,8 +355,8 @@ pub(crate) fn transpose_into<F: Float>(m: Matrix<'_, F>, mut out: MatrixMut<'_, 
         let start = block_index * TRANSPOSE_BLOCK;
         let block: [&[F]; TRANSPOSE_BLOCK] =
             std::array::from_fn(|i| &block[i * columns..][..columns]);
-        for c in 0..columns {
-            let out_run = &mut out.row(c)[start..start + TRANSPOSE_BLOCK];
+        for (c, out_row) in out.rows_mut().enumerate() {
+            let out_run = &mut out_row[start..start + TRANSPOSE_BLOCK];
             for (out, row) in out_run.iter_mut().zip(&block) {
                 *out = row[c];
             }
@@ -364,8 +364,8 @@ pub(crate) fn transpose_into<F: Float>(m: Matrix<'_, F>, mut out: MatrixMut<'_, 
     }
     let done = m.rows - blocks.remainder().len() / columns;
     for (r, row) in (done..m.rows).zip(blocks.remainder().chunks_exact(columns)) {
-        for (c, &x) in row.iter().enumerate() {
-            out.row(c)[r] = x;
+        for (&x, out_row) in row.iter().zip(out.rows_mut()) {
+            out_row[r] = x;
         }
     }
 }
