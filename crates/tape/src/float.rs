@@ -17,6 +17,11 @@ pub trait Float: NdFloat + Default {
     /// scalar path: [`EXP_LANES`](crate::EXP_LANES) for `f32`; 1 for `f64`, whose exponential is
     /// one C library call per element, so that padding would only add calls.
     const EXP_BLOCK: usize;
+    /// The output rows the product kernels build side by side, each its own chain of adds: 8 of
+    /// `f32` or 4 of `f64`, 8 AVX-512 registers of sums either way. That is enough independent
+    /// chains to keep both adders busy (4 chains of `f32` are bound by the latency of an add) and
+    /// leaves registers for the operands (8 rows of `f64` make the compiler spill).
+    const PRODUCT_ROWS: usize;
     /// The nearest value of this type to `value`.
     fn from_f64(value: f64) -> Self;
     /// This value widened (or kept) as an `f64`.
@@ -57,6 +62,7 @@ pub trait Float: NdFloat + Default {
 
 impl Float for f32 {
     const EXP_BLOCK: usize = crate::EXP_LANES;
+    const PRODUCT_ROWS: usize = 8;
     fn from_f64(value: f64) -> Self {
         value as f32
     }
@@ -83,6 +89,7 @@ impl Float for f32 {
 
 impl Float for f64 {
     const EXP_BLOCK: usize = 1;
+    const PRODUCT_ROWS: usize = 4;
     fn from_f64(value: f64) -> Self {
         value
     }

@@ -4,7 +4,8 @@
 //! [`Tape::linear`](crate::Tape::linear) and [`Tape::rms_norm`](crate::Tape::rms_norm) run these
 //! very functions, so a forward pass written with them gives the tape's numbers to the bit.
 
-use crate::{Float, kernels};
+use crate::Float;
+use crate::kernels::{self, Matrix, MatrixMut};
 
 /// A weight `W [outputs, inputs]` stored once for products `x W^T`: transposed, its rows padded
 /// to whole register tiles, the layout the linear op builds from its weights on every call.
@@ -78,8 +79,11 @@ impl<F: Float> Linear<F> {
                 "a weight of {} inputs",
                 self.inputs
             );
-            kernels::transpose_into(weight, self.inputs, &mut self.transposed, stride, offset);
-            offset += weight.len() / self.inputs.max(1);
+            let weight_rows = weight.len() / self.inputs.max(1);
+            let out = MatrixMut::new(&mut self.transposed[offset..], self.inputs, weight_rows);
+            let weight = Matrix::new(weight, weight_rows, self.inputs);
+            kernels::transpose_into(weight, out.with_stride(stride));
+            offset += weight_rows;
         }
     }
 
@@ -100,15 +104,11 @@ impl<F: Float> Linear<F> {
             self.inputs,
             self.outputs
         );
-        let stride = kernels::padded(self.outputs);
+        let transposed = Matrix::new(&self.transposed, self.inputs, self.outputs);
         kernels::add_product(
-            x,
-            self.inputs,
-            self.inputs,
-            &self.transposed,
-            stride,
-            out,
-            self.outputs,
+            Matrix::new(x, rows, self.inputs),
+            transposed.with_stride(kernels::padded(self.outputs)),
+            MatrixMut::new(out, rows, self.outputs),
         );
     }
 

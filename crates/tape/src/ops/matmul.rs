@@ -10,7 +10,7 @@
 use super::{Backward, Op, shape_of};
 use crate::broadcast::{self, Shape, broadcast_shapes};
 use crate::gemm::{self, Strided};
-use crate::kernels;
+use crate::kernels::{self, Matrix, MatrixMut};
 use crate::tape::{Node, Recorded};
 use crate::{Float, MAX_AXES, Tape, TapeError, Tensor, Var};
 
@@ -110,9 +110,13 @@ impl<F: Float> Tape<F> {
             }
             out.fill(F::zero());
             product.for_each_matrix(|out_offset, a_offset, b_offset| {
-                let out = &mut out[out_offset..][..out_size];
+                let out = MatrixMut::new(&mut out[out_offset..][..out_size], rows, columns);
                 let (a, b) = (&a[a_offset..], &b[b_offset..]);
-                kernels::add_product(a, inner, inner, b, columns, out, columns);
+                kernels::add_product(
+                    Matrix::new(a, rows, inner),
+                    Matrix::new(b, inner, columns),
+                    out,
+                );
             });
             Ok(())
         })
@@ -204,20 +208,19 @@ fn forward_by_transposed_weights<F: Float>(
     let mut offset = 0;
     for &w in weights {
         let weight = tape.value(w).as_slice();
-        kernels::transpose_into(weight, inner, transposed, stride, offset);
-        offset += weight.len() / inner.max(1);
+        let weight_rows = weight.len() / inner.max(1);
+        let out = MatrixMut::new(&mut transposed[offset..], inner, weight_rows).with_stride(stride);
+        kernels::transpose_into(Matrix::new(weight, weight_rows, inner), out);
+        offset += weight_rows;
     }
     let out = node.value.as_mut_slice();
     out.fill(F::zero());
-    let transposed = &node.saved.as_slice()[..inner * stride];
+    let rows = out.len() / outputs.max(1);
+    let transposed = Matrix::new(&node.saved.as_slice()[..inner * stride], inner, outputs);
     kernels::add_product(
-        input.as_slice(),
-        inner,
-        inner,
-        transposed,
-        stride,
-        out,
-        outputs,
+        Matrix::new(input.as_slice(), rows, inner),
+        transposed.with_stride(stride),
+        MatrixMut::new(out, rows, outputs),
     );
 }
 
@@ -235,18 +238,26 @@ fn forward_by_transposed_input<F: Float>(
     let stride = kernels::padded(rows);
     let scratch = &mut node.saved.as_mut_slice()[..inner * stride + outputs * rows];
     let (input_transposed, output_transposed) = scratch.split_at_mut(inner * stride);
-    kernels::transpose_into(input.as_slice(), inner, input_transposed, stride, 0);
+    kernels::transpose_into(
+        Matrix::new(input.as_slice(), rows, inner),
+        MatrixMut::new(input_transposed, inner, rows).with_stride(stride),
+    );
     output_transposed.fill(F::zero());
+    let input_transposed = Matrix::new(&*input_transposed, inner, rows).with_stride(stride);
     let mut offset = 0;
     for &w in weights {
         let weight = tape.value(w).as_slice();
         let weight_rows = weight.len() / inner;
         let block = &mut output_transposed[offset * rows..(offset + weight_rows) * rows];
-        kernels::add_product(weight, inner, inner, input_transposed, stride, block, rows);
+        kernels::add_product(
+            Matrix::new(weight, weight_rows, inner),
+            input_transposed,
+            MatrixMut::new(block, weight_rows, rows),
+        );
         offset += weight_rows;
     }
-    let out = node.value.as_mut_slice();
-    kernels::transpose_into(output_transposed, rows, out, outputs, 0);
+    let out = MatrixMut::new(node.value.as_mut_slice(), rows, outputs);
+    kernels::transpose_into(Matrix::new(output_transposed, outputs, rows), out);
 }
 
 /// `y = x [W_1; ..]^T` through the GEMM, each weight's block of output columns written in place
@@ -302,11 +313,13 @@ pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w
     for &w in weights {
         let weight = context.value(w);
         let outputs = weight.shape()[0];
-        let dy = &grad[offset..];
-        let dx = context.sink.of(x).as_mut_slice();
-        kernels::add_product(dy, total, outputs, weight.as_slice(), inner, dx, inner);
-        let dw = context.sink.of(w).as_mut_slice();
-        kernels::add_transposed_product(dy, total, outputs, input.as_slice(), inner, dw);
+        let dy = Matrix::new(&grad[offset..], rows, outputs).with_stride(total);
+        let weight = Matrix::new(weight.as_slice(), outputs, inner);
+        let dx = MatrixMut::new(context.sink.of(x).as_mut_slice(), rows, inner);
+        kernels::add_product(dy, weight, dx);
+        let dw = MatrixMut::new(context.sink.of(w).as_mut_slice(), outputs, inner);
+        let input = Matrix::new(input.as_slice(), rows, inner);
+        kernels::add_transposed_product(dy, input, dw);
         offset += outputs;
     }
 }
@@ -374,14 +387,22 @@ pub(super) fn matmul_backward<F: Float>(context: &mut Backward<'_, F>, a: Var, b
             &grad[out_offset..][..out_size],
             &right[b_offset..][..b_size],
         );
-        let da = &mut da[a_offset..][..a_size];
-        kernels::add_a_times_b_transposed(grad, right, columns, da);
+        let da = MatrixMut::new(&mut da[a_offset..][..a_size], rows, inner);
+        let (grad, right) = (
+            Matrix::new(grad, rows, columns),
+            Matrix::new(right, inner, columns),
+        );
+        kernels::add_a_times_b_transposed(grad, right, da);
     });
     let db = context.sink.of(b).as_mut_slice();
     product.for_each_matrix(|out_offset, a_offset, b_offset| {
         let (left, grad) = (&left[a_offset..][..a_size], &grad[out_offset..][..out_size]);
-        let db = &mut db[b_offset..][..b_size];
-        kernels::add_transposed_product(left, inner, inner, grad, columns, db);
+        let db = MatrixMut::new(&mut db[b_offset..][..b_size], inner, columns);
+        let (left, grad) = (
+            Matrix::new(left, rows, inner),
+            Matrix::new(grad, rows, columns),
+        );
+        kernels::add_transposed_product(left, grad, db);
     });
 }
 
