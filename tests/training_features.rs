@@ -628,7 +628,7 @@ fn text_format_trains_on_windows_and_sample_slides_past_the_block() {
     assert!(output.status.success(), "{}", stderr(&output));
     let log = stderr(&output);
     assert!(stdout(&output).contains(&format!("num chars: {}", running_text().len())));
-    // 10% held out: 28 characters, 3 windows of 9.
+    // 10% held out: 32 of the 324 characters, 3 windows of 9.
     assert!(log.contains("step 20 | val loss"), "{log}");
     assert!(
         !stdout(&output).contains("sample  1"),
@@ -710,6 +710,104 @@ fn text_format_trains_on_windows_and_sample_slides_past_the_block() {
         ],
     );
     assert_bad_input(&short, "--format text needs at least block_size + 1");
+}
+
+/// `microgpt eval --json` of `model` on the file `data`, which must succeed.
+fn eval_json(directory: &Path, model: &str, data: &str) -> serde_json::Value {
+    let output = run_microgpt(
+        directory,
+        &["eval", "--model", model, "--data", data, "--json"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_str(&stdout(&output)).unwrap()
+}
+
+/// The mean over the windows of `block_size + 1` characters tiling `text` from its start of the
+/// scalar engine's loss of each (a window's loss is the mean over its block_size predictions, so
+/// this is the mean per predicted character), and the number of windows.
+fn scalar_window_loss(checkpoint: &gpt::Checkpoint<f64>, text: &str) -> (f64, usize) {
+    let block_size = checkpoint.params.config().block_size;
+    let tokens = checkpoint.tokenizer.encode_prefix(text).unwrap();
+    let mut oracle = support::scalar_model(&checkpoint.params);
+    let losses: Vec<f64> = tokens
+        .chunks_exact(block_size + 1)
+        .map(|window| oracle.loss(window))
+        .collect();
+    (
+        losses.iter().sum::<f64>() / losses.len() as f64,
+        losses.len(),
+    )
+}
+
+/// `eval` scores a model trained with `--format text` as running text: the windows of
+/// `block_size + 1` characters that tile the file, as the scalar engine scores them from the same
+/// weights (one document a line from BOS to BOS would give another figure, and "documents" rather
+/// than "windows"). Given the held-out tenth alone, it gives the validation loss train printed.
+#[test]
+fn eval_scores_a_text_model_on_the_windows_of_its_running_text() {
+    let directory = scratch_directory("text-eval");
+    let text = running_text();
+    fs::write(directory.join("text.txt"), &text).unwrap();
+    let output = run_microgpt(
+        &directory,
+        &[
+            "train",
+            "--data",
+            "text.txt",
+            "--format",
+            "text",
+            "--block-size",
+            "8",
+            "--steps",
+            "30",
+            "--eval-every",
+            "30",
+            "--num-samples",
+            "0",
+            "--out",
+            "t.safetensors",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let checkpoint = gpt::load::<f64>(&directory.join("t.safetensors")).unwrap();
+
+    let json = eval_json(&directory, "t.safetensors", "text.txt");
+    let (expected, windows) = scalar_window_loss(&checkpoint, &text);
+    // By hand: 324 characters make 36 windows of 9, each predicting 8.
+    assert_eq!((text.chars().count(), windows), (324, 36));
+    assert_eq!(json["windows"].as_u64(), Some(36), "{json}");
+    assert_eq!(json["tokens"].as_u64(), Some(36 * 8), "{json}");
+    let loss = json["loss"].as_f64().unwrap();
+    assert!(
+        (loss - expected).abs() <= 1e-12 * expected,
+        "eval {loss} against the scalar engine's {expected}"
+    );
+
+    // The last tenth of the characters, which train held out (the file is ASCII).
+    let held_out = &text[text.len() - text.len() / 10..];
+    fs::write(directory.join("held-out.txt"), held_out).unwrap();
+    let json = eval_json(&directory, "t.safetensors", "held-out.txt");
+    let (expected, windows) = scalar_window_loss(&checkpoint, held_out);
+    assert_eq!(json["windows"].as_u64(), Some(windows as u64), "{json}");
+    let loss = json["loss"].as_f64().unwrap();
+    assert!(
+        (loss - expected).abs() <= 1e-12 * expected,
+        "{loss} against {expected}"
+    );
+    let printed = number_after(&stderr(&output), "step 30 | val loss ");
+    assert!(
+        (loss - printed).abs() <= 5e-5,
+        "eval {loss} of the held-out text against train's validation loss {printed}"
+    );
+
+    fs::write(directory.join("short.txt"), "emma\n").unwrap();
+    assert_bad_input(
+        &run_microgpt(
+            &directory,
+            &["eval", "--model", "t.safetensors", "--data", "short.txt"],
+        ),
+        "windows of block_size + 1 = 9 characters; the data has 5",
+    );
 }
 
 /// The weights of checkpoint `name` (no optimizer state), by name, as f64 (the default dtype).

@@ -87,6 +87,11 @@ pub enum Command {
     /// Print names sampled from a trained model, one per line, on stdout only.
     Sample(SampleArgs),
     /// The mean per-token loss (and perplexity) of a model on a data file.
+    ///
+    /// The file is scored as the model's run trained: a model of lines (the default) scores every
+    /// document from BOS to BOS, one a line; a model trained with --format text scores the whole
+    /// file as running text, cut into windows of block_size + 1 characters that do not overlap
+    /// (a shorter tail is left out), each predicting block_size characters.
     Eval(EvalArgs),
     /// Time the tape engine against the scalar baseline on the same work.
     Bench(BenchArgs),
@@ -336,7 +341,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "CKPT", default_value = defaults::CHECKPOINT)]
     pub model: PathBuf,
 
-    /// Documents to score, one per line (the default is downloaded if missing, as by train)
+    /// The data to score: documents one a line, or running text for a --format text model (the
+    /// default is downloaded if missing, as by train)
     #[arg(long, value_name = "FILE", default_value = defaults::DATA)]
     pub data: PathBuf,
 
@@ -344,7 +350,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "f32|f64", default_value_t = defaults::DTYPE)]
     pub dtype: Dtype,
 
-    /// Print a JSON object ({"loss", "perplexity", "tokens", "documents"}) instead of text
+    /// Print a JSON object ({"loss", "perplexity", "tokens", and "documents" or, for running
+    /// text, "windows"}) instead of text
     #[arg(long)]
     pub json: bool,
 

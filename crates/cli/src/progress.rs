@@ -20,9 +20,7 @@ pub struct Progress {
     /// The run's total, which the counter shows whether or not this invocation reaches it.
     total: usize,
     log_every: usize,
-    started: Instant,
-    /// Time spent outside training steps (validation, samples), left out of the throughput.
-    excluded: Duration,
+    clock: TrainingClock,
     last_update: Option<Instant>,
     tokens: usize,
 }
@@ -49,8 +47,7 @@ impl Progress {
             last_step,
             total,
             log_every: (last_step.saturating_sub(first_step) / 10).max(1),
-            started: Instant::now(),
-            excluded: Duration::ZERO,
+            clock: TrainingClock::new(Instant::now()),
             last_update: None,
             tokens: 0,
         }
@@ -70,8 +67,7 @@ impl Progress {
             return;
         }
         self.last_update = Some(now);
-        let training = self.training_time().as_secs_f64().max(1e-9);
-        let rate = self.tokens as f64 / training;
+        let rate = tokens_per_second(self.tokens, self.clock.training_time(now));
         let message = format!("loss {loss:.4} | lr {lr:.5} | {} tok/s", human(rate));
         match &self.bar {
             Some(bar) => {
@@ -79,7 +75,7 @@ impl Progress {
                 bar.set_message(message);
             }
             None => {
-                let elapsed = self.started.elapsed().as_secs_f64();
+                let elapsed = (now - self.clock.started).as_secs_f64();
                 let done = (step - self.first_step) as f64;
                 let eta = elapsed / done.max(1.0) * (self.last_step - step) as f64;
                 note!("step {step}/{} | {message} | eta {eta:.1}s", self.total);
@@ -89,17 +85,17 @@ impl Progress {
 
     /// Leaves `duration` (an evaluation, samples) out of the throughput.
     pub fn exclude(&mut self, duration: Duration) {
-        self.excluded += duration;
+        self.clock.exclude(duration);
     }
 
     /// The time spent in training steps so far.
     pub fn training_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.excluded)
+        self.clock.training_time(Instant::now())
     }
 
     /// Tokens predicted per second of training so far.
     pub fn tokens_per_second(&self) -> f64 {
-        self.tokens as f64 / self.training_time().as_secs_f64().max(1e-9)
+        tokens_per_second(self.tokens, self.training_time())
     }
 
     /// A line that must not be garbled by the bar (a validation loss, a note).
@@ -116,6 +112,38 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// The time a run spends in its training steps: the time since it started less the time left out
+/// (evaluations, samples), so that the throughput measures the steps alone.
+struct TrainingClock {
+    started: Instant,
+    /// The time spent outside training steps so far.
+    excluded: Duration,
+}
+
+impl TrainingClock {
+    fn new(started: Instant) -> Self {
+        TrainingClock {
+            started,
+            excluded: Duration::ZERO,
+        }
+    }
+
+    fn exclude(&mut self, duration: Duration) {
+        self.excluded += duration;
+    }
+
+    /// The training time up to `now`.
+    fn training_time(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+            .saturating_sub(self.excluded)
+    }
+}
+
+/// `tokens` over `training` time, finite even before any time has passed.
+fn tokens_per_second(tokens: usize, training: Duration) -> f64 {
+    tokens as f64 / training.as_secs_f64().max(1e-9)
 }
 
 /// Whether the bar shows step `step` finishing at `now`: the last step always, any other once
@@ -152,6 +180,28 @@ mod tests {
         assert!(!bar_due(900, 1000, Some(at(0)), at(99)));
         assert!(bar_due(3, 1000, Some(at(0)), at(100)));
         assert!(bar_due(3, 1000, Some(at(50)), at(400)));
+    }
+
+    /// If this failed, evaluations and samples would count as training: the tokens/s readout
+    /// and the "trained steps a..b in Xs" line would drop with every evaluation.
+    #[test]
+    fn training_time_leaves_out_the_excluded_durations() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut clock = TrainingClock::new(start);
+        assert_eq!(clock.training_time(at(700)), Duration::from_millis(700));
+        // A 300 ms evaluation and 200 ms of samples within 2 s leave 1.5 s of training.
+        clock.exclude(Duration::from_millis(300));
+        clock.exclude(Duration::from_millis(200));
+        assert_eq!(clock.training_time(at(2000)), Duration::from_millis(1500));
+        // 3,000 tokens in those 1.5 s: 2,000 a second (by hand), not 3000 / 2 = 1,500.
+        let training = clock.training_time(at(2000));
+        assert_eq!(tokens_per_second(3000, training), 2000.0);
+        // More left out than has elapsed (400 ms against 500) is no time at all, not a panic,
+        // and the rate stays finite.
+        assert_eq!(clock.training_time(at(400)), Duration::ZERO);
+        assert!(tokens_per_second(3000, Duration::ZERO).is_finite());
+        assert_eq!(tokens_per_second(0, Duration::ZERO), 0.0);
     }
 
     #[test]

@@ -96,12 +96,7 @@ impl RunSettings {
             rng: RngKind::from_name(&field::<String>(metadata, "rng")?)
                 .ok_or_else(|| CliError::input("the checkpoint records an unknown rng"))?,
             shuffle: field(metadata, "shuffle")?,
-            format: DataFormat::from_name(&optional_field::<String>(
-                metadata,
-                "data_format",
-                defaults::FORMAT.name().to_string(),
-            )?)
-            .ok_or_else(|| CliError::input("the checkpoint records an unknown data_format"))?,
+            format: recorded_format(metadata)?,
             val_fraction: field(metadata, "val_fraction")?,
             eval_every: field(metadata, "eval_every")?,
             // Runs saved before --eval-docs scored the whole split every time.
@@ -280,7 +275,7 @@ impl RunSettings {
             ("seed", self.seed.to_string()),
             ("rng", self.rng.name().to_string()),
             ("shuffle", self.shuffle.to_string()),
-            ("data_format", self.format.name().to_string()),
+            (FORMAT_KEY, self.format.name().to_string()),
             ("val_fraction", self.val_fraction.to_string()),
             ("eval_every", self.eval_every.to_string()),
             ("eval_docs", self.eval_docs.to_string()),
@@ -289,6 +284,22 @@ impl RunSettings {
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
         .collect()
+    }
+}
+
+/// The metadata entry of the data format a run trained on.
+const FORMAT_KEY: &str = "data_format";
+
+/// The data format `metadata`'s run trained on, which `eval` scores its data as: lines for
+/// checkpoints saved before running text existed.
+pub fn recorded_format(metadata: &BTreeMap<String, String>) -> Result<DataFormat> {
+    match metadata.get(FORMAT_KEY) {
+        None => Ok(DataFormat::Lines),
+        Some(name) => DataFormat::from_name(name).ok_or_else(|| {
+            CliError::input(format!(
+                "the checkpoint records an unknown {FORMAT_KEY} {name:?}: expected lines or text"
+            ))
+        }),
     }
 }
 
@@ -339,4 +350,31 @@ fn field<T: FromStr>(metadata: &BTreeMap<String, String>, key: &str) -> Result<T
             "the checkpoint does not record a valid {key:?} and cannot be resumed; use --init to start a new run from its weights"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint saved before running text existed trained on lines; one that names its format
+    /// is read as named, and a name no format has is refused rather than scored as lines.
+    #[test]
+    fn the_recorded_format_is_lines_when_the_checkpoint_predates_it() {
+        let metadata = |entries: &[(&str, &str)]| -> BTreeMap<String, String> {
+            entries
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect()
+        };
+        assert_eq!(recorded_format(&metadata(&[])).unwrap(), DataFormat::Lines);
+        let text = metadata(&[("data_format", "text")]);
+        assert_eq!(recorded_format(&text).unwrap(), DataFormat::Text);
+        let lines = metadata(&[("data_format", "lines")]);
+        assert_eq!(recorded_format(&lines).unwrap(), DataFormat::Lines);
+        let error = recorded_format(&metadata(&[("data_format", "words")])).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown data_format \"words\""),
+            "{error}"
+        );
+    }
 }

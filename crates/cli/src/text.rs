@@ -4,7 +4,7 @@
 //! The last `val_fraction` of the characters are held out. Training window `i` starts at a
 //! position drawn from its own generator (seeded by the run's seed and `i`), so a run resumed at
 //! any step draws the windows the uninterrupted run draws. Validation windows tile the held-out
-//! characters without overlap, in order.
+//! characters without overlap, in order, as `eval` tiles the whole of its file.
 
 use gpt::{Randomness, Tokenizer};
 
@@ -31,12 +31,8 @@ impl Text {
         val_fraction: f64,
         seed: u64,
     ) -> Result<Self> {
-        let tokens = tokenizer.encode_prefix(text).map_err(|error| {
-            CliError::input(format!(
-                "the data: {error}; the model's vocabulary is fixed by its checkpoint"
-            ))
-        })?;
-        let window = block_size + 1;
+        let tokens = encode(text, tokenizer)?;
+        let window = window_len(block_size);
         let held_out = (tokens.len() as f64 * val_fraction) as usize;
         let train_len = tokens.len() - held_out;
         if train_len < window {
@@ -71,14 +67,54 @@ impl Text {
         tokens.extend_from_slice(&self.tokens[start..start + self.window]);
     }
 
-    /// The number of validation windows.
-    pub fn validation_windows(&self) -> usize {
-        (self.tokens.len() - self.train_len) / self.window
+    /// The held-out characters, as windows.
+    pub fn validation(&self) -> Tiling<'_> {
+        Tiling {
+            tokens: &self.tokens[self.train_len..],
+            window: self.window,
+        }
+    }
+}
+
+/// `text` as tokens without BOS: running text has no documents to start and end.
+pub fn encode(text: &str, tokenizer: &Tokenizer) -> Result<Vec<usize>> {
+    tokenizer.encode_prefix(text).map_err(|error| {
+        CliError::input(format!(
+            "the data: {error}; the model's vocabulary is fixed by its checkpoint"
+        ))
+    })
+}
+
+/// The tokens of a window: one for each of the `block_size` positions, and the one the last
+/// position predicts.
+pub fn window_len(block_size: usize) -> usize {
+    block_size + 1
+}
+
+/// Windows of `block_size + 1` tokens that tile tokens without overlap, in order; a tail shorter
+/// than a window is not scored. Each window predicts `block_size` tokens.
+pub struct Tiling<'a> {
+    tokens: &'a [usize],
+    window: usize,
+}
+
+impl<'a> Tiling<'a> {
+    /// The whole of `tokens`, cut into windows for a model of this block size.
+    pub fn new(tokens: &'a [usize], block_size: usize) -> Self {
+        Tiling {
+            tokens,
+            window: window_len(block_size),
+        }
     }
 
-    /// Validation window `index` into a reused buffer.
-    pub fn validation_window_into(&self, index: usize, tokens: &mut Vec<usize>) {
-        let start = self.train_len + index * self.window;
+    /// The number of windows.
+    pub fn len(&self) -> usize {
+        self.tokens.len() / self.window
+    }
+
+    /// Window `index` into a reused buffer.
+    pub fn window_into(&self, index: usize, tokens: &mut Vec<usize>) {
+        let start = index * self.window;
         tokens.clear();
         tokens.extend_from_slice(&self.tokens[start..start + self.window]);
     }
@@ -110,16 +146,32 @@ mod tests {
         }
         // Every start is reachable, the first and the last included.
         assert_eq!(starts.len(), train_len - 9 + 1);
-        let windows = corpus.validation_windows();
+        let validation = corpus.validation();
+        let windows = validation.len();
         assert_eq!(windows, (chars.len() - train_len) / 9);
         for index in 0..windows {
-            corpus.validation_window_into(index, &mut tokens);
+            validation.window_into(index, &mut tokens);
             let start = train_len + index * 9;
             assert_eq!(
                 tokenizer.decode(&tokens),
                 chars[start..start + 9].iter().collect::<String>()
             );
         }
+    }
+
+    #[test]
+    fn a_tiling_cuts_every_whole_window_from_the_start_and_leaves_the_tail() {
+        let tokens: Vec<usize> = (0..23).collect();
+        let tiling = Tiling::new(&tokens, 4);
+        // By hand: 23 tokens make 4 windows of 5, and 3 tokens too few for a fifth.
+        assert_eq!(tiling.len(), 4);
+        let mut window = Vec::new();
+        for index in 0..4 {
+            tiling.window_into(index, &mut window);
+            let start = 5 * index;
+            assert_eq!(window, (start..start + 5).collect::<Vec<_>>());
+        }
+        assert_eq!(Tiling::new(&tokens[..4], 4).len(), 0);
     }
 
     #[test]

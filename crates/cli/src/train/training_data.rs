@@ -31,7 +31,7 @@ impl TrainingData {
     /// Validation item `index` (a held-out document, or window) into a buffer.
     pub fn held_out_into(&self, index: usize, tokens: &mut Vec<usize>) {
         match &self.text {
-            Some(text) => text.validation_window_into(index, tokens),
+            Some(text) => text.validation().window_into(index, tokens),
             None => self.corpus.encode_into(index, &self.tokenizer, tokens),
         }
     }
@@ -39,7 +39,7 @@ impl TrainingData {
     /// The held-out items, the periodic evaluations scoring the first `eval_docs`.
     pub fn validation(&self, eval_docs: usize) -> Validation {
         match &self.text {
-            Some(text) => Validation::new(0, text.validation_windows(), eval_docs),
+            Some(text) => Validation::new(0, text.validation().len(), eval_docs),
             None => Validation::new(self.train_size, self.corpus.len(), eval_docs),
         }
     }
