@@ -20,6 +20,8 @@ pub struct Corpus {
     text: String,
     /// Byte ranges of the documents in `text`, in the current order.
     spans: Vec<Range<u32>>,
+    /// The characters of the documents, gathered as they are found.
+    vocabulary: Tokenizer,
     /// What identifies the file's contents.
     fingerprint: Fingerprint,
 }
@@ -73,13 +75,17 @@ impl Corpus {
             text.drain(..'\u{feff}'.len_utf8());
             cleaned.push("removed its UTF-8 byte-order mark");
         }
-        if text.contains("\r\n") {
-            cleaned.push("its CRLF line endings are read as LF");
-        }
         if u32::try_from(text.len()).is_err() {
             return Err("is larger than 4 GiB; split it".to_string());
         }
-        let spans = document_spans(&text);
+        let Documents {
+            spans,
+            vocabulary,
+            crlf,
+        } = Documents::find(&text);
+        if crlf {
+            cleaned.push("its CRLF line endings are read as LF");
+        }
         if spans.is_empty() {
             return Err("has no documents: it is empty or holds only blank lines".to_string());
         }
@@ -92,6 +98,7 @@ impl Corpus {
             Corpus {
                 text,
                 spans,
+                vocabulary,
                 fingerprint,
             },
             cleaned,
@@ -101,6 +108,12 @@ impl Corpus {
     /// The file's fingerprint (the count is of the whole file, before any validation split).
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
+    }
+
+    /// The characters of the documents (sorted, as [`Tokenizer::from_documents`] gives them): the
+    /// vocabulary of a new model trained on them.
+    pub fn vocabulary(&self) -> &Tokenizer {
+        &self.vocabulary
     }
 
     /// The file's text (a byte-order mark removed), for `--format text`.
@@ -133,6 +146,16 @@ impl Corpus {
     /// Checks that every document is in `tokenizer`'s vocabulary, so that [`Corpus::encode_into`]
     /// cannot fail later; the error names the first offending document and character.
     pub fn check_vocabulary(&self, tokenizer: &Tokenizer, path: &Path) -> Result<()> {
+        // The documents' characters, gathered when they were read, settle it without reading
+        // them again; only a failure goes through the documents, to name the first offender.
+        let known = self
+            .vocabulary
+            .vocab()
+            .chars()
+            .all(|character| tokenizer.token(character).is_some());
+        if known {
+            return Ok(());
+        }
         let mut tokens = Vec::new();
         for document in self.documents() {
             tokenizer.encode_into(document, &mut tokens).map_err(|error| {
@@ -157,17 +180,39 @@ impl Corpus {
     }
 }
 
-/// The byte ranges of the trimmed non-blank lines of `text` (which fits in `u32`).
-fn document_spans(text: &str) -> Vec<Range<u32>> {
-    let base = text.as_ptr() as usize;
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let start = (line.as_ptr() as usize - base) as u32;
-            start..start + line.len() as u32
-        })
-        .collect()
+/// What one pass over a file's text finds: its documents and their characters.
+struct Documents {
+    /// The byte ranges of the trimmed non-blank lines, in the file's order.
+    spans: Vec<Range<u32>>,
+    /// Their characters.
+    vocabulary: Tokenizer,
+    /// Whether any line ends in CRLF (the CR is trimmed with the other whitespace).
+    crlf: bool,
+}
+
+impl Documents {
+    /// The documents of `text` (which fits in `u32`): the lines as [`str::lines`] splits them,
+    /// trimmed, the blank ones left out.
+    fn find(text: &str) -> Self {
+        let base = text.as_ptr() as usize;
+        let mut spans = Vec::new();
+        let mut crlf = false;
+        let documents = text
+            .split_inclusive('\n')
+            .inspect(|line| crlf |= line.ends_with("\r\n"))
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .inspect(|document| {
+                let start = (document.as_ptr() as usize - base) as u32;
+                spans.push(start..start + document.len() as u32);
+            });
+        let vocabulary = Tokenizer::from_documents(documents);
+        Documents {
+            spans,
+            vocabulary,
+            crlf,
+        }
+    }
 }
 
 #[cfg(test)]

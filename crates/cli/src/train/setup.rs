@@ -174,7 +174,7 @@ fn tokenizer<F: Float>(
     match loaded {
         Some(checkpoint) => checkpoint.tokenizer.clone(),
         None if text_mode => Tokenizer::from_documents([corpus.text()]),
-        None => Tokenizer::from_documents(corpus.documents()),
+        None => corpus.vocabulary().clone(),
     }
 }
 
@@ -290,11 +290,16 @@ fn params<F: Float>(
 /// A document of n characters predicts n + 1 tokens (its last character's successor is BOS): the
 /// note says how many do not fit in a block.
 fn note_truncated(data: &TrainingData, config: &Config) {
+    if data.text.is_some() {
+        return;
+    }
+    // n characters and the BOS after them fit when n + 1 <= block_size. A document's bytes are at
+    // least its characters, so only one whose bytes do not fit needs its characters counted.
+    let fits = |characters: usize| characters < config.block_size;
     let too_long = data
         .corpus
         .documents()
-        .filter(|_| data.text.is_none())
-        .filter(|document| document.chars().count() + 1 > config.block_size)
+        .filter(|document| !fits(document.len()) && !fits(document.chars().count()))
         .count();
     if too_long > 0 {
         note!(
