@@ -137,6 +137,17 @@ impl Corpus {
         (0..self.len()).map(|index| self.document(index))
     }
 
+    /// How many documents have more than `characters` characters. A document's bytes are at least
+    /// its characters, and as many in an ASCII corpus, so its length settles most without a count.
+    pub fn count_longer_than(&self, characters: usize) -> usize {
+        let ascii = self.vocabulary.vocab().is_ascii();
+        self.documents()
+            .filter(|document| {
+                document.len() > characters && (ascii || document.chars().count() > characters)
+            })
+            .count()
+    }
+
     /// Shuffles the documents as `random.shuffle` shuffles microgpt.py's list: the permutation
     /// depends only on the number of items and the generator.
     pub fn shuffle(&mut self, rng: &mut impl Randomness) {
@@ -256,6 +267,15 @@ mod tests {
     }
 
     #[test]
+    fn documents_longer_than_a_count_of_characters_are_counted_in_characters() {
+        // By hand: of "abc", "éé" (2 characters in 4 bytes), "abcd" and "ééé", only "abcd" has
+        // more than 3 characters; counting bytes would take "éé" and "ééé" too.
+        assert_eq!(corpus("abc\néé\nabcd\nééé").count_longer_than(3), 1);
+        assert_eq!(corpus("ab\nabcd\nabc\nabcde").count_longer_than(3), 2);
+        assert_eq!(corpus("ab\nabcd").count_longer_than(0), 2);
+    }
+
+    #[test]
     fn an_unknown_character_is_named_with_its_document() {
         let corpus = corpus("ab\nabz");
         let tokenizer = Tokenizer::from_documents(["ab"]);
@@ -293,7 +313,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
         /// Any bytes are a corpus or one reason why not; a corpus's documents are the file's
-        /// trimmed non-blank lines, each tokenizable with the vocabulary built from them.
+        /// trimmed non-blank lines, whose characters are the vocabulary found with them and each
+        /// tokenizable with it, and the long ones are those with more characters.
         #[test]
         fn any_bytes_load_or_are_refused_without_panicking(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
@@ -304,8 +325,11 @@ mod tests {
                 let text = String::from_utf8(input).unwrap();
                 let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
                 let expected: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-                proptest::prop_assert_eq!(corpus.documents().collect::<Vec<_>>(), expected);
+                proptest::prop_assert_eq!(corpus.documents().collect::<Vec<_>>(), expected.clone());
+                let longer = expected.iter().filter(|document| document.chars().count() > 2).count();
+                proptest::prop_assert_eq!(corpus.count_longer_than(2), longer);
                 let tokenizer = Tokenizer::from_documents(corpus.documents());
+                proptest::prop_assert_eq!(corpus.vocabulary(), &tokenizer);
                 proptest::prop_assert!(corpus.check_vocabulary(&tokenizer, Path::new("x")).is_ok());
                 let mut tokens = Vec::new();
                 for index in 0..corpus.len() {

@@ -293,14 +293,8 @@ fn note_truncated(data: &TrainingData, config: &Config) {
     if data.text.is_some() {
         return;
     }
-    // n characters and the BOS after them fit when n + 1 <= block_size. A document's bytes are at
-    // least its characters, so only one whose bytes do not fit needs its characters counted.
-    let fits = |characters: usize| characters < config.block_size;
-    let too_long = data
-        .corpus
-        .documents()
-        .filter(|document| !fits(document.len()) && !fits(document.chars().count()))
-        .count();
+    // Validated, the block holds at least one token.
+    let too_long = data.corpus.count_longer_than(config.block_size - 1);
     if too_long > 0 {
         note!(
             "note: {too_long} documents are longer than block_size {} and are truncated to their first {} characters, as microgpt.py does",
