@@ -5,6 +5,8 @@
 //! files have one predictable name, `.<name>.tmp-<pid>` beside the target, which is what lets the
 //! second Ctrl-C remove them ([`crate::signals`]) and a later run sweep up those a killed run left
 //! ([`crate::outputs`]).
+//!
+//! Every replacement is atomic; only some are also flushed to disk, as [`Durability`] says.
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
@@ -22,14 +24,35 @@ pub fn temporary_path(path: &Path) -> Option<PathBuf> {
     Some(path.with_file_name(temporary))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, and renames it over `path`,
-/// so a reader (or a crash, or Ctrl-C) sees the old file or the new one, never a mix. On any
-/// failure the temporary file is removed and an existing `path` is left as it was. [`AtomicFile`]
-/// does the same for contents written piece by piece.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// What a replaced file must survive besides the end of the process that writes it.
+///
+/// Either way the rename is atomic for every other process at once, and the new file outlives
+/// its writer however that ends (Ctrl-C, a kill, a panic), since the operating system holds the
+/// written data. Flushing to disk adds only survival of a crash of the machine itself, and costs
+/// two `fsync` calls, each a wait for the disk that can dwarf a short run; so it is paid only for
+/// files that cannot be made again cheaply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a crash of the machine: the file is flushed to disk before its rename, and the
+    /// directory after it. For checkpoints (the training they hold is the expensive part) and
+    /// the downloaded dataset (an empty file after a crash would stop every later run instead of
+    /// being downloaded again).
+    Synced,
+    /// Left for the operating system to write back in its own time: a crash of the machine soon
+    /// after may leave the old file, or an empty one, in its place. For outputs derived from a
+    /// run, such as the loss CSV and the charts, whose loss costs a curve but never a model; a
+    /// resumed run notes a CSV that falls short of its checkpoint.
+    Unsynced,
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a reader (or
+/// Ctrl-C) sees the old file or the new one, never a mix, flushing to disk as `durability` says.
+/// On any failure the temporary file is removed and an existing `path` is left as it was.
+/// [`AtomicFile`] does the same for contents written piece by piece.
+pub fn write_atomically(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
     let mut file = AtomicFile::create(path)?;
     file.write_all(bytes)?;
-    file.commit()
+    file.commit(durability)
 }
 
 /// A file's new contents, written (buffered) into the temporary file `.<name>.tmp-<pid>` beside
@@ -87,9 +110,10 @@ impl AtomicFile {
         })
     }
 
-    /// Flushes everything written to disk and renames the temporary file over the target. On
-    /// failure the temporary file is removed and an existing target is left as it was.
-    pub fn commit(self) -> io::Result<()> {
+    /// Writes out everything buffered and renames the temporary file over the target, flushing
+    /// the file and the rename to disk as `durability` says. On failure the temporary file is
+    /// removed and an existing target is left as it was.
+    pub fn commit(self, durability: Durability) -> io::Result<()> {
         let Self {
             writer,
             path,
@@ -98,12 +122,16 @@ impl AtomicFile {
         let file = writer
             .into_inner()
             .map_err(|error| named(&path, error.into_error()))?;
-        file.sync_all().map_err(|error| named(&path, error))?;
+        if durability == Durability::Synced {
+            file.sync_all().map_err(|error| named(&path, error))?;
+        }
         // Closed before the rename, which some platforms require.
         drop(file);
         fs::rename(&temporary.path, &path).map_err(|error| named(&path, error))?;
         temporary.renamed = true;
-        sync_directory(&path);
+        if durability == Durability::Synced {
+            sync_directory(&path);
+        }
         Ok(())
     }
 }
@@ -160,7 +188,7 @@ mod tests {
     use std::io::Write;
     use std::path::{Path, PathBuf};
 
-    use super::{AtomicFile, temporary_path, write_atomically};
+    use super::{AtomicFile, Durability, temporary_path, write_atomically};
     use crate::test_support::scratch_dir;
 
     /// The names in `directory`, sorted.
@@ -172,6 +200,9 @@ mod tests {
         names.sort();
         names
     }
+
+    /// Both kinds of commit, which must replace files alike: they differ only in flushing to disk.
+    const BOTH: [Durability; 2] = [Durability::Synced, Durability::Unsynced];
 
     fn temporary_name(name: &str) -> String {
         format!(".{name}.tmp-{}", std::process::id())
@@ -187,12 +218,14 @@ mod tests {
 
     #[test]
     fn bytes_replace_an_existing_file_and_leave_nothing_beside_it() {
-        let directory = scratch_dir("atomic", "replace");
-        let path = directory.join("data.txt");
-        fs::write(&path, "old").unwrap();
-        write_atomically(&path, b"hello").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"hello");
-        assert_eq!(entries(&directory), ["data.txt"]);
+        for durability in BOTH {
+            let directory = scratch_dir("atomic", &format!("replace-{durability:?}"));
+            let path = directory.join("data.txt");
+            fs::write(&path, "old").unwrap();
+            write_atomically(&path, b"hello", durability).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), b"hello", "{durability:?}");
+            assert_eq!(entries(&directory), ["data.txt"], "{durability:?}");
+        }
     }
 
     #[test]
@@ -206,7 +239,7 @@ mod tests {
         let blocker = directory.join(temporary_name("model.safetensors"));
         fs::create_dir(&blocker).unwrap();
 
-        let error = write_atomically(&path, b"new bytes").unwrap_err();
+        let error = write_atomically(&path, b"new bytes", Durability::Synced).unwrap_err();
         assert!(
             error.to_string().starts_with(&path.display().to_string()),
             "{error}"
@@ -219,36 +252,41 @@ mod tests {
     fn a_failed_rename_removes_the_temporary_file() {
         // The temporary file is written in full and the rename fails: a file cannot replace a
         // directory. Without the clean-up the written temporary file would stay behind.
-        let directory = scratch_dir("atomic", "rename");
-        let path = directory.join("model.safetensors");
-        fs::create_dir(&path).unwrap();
-        assert!(write_atomically(&path, b"bytes").is_err());
-        assert_eq!(entries(&directory), ["model.safetensors"]);
+        for durability in BOTH {
+            let directory = scratch_dir("atomic", &format!("rename-{durability:?}"));
+            let path = directory.join("model.safetensors");
+            fs::create_dir(&path).unwrap();
+            assert!(write_atomically(&path, b"bytes", durability).is_err());
+            assert_eq!(entries(&directory), ["model.safetensors"], "{durability:?}");
+        }
     }
 
     #[test]
     fn pieces_replace_the_file_only_at_the_commit() {
-        let directory = scratch_dir("atomic", "commit");
-        let path = directory.join("loss.csv");
-        fs::write(&path, "old contents").unwrap();
-        let mut file = AtomicFile::create(&path).unwrap();
-        // More than the buffer holds, so some bytes reach the temporary file before the commit.
-        let line = "0123456789".repeat(10);
-        for _ in 0..1000 {
-            writeln!(file, "{line}").unwrap();
+        for durability in BOTH {
+            let directory = scratch_dir("atomic", &format!("commit-{durability:?}"));
+            let path = directory.join("loss.csv");
+            fs::write(&path, "old contents").unwrap();
+            let mut file = AtomicFile::create(&path).unwrap();
+            // More than the buffer holds, so some bytes reach the temporary file before the commit.
+            let line = "0123456789".repeat(10);
+            for _ in 0..1000 {
+                writeln!(file, "{line}").unwrap();
+            }
+            assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
+            assert!(directory.join(temporary_name("loss.csv")).is_file());
+            file.commit(durability).unwrap();
+            assert_eq!(
+                fs::read_to_string(&path).unwrap(),
+                format!("{line}\n").repeat(1000),
+                "{durability:?}"
+            );
+            assert_eq!(
+                entries(&directory),
+                ["loss.csv"],
+                "a temporary file was left ({durability:?})"
+            );
         }
-        assert_eq!(fs::read_to_string(&path).unwrap(), "old contents");
-        assert!(directory.join(temporary_name("loss.csv")).is_file());
-        file.commit().unwrap();
-        assert_eq!(
-            fs::read_to_string(&path).unwrap(),
-            format!("{line}\n").repeat(1000)
-        );
-        assert_eq!(
-            entries(&directory),
-            ["loss.csv"],
-            "a temporary file was left"
-        );
     }
 
     #[test]

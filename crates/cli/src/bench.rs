@@ -17,6 +17,7 @@ use scalar::{NamedTensor, ScalarGpt};
 use tape::Float;
 
 use crate::args::BenchArgs;
+use crate::atomic_file::{Durability, write_atomically};
 use crate::corpus::Corpus;
 use crate::defaults;
 use crate::error::{CliError, Result};
@@ -211,7 +212,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(path) = &args.svg {
         chart(&rows)
             .to_svg()
-            .and_then(|svg| crate::atomic_file::write_atomically(path, svg.as_bytes()))
+            .and_then(|svg| write_atomically(path, svg.as_bytes(), Durability::Unsynced))
             .map_err(|error| CliError::failure(format!("cannot write the chart: {error}")))?;
     }
     print(&rows, args.json)

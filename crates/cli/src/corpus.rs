@@ -20,6 +20,8 @@ pub struct Corpus {
     text: String,
     /// Byte ranges of the documents in `text`, in the current order.
     spans: Vec<Range<u32>>,
+    /// The characters of the documents, gathered as they are found.
+    vocabulary: Tokenizer,
     /// What identifies the file's contents.
     fingerprint: Fingerprint,
 }
@@ -73,13 +75,17 @@ impl Corpus {
             text.drain(..'\u{feff}'.len_utf8());
             cleaned.push("removed its UTF-8 byte-order mark");
         }
-        if text.contains("\r\n") {
-            cleaned.push("its CRLF line endings are read as LF");
-        }
         if u32::try_from(text.len()).is_err() {
             return Err("is larger than 4 GiB; split it".to_string());
         }
-        let spans = document_spans(&text);
+        let Documents {
+            spans,
+            vocabulary,
+            crlf,
+        } = Documents::find(&text);
+        if crlf {
+            cleaned.push("its CRLF line endings are read as LF");
+        }
         if spans.is_empty() {
             return Err("has no documents: it is empty or holds only blank lines".to_string());
         }
@@ -92,6 +98,7 @@ impl Corpus {
             Corpus {
                 text,
                 spans,
+                vocabulary,
                 fingerprint,
             },
             cleaned,
@@ -101,6 +108,12 @@ impl Corpus {
     /// The file's fingerprint (the count is of the whole file, before any validation split).
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint
+    }
+
+    /// The characters of the documents (sorted, as [`Tokenizer::from_documents`] gives them): the
+    /// vocabulary of a new model trained on them.
+    pub fn vocabulary(&self) -> &Tokenizer {
+        &self.vocabulary
     }
 
     /// The file's text (a byte-order mark removed), for `--format text`.
@@ -124,6 +137,17 @@ impl Corpus {
         (0..self.len()).map(|index| self.document(index))
     }
 
+    /// How many documents have more than `characters` characters. A document's bytes are at least
+    /// its characters, and as many in an ASCII corpus, so its length settles most without a count.
+    pub fn count_longer_than(&self, characters: usize) -> usize {
+        let ascii = self.vocabulary.vocab().is_ascii();
+        self.documents()
+            .filter(|document| {
+                document.len() > characters && (ascii || document.chars().count() > characters)
+            })
+            .count()
+    }
+
     /// Shuffles the documents as `random.shuffle` shuffles microgpt.py's list: the permutation
     /// depends only on the number of items and the generator.
     pub fn shuffle(&mut self, rng: &mut impl Randomness) {
@@ -133,6 +157,16 @@ impl Corpus {
     /// Checks that every document is in `tokenizer`'s vocabulary, so that [`Corpus::encode_into`]
     /// cannot fail later; the error names the first offending document and character.
     pub fn check_vocabulary(&self, tokenizer: &Tokenizer, path: &Path) -> Result<()> {
+        // The documents' characters, gathered when they were read, settle it without reading
+        // them again; only a failure goes through the documents, to name the first offender.
+        let known = self
+            .vocabulary
+            .vocab()
+            .chars()
+            .all(|character| tokenizer.token(character).is_some());
+        if known {
+            return Ok(());
+        }
         let mut tokens = Vec::new();
         for document in self.documents() {
             tokenizer.encode_into(document, &mut tokens).map_err(|error| {
@@ -157,17 +191,39 @@ impl Corpus {
     }
 }
 
-/// The byte ranges of the trimmed non-blank lines of `text` (which fits in `u32`).
-fn document_spans(text: &str) -> Vec<Range<u32>> {
-    let base = text.as_ptr() as usize;
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            let start = (line.as_ptr() as usize - base) as u32;
-            start..start + line.len() as u32
-        })
-        .collect()
+/// What one pass over a file's text finds: its documents and their characters.
+struct Documents {
+    /// The byte ranges of the trimmed non-blank lines, in the file's order.
+    spans: Vec<Range<u32>>,
+    /// Their characters.
+    vocabulary: Tokenizer,
+    /// Whether any line ends in CRLF (the CR is trimmed with the other whitespace).
+    crlf: bool,
+}
+
+impl Documents {
+    /// The documents of `text` (which fits in `u32`): the lines as [`str::lines`] splits them,
+    /// trimmed, the blank ones left out.
+    fn find(text: &str) -> Self {
+        let base = text.as_ptr() as usize;
+        let mut spans = Vec::new();
+        let mut crlf = false;
+        let documents = text
+            .split_inclusive('\n')
+            .inspect(|line| crlf |= line.ends_with("\r\n"))
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .inspect(|document| {
+                let start = (document.as_ptr() as usize - base) as u32;
+                spans.push(start..start + document.len() as u32);
+            });
+        let vocabulary = Tokenizer::from_documents(documents);
+        Documents {
+            spans,
+            vocabulary,
+            crlf,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +267,15 @@ mod tests {
     }
 
     #[test]
+    fn documents_longer_than_a_count_of_characters_are_counted_in_characters() {
+        // By hand: of "abc", "éé" (2 characters in 4 bytes), "abcd" and "ééé", only "abcd" has
+        // more than 3 characters; counting bytes would take "éé" and "ééé" too.
+        assert_eq!(corpus("abc\néé\nabcd\nééé").count_longer_than(3), 1);
+        assert_eq!(corpus("ab\nabcd\nabc\nabcde").count_longer_than(3), 2);
+        assert_eq!(corpus("ab\nabcd").count_longer_than(0), 2);
+    }
+
+    #[test]
     fn an_unknown_character_is_named_with_its_document() {
         let corpus = corpus("ab\nabz");
         let tokenizer = Tokenizer::from_documents(["ab"]);
@@ -248,7 +313,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
 
         /// Any bytes are a corpus or one reason why not; a corpus's documents are the file's
-        /// trimmed non-blank lines, each tokenizable with the vocabulary built from them.
+        /// trimmed non-blank lines, whose characters are the vocabulary found with them and each
+        /// tokenizable with it, and the long ones are those with more characters.
         #[test]
         fn any_bytes_load_or_are_refused_without_panicking(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
@@ -259,8 +325,11 @@ mod tests {
                 let text = String::from_utf8(input).unwrap();
                 let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
                 let expected: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-                proptest::prop_assert_eq!(corpus.documents().collect::<Vec<_>>(), expected);
+                proptest::prop_assert_eq!(corpus.documents().collect::<Vec<_>>(), expected.clone());
+                let longer = expected.iter().filter(|document| document.chars().count() > 2).count();
+                proptest::prop_assert_eq!(corpus.count_longer_than(2), longer);
                 let tokenizer = Tokenizer::from_documents(corpus.documents());
+                proptest::prop_assert_eq!(corpus.vocabulary(), &tokenizer);
                 proptest::prop_assert!(corpus.check_vocabulary(&tokenizer, Path::new("x")).is_ok());
                 let mut tokens = Vec::new();
                 for index in 0..corpus.len() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::atomic_file::write_atomically;
+use crate::atomic_file::{Durability, write_atomically};
 
 /// Where names.txt is downloaded from: Karpathy's makemore repository at a fixed commit, so that
 /// the content (and hence [`NAMES_SHA256`]) never changes.
@@ -262,7 +262,7 @@ fn download_with(
             ))
         })?;
     }
-    write_atomically(destination, &content).map_err(DownloadError::Write)
+    write_atomically(destination, &content, Durability::Synced).map_err(DownloadError::Write)
 }
 
 /// The number of documents as the dataset loader sees them: non-blank lines.

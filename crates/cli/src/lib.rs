@@ -38,6 +38,7 @@ use gpt::{Checkpoint, CheckpointError, Dtype};
 use tape::Float;
 
 use crate::args::{Cli, Command};
+use crate::atomic_file::Durability;
 use crate::error::{CliError, Kind};
 
 /// Parses `arguments` (the program name first), runs the command and returns the exit status:
@@ -75,8 +76,8 @@ pub fn run(arguments: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
-/// Saves `checkpoint` to `path` with tensors stored as `dtype`, atomically and with the temporary
-/// file name the signal thread knows ([`atomic_file`]).
+/// Saves `checkpoint` to `path` with tensors stored as `dtype`, atomically, durably (it holds the
+/// training) and with the temporary file name the signal thread knows ([`atomic_file`]).
 fn save_checkpoint<F: Float>(
     checkpoint: &Checkpoint<F>,
     path: &Path,
@@ -86,7 +87,7 @@ fn save_checkpoint<F: Float>(
         .to_bytes(dtype)
         .map_err(|error| checkpoint_error(path, error))?;
     // The error names the file already, as every error of an atomic write does.
-    atomic_file::write_atomically(path, &bytes)
+    atomic_file::write_atomically(path, &bytes, Durability::Synced)
         .map_err(|error| CliError::failure(format!("cannot save the checkpoint: {error}")))
 }
 

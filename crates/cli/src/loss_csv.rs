@@ -11,9 +11,13 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use crate::atomic_file::AtomicFile;
+use crate::atomic_file::{AtomicFile, Durability};
 
 use crate::loss_log::{LossLog, LossPoint};
+
+/// Commits replace the CSV atomically without flushing it to disk: a crash of the machine can
+/// cost rows, which a resumed run notes, but never the checkpoint saved beside them.
+const DURABILITY: Durability = Durability::Unsynced;
 
 /// The CSV's first line.
 const HEADER: &str = "step,train_loss,val_loss";
@@ -75,18 +79,18 @@ impl LossCsv {
 
     /// Puts the CSV in place of the old one, atomically, and returns the chart's log of its rows.
     pub fn commit(self) -> io::Result<LossLog> {
-        self.rows.commit()?;
+        self.rows.commit(DURABILITY)?;
         Ok(self.log)
     }
 
-    /// Puts the rows so far in place of the old CSV, atomically and durably, and goes on writing
+    /// Puts the rows so far in place of the old CSV, atomically, and goes on writing
     /// after them: what a periodic save does, so that a run killed later resumes with every row up
     /// to its last checkpoint. A new temporary file starts with a copy of the committed rows, as
     /// the file the rows were written to is now the CSV itself; the copy costs a read of the CSV,
     /// small beside the checkpoint saved with it.
     pub fn save(self) -> io::Result<Self> {
         let Self { rows, path, log } = self;
-        rows.commit()?;
+        rows.commit(DURABILITY)?;
         let mut rows = AtomicFile::create(&path)?;
         io::copy(&mut File::open(&path)?, &mut rows)?;
         Ok(Self { rows, path, log })

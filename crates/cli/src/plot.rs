@@ -8,15 +8,19 @@ use std::path::Path;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use crate::atomic_file::write_atomically;
+use crate::atomic_file::{Durability, write_atomically};
 use crate::loss_log::LossLog;
 
 /// Writes the loss curve of `log` as an SVG chart titled `title`: the raw training loss as a
 /// faint line (past the log's bound, means of equal runs of steps), its moving average as a solid
 /// line, and the validation loss as dots joined by a line. Non-finite losses are skipped. The file
-/// is replaced atomically.
+/// is replaced atomically, and not flushed to disk ([`Durability::Unsynced`]).
 pub fn write_svg(path: &Path, log: &LossLog, title: &str) -> io::Result<()> {
-    write_atomically(path, loss_chart(log, title).to_svg()?.as_bytes())
+    write_atomically(
+        path,
+        loss_chart(log, title).to_svg()?.as_bytes(),
+        Durability::Unsynced,
+    )
 }
 
 const TRAIN_COLOUR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);

@@ -30,14 +30,26 @@ impl Tokenizer {
     /// assert_eq!(tokenizer.encode("ma").unwrap(), vec![4, 2, 0, 4]);
     /// ```
     pub fn from_documents<'a>(documents: impl IntoIterator<Item = &'a str>) -> Self {
-        // Inserted one by one: collecting into a set would first gather every character of the
-        // corpus in a vector (4 bytes each, a megabyte for names.txt).
-        let mut chars = BTreeSet::new();
+        // Every character of the corpus is looked at, so each costs little: ASCII ones (all of
+        // names.txt) mark a table, and only the others go into an ordered set. ASCII sorts before
+        // every other character, so the table's characters, then the set's, are in order.
+        let mut ascii = [false; 128];
+        let mut others = BTreeSet::new();
         for document in documents {
-            chars.extend(document.chars());
+            for character in document.chars() {
+                match ascii.get_mut(character as usize) {
+                    Some(seen) => *seen = true,
+                    None => {
+                        others.insert(character);
+                    }
+                }
+            }
         }
+        let ascii = (0..=127u8)
+            .filter(|&byte| ascii[usize::from(byte)])
+            .map(char::from);
         Tokenizer {
-            chars: chars.into_iter().collect(),
+            chars: ascii.chain(others).collect(),
         }
     }
 
@@ -132,6 +144,24 @@ mod tests {
         let tokens = tokenizer.encode("é🙂z").unwrap();
         assert_eq!(tokens, vec![4, 1, 3, 0, 4]);
         assert_eq!(tokenizer.decode(&tokens), "é🙂z");
+    }
+
+    proptest::proptest! {
+        /// The vocabulary is the sorted distinct characters of all documents, as a set of every
+        /// character (the naive reference) gives them, whatever mix of ASCII and other characters.
+        #[test]
+        fn the_vocabulary_is_every_distinct_character_sorted(
+            documents in proptest::collection::vec("[a-c~\u{7f}\u{80}é漢🙂\n ]{0,12}", 0..6),
+        ) {
+            let expected: String = documents
+                .iter()
+                .flat_map(|document| document.chars())
+                .collect::<std::collections::BTreeSet<char>>()
+                .into_iter()
+                .collect();
+            let tokenizer = Tokenizer::from_documents(documents.iter().map(String::as_str));
+            proptest::prop_assert_eq!(tokenizer.vocab(), expected);
+        }
     }
 
     #[test]

@@ -174,7 +174,7 @@ fn tokenizer<F: Float>(
     match loaded {
         Some(checkpoint) => checkpoint.tokenizer.clone(),
         None if text_mode => Tokenizer::from_documents([corpus.text()]),
-        None => Tokenizer::from_documents(corpus.documents()),
+        None => corpus.vocabulary().clone(),
     }
 }
 
@@ -290,12 +290,11 @@ fn params<F: Float>(
 /// A document of n characters predicts n + 1 tokens (its last character's successor is BOS): the
 /// note says how many do not fit in a block.
 fn note_truncated(data: &TrainingData, config: &Config) {
-    let too_long = data
-        .corpus
-        .documents()
-        .filter(|_| data.text.is_none())
-        .filter(|document| document.chars().count() + 1 > config.block_size)
-        .count();
+    if data.text.is_some() {
+        return;
+    }
+    // Validated, the block holds at least one token.
+    let too_long = data.corpus.count_longer_than(config.block_size - 1);
     if too_long > 0 {
         note!(
             "note: {too_long} documents are longer than block_size {} and are truncated to their first {} characters, as microgpt.py does",
