@@ -18,13 +18,7 @@ use tape::Float;
 /// One and several blocks, one and several heads, head sizes 2, 4, 8 and 16 (the compile-time
 /// sizes of the attention and the general one), the seed's model and Karpathy's.
 const CONFIGS: [Config; 5] = [
-    Config {
-        n_layer: 1,
-        n_embd: 16,
-        n_head: 4,
-        block_size: 8,
-        vocab_size: 27,
-    },
+    Config::SEED,
     Config {
         n_layer: 1,
         n_embd: 16,
@@ -32,13 +26,7 @@ const CONFIGS: [Config; 5] = [
         block_size: 16,
         vocab_size: 27,
     },
-    Config {
-        n_layer: 2,
-        n_embd: 6,
-        n_head: 3,
-        block_size: 5,
-        vocab_size: 5,
-    },
+    common::SMALL,
     Config {
         n_layer: 3,
         n_embd: 32,

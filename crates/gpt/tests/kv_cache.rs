@@ -29,13 +29,7 @@ use counting_allocator::allocations;
 /// The configurations under test: two blocks of three heads (head_dim 2 and 4, n_embd 6 below the
 /// eight-lane width of the dot products and 12 across it), and microgpt's default.
 const CONFIGS: [Config; 3] = [
-    Config {
-        n_layer: 2,
-        n_embd: 6,
-        n_head: 3,
-        block_size: 5,
-        vocab_size: 5,
-    },
+    common::SMALL,
     Config {
         n_layer: 2,
         n_embd: 12,
@@ -43,13 +37,7 @@ const CONFIGS: [Config; 3] = [
         block_size: 5,
         vocab_size: 7,
     },
-    Config {
-        n_layer: 1,
-        n_embd: 16,
-        n_head: 4,
-        block_size: 8,
-        vocab_size: 27,
-    },
+    Config::SEED,
 ];
 
 /// A token sequence of `len` tokens starting with BOS, the others spread over the vocabulary.
