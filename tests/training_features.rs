@@ -603,29 +603,21 @@ fn running_text() -> String {
     TWELVE_NAMES.repeat(4)
 }
 
+/// Trains `t.safetensors` in `directory` on its `text.txt` as running text with block 8, which must
+/// succeed.
+fn train_on_text(directory: &Path, extra: &[&str]) -> Output {
+    let text = ["train", "--data", "text.txt", "--format", "text"];
+    let out = ["--block-size", "8", "--out", "t.safetensors"];
+    let output = run_microgpt(directory, &[&text[..], &out, extra].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
 #[test]
 fn text_format_trains_on_windows_and_sample_slides_past_the_block() {
     let directory = scratch_directory("text-format");
     fs::write(directory.join("text.txt"), running_text()).unwrap();
-    let output = run_microgpt(
-        &directory,
-        &[
-            "train",
-            "--data",
-            "text.txt",
-            "--format",
-            "text",
-            "--block-size",
-            "8",
-            "--steps",
-            "40",
-            "--eval-every",
-            "20",
-            "--out",
-            "t.safetensors",
-        ],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
+    let output = train_on_text(&directory, &["--steps", "40", "--eval-every", "20"]);
     let log = stderr(&output);
     assert!(stdout(&output).contains(&format!("num chars: {}", running_text().len())));
     // 10% held out: 32 of the 324 characters, 3 windows of 9.
@@ -748,27 +740,8 @@ fn eval_scores_a_text_model_on_the_windows_of_its_running_text() {
     let directory = scratch_directory("text-eval");
     let text = running_text();
     fs::write(directory.join("text.txt"), &text).unwrap();
-    let output = run_microgpt(
-        &directory,
-        &[
-            "train",
-            "--data",
-            "text.txt",
-            "--format",
-            "text",
-            "--block-size",
-            "8",
-            "--steps",
-            "30",
-            "--eval-every",
-            "30",
-            "--num-samples",
-            "0",
-            "--out",
-            "t.safetensors",
-        ],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
+    let quiet = ["--steps", "30", "--eval-every", "30", "--num-samples", "0"];
+    let output = train_on_text(&directory, &quiet);
     let checkpoint = gpt::load::<f64>(&directory.join("t.safetensors")).unwrap();
 
     let json = eval_json(&directory, "t.safetensors", "text.txt");
