@@ -725,7 +725,6 @@ fn a_batched_f32_sampler_draws_each_name_as_draw_token_draws_it_alone() {
     let (params, tokenizer) = default_model(16);
     let params: Params<f32> = params.cast();
     let config = *params.config();
-    let bos = config.vocab_size - 1;
     let stream = |index: usize| Xoshiro256PlusPlus::seed_from_u64(100 + index as u64);
     let filtered = SamplingOptions::new(0.8, Some(5), Some(0.9)).unwrap();
     for options in [SamplingOptions::default(), filtered] {
@@ -739,19 +738,7 @@ fn a_batched_f32_sampler_draws_each_name_as_draw_token_draws_it_alone() {
         assert_eq!(names.len(), 60);
         let mut scratch = DrawScratch::new(config.vocab_size);
         for (index, name) in names.iter().enumerate() {
-            let mut rng = stream(index);
-            let mut cache = KvCache::new(config, 1);
-            let mut decoder = Decoder::new(&params, 1).unwrap();
-            let mut expected = Vec::new();
-            let mut token = bos;
-            for _ in 0..config.block_size {
-                decoder.step(&mut cache, &[Some(token)]).unwrap();
-                token = draw_token(decoder.logits(0), &options, &mut scratch, &mut rng).unwrap();
-                if token == bos {
-                    break;
-                }
-                expected.push(token);
-            }
+            let expected = drawn_alone(&params, &options, &mut scratch, &mut stream(index));
             assert_eq!(name, &tokenizer.decode(&expected), "name {index}");
         }
     }
@@ -759,14 +746,12 @@ fn a_batched_f32_sampler_draws_each_name_as_draw_token_draws_it_alone() {
 
 #[test]
 fn an_f32_sampler_draws_what_stepping_and_draw_token_draw() {
-    // The oracle: the public one-token-at-a-time route, a fresh `Decoder` per name (so no table
-    // survives from one name to the next) and `draw_token`. The
-    // sampler's tables (first block's inputs, the steps at positions 0 and 1) and its batched
-    // exponentials must give the same numbers, so the same generator draws the same names.
+    // The oracle: `drawn_alone`, one name at a time. The sampler's tables (first block's inputs,
+    // the steps at positions 0 and 1) and its batched exponentials must give the same numbers, so
+    // the same generator draws the same names.
     let (params, _) = default_model(15);
     let params: Params<f32> = params.cast();
     let config = *params.config();
-    let bos = config.vocab_size - 1;
     let options = SamplingOptions::default();
     let mut sampler = Sampler::new(config, 1);
     let names = sampler
@@ -782,18 +767,32 @@ fn an_f32_sampler_draws_what_stepping_and_draw_token_draw() {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
     let mut scratch = DrawScratch::new(config.vocab_size);
     for (index, name) in names.iter().enumerate() {
-        let mut cache = KvCache::new(config, 1);
-        let mut decoder = Decoder::new(&params, 1).unwrap();
-        let mut expected = Vec::new();
-        let mut token = bos;
-        for _ in 0..config.block_size {
-            decoder.step(&mut cache, &[Some(token)]).unwrap();
-            token = draw_token(decoder.logits(0), &options, &mut scratch, &mut rng).unwrap();
-            if token == bos {
-                break;
-            }
-            expected.push(token);
-        }
+        let expected = drawn_alone(&params, &options, &mut scratch, &mut rng);
         assert_eq!(name, &expected, "name {index}");
     }
+}
+
+/// The oracle of the sampler's names: one name drawn through the public one-token-at-a-time route,
+/// a fresh `Decoder` and cache (so no table survives from another name) and `draw_token`.
+fn drawn_alone<F: tape::Float>(
+    params: &Params<F>,
+    options: &SamplingOptions,
+    scratch: &mut DrawScratch<F>,
+    rng: &mut impl Randomness,
+) -> Vec<usize> {
+    let config = *params.config();
+    let bos = config.vocab_size - 1;
+    let mut cache = KvCache::new(config, 1);
+    let mut decoder = Decoder::new(params, 1).unwrap();
+    let mut name = Vec::new();
+    let mut token = bos;
+    for _ in 0..config.block_size {
+        decoder.step(&mut cache, &[Some(token)]).unwrap();
+        token = draw_token(decoder.logits(0), options, scratch, rng).unwrap();
+        if token == bos {
+            break;
+        }
+        name.push(token);
+    }
+    name
 }
