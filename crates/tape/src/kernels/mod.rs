@@ -204,10 +204,10 @@ fn product_block<F: Float, const ROWS: usize>(
     }
 }
 
-/// `out += sum[..out.len()]`, always as one whole-tile addition: a shorter `out` goes through a
-/// tile-sized copy. Seen as a whole tile (a fixed-size array) the additions become a few vector
-/// adds; were the lanes of a short tile picked out one by one, the compiler would split the sum
-/// into pieces of several widths for the whole of the loop that builds it.
+/// `out += sum[..out.len()]`. Seen as a whole tile (a fixed-size array) the additions become a few
+/// vector adds. A shorter `out` reads the sum through a reference, from memory: were the lanes of
+/// the value picked out one by one, the compiler would split the sum into pieces of several widths
+/// for the whole of the loop that builds it.
 #[inline(always)]
 fn add_tile<F: Float>(out: &mut [F], sum: [F; TILE]) {
     match <&mut [F; TILE]>::try_from(&mut *out) {
