@@ -212,12 +212,15 @@ fn product_block<F: Float, const ROWS: usize>(
 fn add_tile<F: Float>(out: &mut [F], sum: [F; TILE]) {
     match <&mut [F; TILE]>::try_from(&mut *out) {
         Ok(tile) => add_elementwise(tile, sum),
-        Err(_) => {
-            let sum = &sum;
-            for (out, &sum) in out.iter_mut().zip(sum) {
-                *out += sum;
-            }
-        }
+        Err(_) => add_narrow_tile(out, &sum),
+    }
+}
+
+/// The last, narrower tile of a row, apart so that the loop building the sum keeps it whole.
+#[inline(never)]
+fn add_narrow_tile<F: Float>(out: &mut [F], sum: &[F; TILE]) {
+    for (out, &sum) in out.iter_mut().zip(sum) {
+        *out += sum;
     }
 }
 
