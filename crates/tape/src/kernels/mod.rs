@@ -171,11 +171,13 @@ fn product_block<F: Float, const ROWS: usize>(
     let (count, inner, width) = (a.rows, m.rows, m.columns);
     // Sliced to exactly `inner`, the rows need no bounds check per inner step below.
     let a_rows: [&[F]; ROWS] = std::array::from_fn(|r| &a.row(r.min(count - 1))[..inner]);
+    // Made once for every tile: counting the rows is a division.
+    let m_rows = m.data.chunks_exact(m.stride);
     for start in (0..width).step_by(TILE) {
         let valid = (width - start).min(TILE);
         if start + TILE <= m.stride {
             let mut sums = [[F::zero(); TILE]; ROWS];
-            for (k, m_row) in (0..inner).zip(m.data.chunks_exact(m.stride)) {
+            for (k, m_row) in (0..inner).zip(m_rows.clone()) {
                 let m_tile: &[F; TILE] = m_row[start..start + TILE]
                     .try_into()
                     .expect("a tile is TILE long");
@@ -192,7 +194,7 @@ fn product_block<F: Float, const ROWS: usize>(
         } else {
             for (a_row, out_row) in a_rows.iter().zip(out.rows_mut()) {
                 let out_tile = &mut out_row[start..start + valid];
-                for (&weight, m_row) in a_row.iter().zip(m.data.chunks_exact(m.stride)) {
+                for (&weight, m_row) in a_row.iter().zip(m_rows.clone()) {
                     for (out, &x) in out_tile.iter_mut().zip(&m_row[start..start + valid]) {
                         *out += weight * x;
                     }
@@ -203,18 +205,28 @@ fn product_block<F: Float, const ROWS: usize>(
 }
 
 /// `out += sum[..out.len()]`. Seen as a whole tile (a fixed-size array) the additions become a few
-/// vector adds; over a slice of unknown length the compiler makes them one scalar add per element.
+/// vector adds. A shorter `out` reads the sum through a reference, from memory: were the lanes of
+/// the value picked out one by one, the compiler would split the sum into pieces of several widths
+/// for the whole of the loop that builds it.
 #[inline(always)]
 fn add_tile<F: Float>(out: &mut [F], sum: [F; TILE]) {
     match <&mut [F; TILE]>::try_from(&mut *out) {
-        Ok(tile) => add_elementwise(tile.iter_mut(), sum),
-        Err(_) => add_elementwise(out.iter_mut(), sum),
+        Ok(tile) => add_elementwise(tile, sum),
+        Err(_) => add_narrow_tile(out, &sum),
+    }
+}
+
+/// The last, narrower tile of a row, apart so that the loop building the sum keeps it whole.
+#[inline(never)]
+fn add_narrow_tile<F: Float>(out: &mut [F], sum: &[F; TILE]) {
+    for (out, &sum) in out.iter_mut().zip(sum) {
+        *out += sum;
     }
 }
 
 #[inline(always)]
-fn add_elementwise<'a, F: Float>(out: impl Iterator<Item = &'a mut F>, sum: [F; TILE]) {
-    for (out, sum) in out.zip(sum) {
+fn add_elementwise<F: Float>(out: &mut [F; TILE], sum: [F; TILE]) {
+    for (out, sum) in out.iter_mut().zip(sum) {
         *out += sum;
     }
 }
