@@ -88,14 +88,11 @@ impl Progress {
         self.clock.exclude(duration);
     }
 
-    /// The time spent in training steps so far.
-    pub fn training_time(&self) -> Duration {
-        self.clock.training_time(Instant::now())
-    }
-
-    /// Tokens predicted per second of training so far.
-    pub fn tokens_per_second(&self) -> f64 {
-        tokens_per_second(self.tokens, self.training_time())
+    /// The time spent in training steps so far and the tokens predicted per second of it, from
+    /// one reading of the clock, so that the rate is the tokens over the time printed beside it.
+    pub fn throughput(&self) -> (Duration, f64) {
+        let training = self.clock.training_time(Instant::now());
+        (training, tokens_per_second(self.tokens, training))
     }
 
     /// A line that must not be garbled by the bar (a validation loss, a note).

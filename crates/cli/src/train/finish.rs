@@ -88,7 +88,7 @@ pub fn finish<F: Float>(
 
 /// Removes the progress bar and says how fast steps `first_step + 1..=done` ran.
 fn note_throughput(progress: Progress, first_step: usize, done: usize) {
-    let (training_time, throughput) = (progress.training_time(), progress.tokens_per_second());
+    let (training_time, throughput) = progress.throughput();
     progress.finish();
     note!(
         "trained steps {}..{done} in {:.2}s, {:.0} tokens/s (validation excluded)",
