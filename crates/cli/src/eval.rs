@@ -14,7 +14,7 @@ use crate::error::{CliError, Result};
 use crate::settings::recorded_format;
 use crate::stream::outln;
 use crate::text::{self, Tiling};
-use crate::train::mean_loss;
+use crate::train::nll_sum;
 
 /// Runs `eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -43,7 +43,7 @@ fn evaluate<F: Float>(args: &EvalArgs) -> Result<()> {
     let tokenizer = &checkpoint.tokenizer;
     let mut model = Model::new(checkpoint.params);
     let score = match format {
-        DataFormat::Lines => score_lines(&mut model, &corpus, tokenizer, &data, block_size)?,
+        DataFormat::Lines => score_lines(&mut model, &corpus, tokenizer, &data)?,
         DataFormat::Text => score_text(&mut model, &corpus, tokenizer, &data, block_size)?,
     };
     let Score {
@@ -76,20 +76,14 @@ fn score_lines<F: Float>(
     corpus: &Corpus,
     tokenizer: &Tokenizer,
     data: &Path,
-    block_size: usize,
 ) -> Result<Score> {
     corpus.check_vocabulary(tokenizer, data)?;
-    // A document of n characters predicts n + 1 tokens, at most block_size of them.
-    let tokens = corpus
-        .documents()
-        .map(|document| block_size.min(document.chars().count() + 1))
-        .sum();
-    let loss = mean_loss(model, 0..corpus.len(), |index, tokens| {
+    let sum = nll_sum(model, 0..corpus.len(), |index, tokens| {
         corpus.encode_into(index, tokenizer, tokens)
     })?;
     Ok(Score {
-        loss,
-        tokens,
+        loss: sum.mean(),
+        tokens: sum.tokens,
         items: corpus.len(),
         unit: "documents",
     })
@@ -113,12 +107,12 @@ fn score_text<F: Float>(
             tokens.len()
         )));
     }
-    let loss = mean_loss(model, 0..windows.len(), |index, tokens| {
+    let sum = nll_sum(model, 0..windows.len(), |index, tokens| {
         windows.window_into(index, tokens)
     })?;
     Ok(Score {
-        loss,
-        tokens: windows.len() * block_size,
+        loss: sum.mean(),
+        tokens: sum.tokens,
         items: windows.len(),
         unit: "windows",
     })

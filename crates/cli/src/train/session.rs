@@ -22,7 +22,7 @@ use super::finish::Trained;
 use super::paths::cannot_write;
 use super::plan::Plan;
 use super::sampling_failure;
-use super::validation::{Validation, mean_loss};
+use super::validation::{Validation, nll_sum};
 
 /// The state the steps carry from one to the next.
 pub struct Session<'a, F: Float> {
@@ -215,9 +215,10 @@ impl<'a, F: Float> Session<'a, F> {
 
     fn held_out_loss(&mut self, range: Range<usize>) -> Result<f64> {
         let data = &self.plan.data;
-        mean_loss(&mut self.model, range, |index, tokens| {
+        let sum = nll_sum(&mut self.model, range, |index, tokens| {
             data.held_out_into(index, tokens)
-        })
+        })?;
+        Ok(sum.mean())
     }
 
     /// Saves the model of the lowest validation loss so far (`--keep-best`), after step `step`.

@@ -31,13 +31,14 @@ impl Validation {
     }
 }
 
-/// The mean per-token loss of the items `range`, each encoded by `encode(index, buffer)` (a
-/// document of a corpus whose vocabulary was checked, or a window of text).
-pub fn mean_loss<F: Float>(
+/// The summed negative log-likelihood of the items `range` and how many tokens they predict (its
+/// `mean()` is their per-token loss), each item encoded by `encode(index, buffer)` (a document of
+/// a corpus whose vocabulary was checked, or a window of text).
+pub fn nll_sum<F: Float>(
     model: &mut Model<F>,
     range: Range<usize>,
     mut encode: impl FnMut(usize, &mut Vec<usize>),
-) -> Result<f64> {
+) -> Result<NllSum> {
     // Enough documents at a time to keep every core busy with whole chunks, tokenized into
     // buffers reused from group to group.
     const GROUP: usize = 256;
@@ -51,5 +52,5 @@ pub fn mean_loss<F: Float>(
         }
         model.add_nll(&group, &mut sum)?;
     }
-    Ok(sum.mean())
+    Ok(sum)
 }
