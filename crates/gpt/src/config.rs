@@ -81,6 +81,12 @@ impl Config {
         Ok(())
     }
 
+    /// The positions a document of `len` tokens (`[BOS, characters.., BOS]`, at least 2) is trained
+    /// and scored on: `min(block_size, len - 1)`, a longer one truncated as microgpt.py does.
+    pub fn predicted_positions(&self, len: usize) -> usize {
+        self.block_size.min(len - 1)
+    }
+
     /// The width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head

@@ -99,21 +99,21 @@ struct Rows {
     inputs: Vec<usize>,
     positions: Vec<usize>,
     targets: Vec<usize>,
-    /// Each document's number of rows, `min(block_size, len - 1)`.
+    /// Each document's number of rows, [`Config::predicted_positions`].
     lengths: Vec<usize>,
 }
 
 impl Rows {
     /// Lays `documents` end to end, each truncated to its first `block_size` predictions as
     /// microgpt.py does. The documents have passed [`check_documents`].
-    fn fill<T: AsRef<[usize]>>(&mut self, documents: &[T], block_size: usize) {
+    fn fill<T: AsRef<[usize]>>(&mut self, documents: &[T], config: &Config) {
         self.inputs.clear();
         self.positions.clear();
         self.targets.clear();
         self.lengths.clear();
         for tokens in documents {
             let tokens = tokens.as_ref();
-            let n = block_size.min(tokens.len() - 1);
+            let n = config.predicted_positions(tokens.len());
             self.inputs.extend_from_slice(&tokens[..n]);
             self.positions.extend(0..n);
             self.targets.extend_from_slice(&tokens[1..=n]);
@@ -160,7 +160,7 @@ impl<F: Float> Worker<F> {
         (mean, scale): (BatchMean, F),
         dropout: Option<(F, &mut Xoshiro256PlusPlus)>,
     ) -> Result<Var, TapeError> {
-        self.rows.fill(documents, self.graph.config.block_size);
+        self.rows.fill(documents, &self.graph.config);
         let loss = self.graph.record(tape, &self.rows, mean, dropout)?;
         if scale == F::one() {
             Ok(loss)
@@ -179,7 +179,7 @@ impl<F: Float> Worker<F> {
         documents: &[T],
     ) -> Result<(), TapeError> {
         let Worker { graph, rows, nlls } = self;
-        rows.fill(documents, graph.config.block_size);
+        rows.fill(documents, &graph.config);
         let losses = tape.without_grad(|tape| {
             let logits = graph.logits(tape, rows, None)?;
             tape.row_cross_entropy(logits, &rows.targets)
@@ -333,12 +333,12 @@ impl<F: Float> Model<F> {
         // A chunk's loss is the mean over its documents (or tokens); scaled by the chunk's share
         // of the batch's documents (or tokens), the chunks' losses (and gradients) add up to the
         // batch's mean.
-        let (mean, block_size) = (self.batch_mean, self.config().block_size);
+        let (mean, config) = (self.batch_mean, *self.config());
         let weight = |chunk: &[T]| match mean {
             BatchMean::Documents => chunk.len(),
             BatchMean::Tokens => chunk
                 .iter()
-                .map(|tokens| block_size.min(tokens.as_ref().len() - 1))
+                .map(|tokens| config.predicted_positions(tokens.as_ref().len()))
                 .sum(),
         };
         let batch = weight(documents) as f64;
@@ -373,7 +373,7 @@ impl<F: Float> Model<F> {
         let recorded = self.parallel.record_on_main(|tape, worker| {
             let Worker { graph, rows, .. } = worker;
             tape.clear();
-            rows.fill(&[tokens], graph.config.block_size);
+            rows.fill(&[tokens], &graph.config);
             let loss =
                 tape.without_grad(|tape| graph.record(tape, rows, BatchMean::Documents, None))?;
             let predicted = rows.targets.len();

@@ -151,11 +151,11 @@ impl<'a, F: Float> Session<'a, F> {
         self.healthy.record(computed.model(), &self.adam);
         let lr = self.schedule.learning_rate(step, settings.num_steps);
         computed.apply_at(&mut self.adam, lr);
-        let block_size = self.plan.config.block_size;
+        let config = &self.plan.config;
         let predicted: usize = self
             .batch
             .iter()
-            .map(|document| block_size.min(document.len() - 1))
+            .map(|document| config.predicted_positions(document.len()))
             .sum();
         self.progress.step(step + 1, loss, lr, predicted);
         Ok(ControlFlow::Continue(loss))
