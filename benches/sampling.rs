@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gpt::{Config, Params, Sampler, SamplingOptions, Tokenizer};
+use gpt::{Config, Params, Request, Sampler, Tokenizer};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use tape::Float;
@@ -33,7 +33,7 @@ fn bench_dtype<F: Float>(
     tokenizer: &Tokenizer,
 ) {
     let params = params.cast::<F>();
-    let options = SamplingOptions::new(0.5, None, None).expect("valid options");
+    let request = Request::new(tokenizer, NAMES);
     for batch in [1, 64, 1000] {
         let mut sampler = Sampler::<F>::new(*params.config(), batch);
         group.bench_function(
@@ -42,8 +42,8 @@ fn bench_dtype<F: Float>(
                 bencher.iter(|| {
                     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
                     sampler
-                        .generate(&params, tokenizer, black_box(NAMES), "", &options, &mut rng)
-                        .expect("valid options")
+                        .generate(&params, black_box(&request), &mut rng)
+                        .expect("a tokenizer of the model's vocabulary")
                 })
             },
         );

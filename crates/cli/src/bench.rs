@@ -8,9 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use gpt::scalar_model;
-use gpt::{
-    Adam, AdamSettings, Config, Model, Params, Randomness, Sampler, SamplingOptions, Tokenizer,
-};
+use gpt::{Adam, AdamSettings, Config, Model, Params, Randomness, Request, Sampler, Tokenizer};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use scalar::{NamedTensor, ScalarGpt};
@@ -378,11 +376,11 @@ fn sample_tape<F: Float>(
 ) -> f64 {
     let mut sampler = Sampler::<F>::new(*params.config(), batch);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(42);
-    let options = SamplingOptions::default();
+    let request = Request::new(tokenizer, count);
     timed(|| {
         sampler
-            .generate(params, tokenizer, count, "", &options, &mut rng)
-            .expect("valid options");
+            .generate(params, &request, &mut rng)
+            .expect("a tokenizer of the model's vocabulary");
     })
 }
 

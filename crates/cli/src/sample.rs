@@ -4,7 +4,8 @@ use std::io::{self, BufWriter, Write};
 use std::ops::ControlFlow;
 
 use gpt::{
-    Decoder, DrawScratch, Dtype, KvCache, SampleError, Sampler, SamplingOptions, draw_token,
+    Decoder, DrawScratch, Dtype, KvCache, Params, Request, SampleError, Sampler, SamplingOptions,
+    SharedStream, StreamPerName, draw_token,
 };
 use tape::Float;
 
@@ -80,23 +81,42 @@ fn sample<F: Float>(
             ControlFlow::Break(())
         }
     };
-    let (params, tokenizer) = (&checkpoint.params, &checkpoint.tokenizer);
-    let (count, prefix) = (args.num_samples, args.prefix.as_str());
-    match args.rng {
-        RngKind::Python => {
-            let mut rng = Generator::new(args.rng, args.seed);
-            sampler.generate_each(params, tokenizer, count, prefix, options, &mut rng, on_name)
-        }
-        RngKind::Rust => {
-            let stream = |index| name_stream(args.seed, index);
-            sampler
-                .generate_each_streamed(params, tokenizer, count, prefix, options, stream, on_name)
-        }
-    }
+    let request = Request {
+        prefix: &args.prefix,
+        options: *options,
+        ..Request::new(&checkpoint.tokenizer, args.num_samples)
+    };
+    let mut rng = Generator::new(args.rng, args.seed);
+    generate_names(
+        &mut sampler,
+        &checkpoint.params,
+        &request,
+        args.seed,
+        &mut rng,
+        on_name,
+    )
     .map_err(sampling_error)?;
     written
         .and_then(|()| stdout.flush())
         .map_err(CliError::stdout)
+}
+
+/// `request`'s names, drawn as `microgpt` draws them: with `--rng python` from the one generator
+/// `rng` (microgpt.py's order), otherwise name `i` from `name_stream(seed, i)`, the same for any
+/// count and batch size.
+pub fn generate_names<F: Float>(
+    sampler: &mut Sampler<F>,
+    params: &Params<F>,
+    request: &Request<'_>,
+    seed: u64,
+    rng: &mut Generator,
+    on_name: impl FnMut(&str) -> ControlFlow<()>,
+) -> std::result::Result<(), SampleError> {
+    if let Generator::Python(_) = rng {
+        return sampler.generate_each(params, request, SharedStream(rng), on_name);
+    }
+    let stream = StreamPerName::new(|index| name_stream(seed, index));
+    sampler.generate_each(params, request, stream, on_name)
 }
 
 /// `prompt` and `length` more characters, each drawn from the model's prediction given the last

@@ -4,7 +4,9 @@
 //!
 //! Run with `cargo run --release -p gpt --example train_and_sample`.
 
-use gpt::{Adam, AdamSettings, Config, Model, Params, Sampler, SamplingOptions, Tokenizer};
+use gpt::{
+    Adam, AdamSettings, Config, Model, Params, Request, Sampler, SamplingOptions, Tokenizer,
+};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
@@ -46,8 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let params = model.params();
     let mut sampler = Sampler::new(*params.config(), 8);
-    let options = SamplingOptions::new(0.5, None, None)?;
-    for name in sampler.generate(&params, &tokenizer, 10, "", &options, &mut rng)? {
+    let request = Request {
+        options: SamplingOptions::new(0.5, None, None)?,
+        ..Request::new(&tokenizer, 10)
+    };
+    for name in sampler.generate(&params, &request, &mut rng)? {
         println!("{name}");
     }
     Ok(())

@@ -31,7 +31,8 @@ pub use model_error::ModelError;
 pub use params::{INIT_STD, LayerWeight, Params, ParamsError};
 pub use random::{PythonRandom, Randomness};
 pub use sampling::{
-    DrawScratch, OptionsError, SampleError, Sampler, SamplingOptions, draw_token, token_weights,
+    DrawScratch, Draws, OptionsError, Request, SampleError, Sampler, SamplingOptions, SharedStream,
+    StreamPerName, draw_token, token_weights,
 };
 #[cfg(feature = "scalar")]
 pub use scalar_model::scalar_model;

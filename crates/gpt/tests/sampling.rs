@@ -7,8 +7,9 @@
 //! decoder (itself checked against a full recompute in `tests/kv_cache.rs`).
 
 use gpt::{
-    Config, Decoder, DrawScratch, KvCache, OptionsError, Params, PythonRandom, Randomness,
-    SampleError, Sampler, SamplingOptions, Tokenizer, UnknownCharacter, draw_token, token_weights,
+    Config, Decoder, DrawScratch, KvCache, OptionsError, Params, PythonRandom, Randomness, Request,
+    SampleError, Sampler, SamplingOptions, StreamPerName, Tokenizer, UnknownCharacter, draw_token,
+    token_weights,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -428,14 +429,7 @@ fn batch_one_draws_what_microgpt_py_draws() {
     let tokenizer = Tokenizer::from_vocab("abcdefghijklmnopqrstuvwxyz");
     let mut sampler = Sampler::new(*params.config(), 1);
     let names = sampler
-        .generate(
-            &params,
-            &tokenizer,
-            20,
-            "",
-            &SamplingOptions::default(),
-            &mut rng,
-        )
+        .generate(&params, &Request::new(&tokenizer, 20), &mut rng)
         .unwrap();
     assert_eq!(names, EXPECTED);
     // The last value printed is the next `random()` after the 20 names: the sampler consumed
@@ -452,7 +446,14 @@ fn the_same_seed_gives_the_same_names_and_another_seed_others() {
         let mut names = |seed| {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             sampler
-                .generate(&params, &tokenizer, 10, "", &options, &mut rng)
+                .generate(
+                    &params,
+                    &Request {
+                        options,
+                        ..Request::new(&tokenizer, 10)
+                    },
+                    &mut rng,
+                )
                 .unwrap()
         };
         let first = names(1);
@@ -467,10 +468,16 @@ fn names_start_with_the_prefix() {
     let (params, tokenizer) = default_model(12);
     let mut sampler = Sampler::new(*params.config(), 3);
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
-    let options = SamplingOptions::default();
     for prefix in ["em", "a", "abcdefg"] {
         let names = sampler
-            .generate(&params, &tokenizer, 7, prefix, &options, &mut rng)
+            .generate(
+                &params,
+                &Request {
+                    prefix,
+                    ..Request::new(&tokenizer, 7)
+                },
+                &mut rng,
+            )
             .unwrap();
         assert_eq!(names.len(), 7);
         for name in names {
@@ -488,8 +495,16 @@ fn bad_prefixes_and_mismatches_are_errors() {
     let options = SamplingOptions::default();
     let mut sampler = Sampler::new(*params.config(), 2);
     let mut rng = Always(0);
-    let mut generate =
-        |prefix: &str| sampler.generate(&params, &tokenizer, 3, prefix, &options, &mut rng);
+    let mut generate = |prefix: &str| {
+        sampler.generate(
+            &params,
+            &Request {
+                prefix,
+                ..Request::new(&tokenizer, 3)
+            },
+            &mut rng,
+        )
+    };
 
     assert_eq!(
         generate("abC"),
@@ -520,10 +535,7 @@ fn bad_prefixes_and_mismatches_are_errors() {
     assert_eq!(
         sampler.generate(
             &params,
-            &Tokenizer::from_vocab("ab"),
-            1,
-            "",
-            &options,
+            &Request::new(&Tokenizer::from_vocab("ab"), 1),
             &mut rng
         ),
         Err(SampleError::VocabularyMismatch {
@@ -533,7 +545,7 @@ fn bad_prefixes_and_mismatches_are_errors() {
     );
     let (small, small_tokenizer) = small_model();
     assert_eq!(
-        sampler.generate(&small, &small_tokenizer, 1, "", &options, &mut rng),
+        sampler.generate(&small, &Request::new(&small_tokenizer, 1), &mut rng),
         Err(SampleError::VocabularyMismatch {
             tokenizer: 4,
             model: 27,
@@ -541,7 +553,7 @@ fn bad_prefixes_and_mismatches_are_errors() {
     );
     let mut small_sampler = Sampler::new(*small.config(), 1);
     assert_eq!(
-        small_sampler.generate(&params, &tokenizer, 1, "", &options, &mut rng),
+        small_sampler.generate(&params, &Request::new(&tokenizer, 1), &mut rng),
         Err(SampleError::VocabularyMismatch {
             tokenizer: 27,
             model: 4,
@@ -706,10 +718,10 @@ fn fewer_names_than_slots_and_f32_models_work() {
     let names = sampler
         .generate(
             &params32,
-            &tokenizer,
-            3,
-            "z",
-            &SamplingOptions::default(),
+            &Request {
+                prefix: "z",
+                ..Request::new(&tokenizer, 3)
+            },
             &mut rng,
         )
         .unwrap();
@@ -730,10 +742,18 @@ fn a_batched_f32_sampler_draws_each_name_as_draw_token_draws_it_alone() {
     for options in [SamplingOptions::default(), filtered] {
         let mut names = Vec::new();
         Sampler::new(config, 7)
-            .generate_each_streamed(&params, &tokenizer, 60, "", &options, stream, |name| {
-                names.push(name.to_string());
-                std::ops::ControlFlow::Continue(())
-            })
+            .generate_each(
+                &params,
+                &Request {
+                    options,
+                    ..Request::new(&tokenizer, 60)
+                },
+                StreamPerName::new(stream),
+                |name| {
+                    names.push(name.to_string());
+                    std::ops::ControlFlow::Continue(())
+                },
+            )
             .unwrap();
         assert_eq!(names.len(), 60);
         let mut scratch = DrawScratch::new(config.vocab_size);

@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 
-use gpt::{Adam, Checkpoint, Model, Params, Sampler};
+use gpt::{Adam, Checkpoint, Model, Request, Sampler};
 use tape::Float;
 
 use crate::args::TrainArgs;
@@ -10,7 +10,8 @@ use crate::error::{CliError, Kind, Result};
 use crate::loss_csv::LossCsv;
 use crate::plot;
 use crate::progress::Progress;
-use crate::rng::{Generator, RngKind, name_stream};
+use crate::rng::Generator;
+use crate::sample::generate_names;
 use crate::signals::{Interrupts, Signal};
 use crate::stream::{escaped, note};
 
@@ -166,30 +167,22 @@ fn print_names<F: Float>(
             ControlFlow::Break(())
         }
     };
-    generate_names(plan, &checkpoint.params, args.num_samples, rng, on_name)
-        .map_err(sampling_failure)?;
-    written
-}
-
-/// `count` names of `params`, each handed to `on_name` as it finishes.
-fn generate_names<F: Float>(
-    plan: &Plan,
-    params: &Params<F>,
-    count: usize,
-    rng: &mut Generator,
-    on_name: impl FnMut(&str) -> ControlFlow<()>,
-) -> std::result::Result<(), gpt::SampleError> {
-    let (tokenizer, sampling) = (&plan.data.tokenizer, &plan.sampling);
     let mut sampler = Sampler::<F>::new(plan.config, plan.sample_batch);
-    match plan.settings.rng {
-        // microgpt.py's names come from its one stream, after the initial weights' draws.
-        RngKind::Python => {
-            sampler.generate_each(params, tokenizer, count, "", sampling, rng, on_name)
-        }
-        // The names `microgpt sample --seed SEED` prints from this checkpoint.
-        RngKind::Rust => {
-            let stream = |index| name_stream(plan.settings.seed, index);
-            sampler.generate_each_streamed(params, tokenizer, count, "", sampling, stream, on_name)
-        }
-    }
+    let request = Request {
+        options: plan.sampling,
+        ..Request::new(&plan.data.tokenizer, args.num_samples)
+    };
+    // With --rng python, microgpt.py's names: its one stream, after the initial weights' draws;
+    // otherwise the names `microgpt sample --seed SEED` prints from this checkpoint.
+    let seed = plan.settings.seed;
+    generate_names(
+        &mut sampler,
+        &checkpoint.params,
+        &request,
+        seed,
+        rng,
+        on_name,
+    )
+    .map_err(sampling_failure)?;
+    written
 }

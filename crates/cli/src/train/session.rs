@@ -4,7 +4,7 @@ use std::ops::{ControlFlow, Range};
 use std::path::Path;
 use std::time::Instant;
 
-use gpt::{Adam, Dropout, Model, Params, Sampler, Schedule};
+use gpt::{Adam, Dropout, Model, Params, Request, Sampler, Schedule, StreamPerName};
 use tape::Float;
 
 use crate::args::TrainArgs;
@@ -248,19 +248,16 @@ impl<'a, F: Float> Session<'a, F> {
         let seed = plan.settings.seed ^ (step as u64 + 1);
         let mut names = Vec::new();
         let batch = args.sample_count.clamp(1, defaults::SAMPLE_BATCH);
+        let request = Request {
+            options: plan.sampling,
+            ..Request::new(&plan.data.tokenizer, args.sample_count)
+        };
+        let stream = StreamPerName::new(|index| name_stream(seed, index));
         Sampler::<F>::new(plan.config, batch)
-            .generate_each_streamed(
-                &params,
-                &plan.data.tokenizer,
-                args.sample_count,
-                "",
-                &plan.sampling,
-                |index| name_stream(seed, index),
-                |name| {
-                    names.push(escaped(name).into_owned());
-                    ControlFlow::Continue(())
-                },
-            )
+            .generate_each(&params, &request, stream, |name| {
+                names.push(escaped(name).into_owned());
+                ControlFlow::Continue(())
+            })
             .map_err(sampling_failure)?;
         let line = format!("step {} | samples: {}", step + 1, names.join(" "));
         self.progress.note(&line);

@@ -2,6 +2,7 @@
 //! [`Randomness::weighted_index`] per token.
 
 mod draw;
+mod draws;
 mod error;
 mod options;
 
@@ -11,6 +12,7 @@ use std::ops::ControlFlow;
 use tape::Float;
 
 pub use draw::{DrawScratch, draw_token, token_weights};
+pub use draws::{Draws, SharedStream, StreamPerName};
 pub use error::SampleError;
 pub use options::{OptionsError, SamplingOptions};
 
@@ -48,7 +50,7 @@ const MAX_RESERVED: usize = 4096;
 /// # Examples
 ///
 /// ```
-/// use gpt::{Config, Params, Sampler, SamplingOptions, Tokenizer};
+/// use gpt::{Config, Params, Request, Sampler, SamplingOptions, Tokenizer};
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand::rngs::Xoshiro256PlusPlus::seed_from_u64(1);
@@ -56,13 +58,19 @@ const MAX_RESERVED: usize = 4096;
 /// let tokenizer = Tokenizer::from_vocab("abcdefghijklmnopqrstuvwxyz");
 ///
 /// let mut sampler = Sampler::new(*params.config(), 4);
-/// let options = SamplingOptions::default();
-/// let names = sampler.generate(&params, &tokenizer, 10, "em", &options, &mut rng).unwrap();
+/// let request = Request {
+///     prefix: "em",
+///     options: SamplingOptions::new(0.8, Some(10), None)?,
+///     ..Request::new(&tokenizer, 10)
+/// };
+/// let names = sampler.generate(&params, &request, &mut rng)?;
 /// assert_eq!(names.len(), 10);
 /// assert!(names.iter().all(|name| name.starts_with("em") && name.chars().count() <= 8));
 ///
-/// let error = sampler.generate(&params, &tokenizer, 1, "3m", &options, &mut rng).unwrap_err();
+/// let unknown = Request { prefix: "3m", ..request };
+/// let error = sampler.generate(&params, &unknown, &mut rng).unwrap_err();
 /// assert_eq!(error.to_string(), "prefix: character '3' at position 0 is not in the vocabulary");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Sampler<F> {
@@ -100,56 +108,86 @@ impl<F: Float> Sampler<F> {
         self.feed.len()
     }
 
-    /// `count` names, each starting with `prefix` (`""` for none), drawn with `rng`.
+    /// The names `request` asks for, drawn with `rng` (one generator for every name, see
+    /// [`SharedStream`]).
     ///
     /// # Errors
-    /// A tokenizer or weights that do not match the sampler's configuration; a
-    /// prefix character outside the vocabulary ([`SampleError::UnknownCharacter`], naming it and its
-    /// position); a prefix of `block_size` characters or more; a batch size of 0; logits that are not
-    /// finite.
+    /// A tokenizer or weights that do not match the sampler's configuration; a prefix character
+    /// outside the vocabulary ([`SampleError::UnknownCharacter`], naming it and its position); a
+    /// prefix of `block_size` characters or more; a batch size of 0; logits that are not finite.
     pub fn generate(
         &mut self,
         params: &Params<F>,
-        tokenizer: &Tokenizer,
-        count: usize,
-        prefix: &str,
-        options: &SamplingOptions,
+        request: &Request<'_>,
         rng: &mut impl Randomness,
     ) -> Result<Vec<String>, SampleError> {
-        let mut names = Vec::with_capacity(count.min(MAX_RESERVED));
-        self.generate_each(params, tokenizer, count, prefix, options, rng, |name| {
+        let mut names = Vec::with_capacity(request.count.min(MAX_RESERVED));
+        self.generate_each(params, request, SharedStream(rng), |name| {
             names.push(name.to_string());
             ControlFlow::Continue(())
         })?;
         Ok(names)
     }
 
-    /// As [`Sampler::generate`], handing each name to `on_name` as soon as it and every name before
-    /// it are finished, in the same order and with the same draws: memory stays the same for any
-    /// `count`. `on_name` returns [`ControlFlow::Break`] to stop early (say, when its reader went
-    /// away).
+    /// As [`Sampler::generate`], with the draws of `draws` ([`SharedStream`] or
+    /// [`StreamPerName`]), handing each name to `on_name` as soon as it and every name before it
+    /// are finished, in the order they were started: memory stays the same for any count.
+    /// `on_name` returns [`ControlFlow::Break`] to stop early (say, when its reader went away).
+    ///
+    /// ```
+    /// use gpt::{Config, Params, Request, Sampler, StreamPerName, Tokenizer};
+    /// use rand::SeedableRng;
+    /// use rand::rngs::Xoshiro256PlusPlus;
+    /// let tokenizer = Tokenizer::from_documents(["emma", "ava"]);
+    /// let config = Config { vocab_size: tokenizer.vocab_size(), ..Config::default() };
+    /// let params = Params::<f32>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
+    /// // Name `i` has a generator of its own: the first names are the same for any count and batch.
+    /// let mut names = |batch, count| {
+    ///     let stream = |i: usize| Xoshiro256PlusPlus::seed_from_u64(1000 + i as u64);
+    ///     let mut names = Vec::new();
+    ///     Sampler::new(config, batch)
+    ///         .generate_each(&params, &Request::new(&tokenizer, count), StreamPerName::new(stream), |name| {
+    ///             names.push(name.to_string());
+    ///             std::ops::ControlFlow::Continue(())
+    ///         })
+    ///         .unwrap();
+    ///     names
+    /// };
+    /// assert_eq!(names(1, 3), names(4, 8)[..3]);
+    /// ```
     ///
     /// # Errors
     /// As [`Sampler::generate`].
-    #[allow(clippy::too_many_arguments)]
     pub fn generate_each(
         &mut self,
         params: &Params<F>,
-        tokenizer: &Tokenizer,
-        count: usize,
-        prefix: &str,
-        options: &SamplingOptions,
-        rng: &mut impl Randomness,
+        request: &Request<'_>,
+        mut draws: impl Draws,
         mut on_name: impl FnMut(&str) -> ControlFlow<()>,
     ) -> Result<(), SampleError> {
-        let prefix = self.encode_prefix(tokenizer, prefix)?;
-        self.generate_tokens_each(params, count, &prefix, options, rng, |name| {
+        let tokenizer = request.tokenizer;
+        if tokenizer.vocab_size() != self.config.vocab_size {
+            return Err(SampleError::VocabularyMismatch {
+                tokenizer: tokenizer.vocab_size(),
+                model: self.config.vocab_size,
+            });
+        }
+        let prefix = tokenizer
+            .encode_prefix(request.prefix)
+            .map_err(SampleError::UnknownCharacter)?;
+        let tokens = Tokens {
+            count: request.count,
+            prefix: &prefix,
+            options: &request.options,
+        };
+        self.generate_with(params, tokens, &mut draws, |name| {
             on_name(&tokenizer.decode(name))
         })
     }
 
-    /// As [`Sampler::generate`], on token ids: each name is its tokens, prefix included, BOS
-    /// excluded. BOS is the last token, `vocab_size - 1`, as [`Tokenizer::bos`] defines it.
+    /// `count` names as token ids, each starting with the tokens of `prefix`, drawn with `rng`:
+    /// each name is its tokens, prefix included, BOS excluded. BOS is the last token,
+    /// `vocab_size - 1`, as [`Tokenizer::bos`] defines it.
     ///
     /// # Errors
     /// As [`Sampler::generate`]; a prefix token that is BOS or beyond is
@@ -163,85 +201,27 @@ impl<F: Float> Sampler<F> {
         rng: &mut impl Randomness,
     ) -> Result<Vec<Vec<usize>>, SampleError> {
         let mut names = Vec::with_capacity(count.min(MAX_RESERVED));
-        self.generate_tokens_each(params, count, prefix, options, rng, |name| {
+        let tokens = Tokens {
+            count,
+            prefix,
+            options,
+        };
+        self.generate_with(params, tokens, &mut SharedStream(rng), |name| {
             names.push(name.to_vec());
             ControlFlow::Continue(())
         })?;
         Ok(names)
     }
 
-    /// As [`Sampler::generate_each`], on token ids (see [`Sampler::generate_tokens`]).
-    ///
-    /// # Errors
-    /// As [`Sampler::generate_tokens`].
-    pub fn generate_tokens_each(
+    fn generate_with(
         &mut self,
         params: &Params<F>,
-        count: usize,
-        prefix: &[usize],
-        options: &SamplingOptions,
-        rng: &mut impl Randomness,
-        on_name: impl FnMut(&[usize]) -> ControlFlow<()>,
-    ) -> Result<(), SampleError> {
-        self.generate_with(params, count, prefix, options, &mut Shared(rng), on_name)
-    }
-
-    /// As [`Sampler::generate_each`], but name `i` draws from its own generator `stream(i)`, so
-    /// that it is the same for any `count` and any batch size: the i-th name of a seed is that
-    /// seed's i-th name however many are asked for, and however many are generated at a time.
-    ///
-    /// ```
-    /// use gpt::{Config, Params, Sampler, SamplingOptions, Tokenizer};
-    /// use rand::SeedableRng;
-    /// use rand::rngs::Xoshiro256PlusPlus;
-    /// let tokenizer = Tokenizer::from_documents(["emma", "ava"]);
-    /// let config = Config { vocab_size: tokenizer.vocab_size(), ..Config::default() };
-    /// let params = Params::<f32>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(1)).unwrap();
-    /// let stream = |i: usize| Xoshiro256PlusPlus::seed_from_u64(1000 + i as u64);
-    /// let options = SamplingOptions::default();
-    /// let mut names = |batch, count| {
-    ///     let mut names = Vec::new();
-    ///     Sampler::new(config, batch)
-    ///         .generate_each_streamed(&params, &tokenizer, count, "", &options, stream, |name| {
-    ///             names.push(name.to_string());
-    ///             std::ops::ControlFlow::Continue(())
-    ///         })
-    ///         .unwrap();
-    ///     names
-    /// };
-    /// assert_eq!(names(1, 3), names(4, 8)[..3]);
-    /// ```
-    ///
-    /// # Errors
-    /// As [`Sampler::generate`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn generate_each_streamed<R: Randomness>(
-        &mut self,
-        params: &Params<F>,
-        tokenizer: &Tokenizer,
-        count: usize,
-        prefix: &str,
-        options: &SamplingOptions,
-        stream: impl FnMut(usize) -> R,
-        mut on_name: impl FnMut(&str) -> ControlFlow<()>,
-    ) -> Result<(), SampleError> {
-        let prefix = self.encode_prefix(tokenizer, prefix)?;
-        let mut draws = PerName {
-            stream,
-            slots: (0..self.batch()).map(|_| None).collect(),
-        };
-        self.generate_with(params, count, &prefix, options, &mut draws, |name| {
-            on_name(&tokenizer.decode(name))
-        })
-    }
-
-    fn generate_with<D: Draws>(
-        &mut self,
-        params: &Params<F>,
-        count: usize,
-        prefix: &[usize],
-        options: &SamplingOptions,
-        draws: &mut D,
+        Tokens {
+            count,
+            prefix,
+            options,
+        }: Tokens<'_>,
+        draws: &mut impl Draws,
         mut on_name: impl FnMut(&[usize]) -> ControlFlow<()>,
     ) -> Result<(), SampleError> {
         if *params.config() != self.config {
@@ -357,59 +337,39 @@ impl<F: Float> Sampler<F> {
         }
         Ok(())
     }
+}
 
-    /// `prefix` as token ids, after checking that `tokenizer` is this model's vocabulary.
-    fn encode_prefix(
-        &self,
-        tokenizer: &Tokenizer,
-        prefix: &str,
-    ) -> Result<Vec<usize>, SampleError> {
-        if tokenizer.vocab_size() != self.config.vocab_size {
-            return Err(SampleError::VocabularyMismatch {
-                tokenizer: tokenizer.vocab_size(),
-                model: self.config.vocab_size,
-            });
+/// What one call to [`Sampler::generate`] asks for: how many names, what each starts with, and how
+/// each token is drawn, in the vocabulary of `tokenizer`.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The model's vocabulary: it encodes the prefix and decodes the names.
+    pub tokenizer: &'a Tokenizer,
+    /// How many names.
+    pub count: usize,
+    /// What every name starts with (`""` for nothing).
+    pub prefix: &'a str,
+    /// How each token is drawn.
+    pub options: SamplingOptions,
+}
+
+impl<'a> Request<'a> {
+    /// `count` names with no prefix, drawn as microgpt.py draws them
+    /// ([`SamplingOptions::default`]).
+    pub fn new(tokenizer: &'a Tokenizer, count: usize) -> Self {
+        Request {
+            tokenizer,
+            count,
+            prefix: "",
+            options: SamplingOptions::default(),
         }
-        tokenizer
-            .encode_prefix(prefix)
-            .map_err(SampleError::UnknownCharacter)
     }
 }
 
-/// Where the draws of the name in each slot come from.
-trait Draws {
-    type Rng: Randomness;
-    /// Slot `slot` starts name `index`.
-    fn begin(&mut self, slot: usize, index: usize);
-    /// The generator of the name in `slot`.
-    fn rng(&mut self, slot: usize) -> &mut Self::Rng;
-}
-
-/// One generator for every name, drawn in decode order (CPython's order with one slot).
-struct Shared<'a, R>(&'a mut R);
-
-impl<R: Randomness> Draws for Shared<'_, R> {
-    type Rng = R;
-    fn begin(&mut self, _: usize, _: usize) {}
-    fn rng(&mut self, _: usize) -> &mut R {
-        self.0
-    }
-}
-
-/// A generator per name, `stream(index)`.
-struct PerName<R, S> {
-    stream: S,
-    slots: Vec<Option<R>>,
-}
-
-impl<R: Randomness, S: FnMut(usize) -> R> Draws for PerName<R, S> {
-    type Rng = R;
-    fn begin(&mut self, slot: usize, index: usize) {
-        self.slots[slot] = Some((self.stream)(index));
-    }
-    fn rng(&mut self, slot: usize) -> &mut R {
-        self.slots[slot]
-            .as_mut()
-            .expect("a busy slot has begun a name")
-    }
+/// A request in token ids, as the decode loop takes it.
+#[derive(Clone, Copy)]
+struct Tokens<'a> {
+    count: usize,
+    prefix: &'a [usize],
+    options: &'a SamplingOptions,
 }

@@ -6,18 +6,17 @@
 use super::{Matrix, MatrixMut};
 use crate::Float;
 
+impl<F: Float> Matrix<'_, F> {
+    /// The element in row `r`, column `c`.
+    fn at(&self, r: usize, c: usize) -> F {
+        self.data[r * self.stride + c]
+    }
+}
+
 /// `out[r, c] += sum_k a[r, k] m[k, c]`, the sum formed from zero in the order of `k` and then
 /// added to `out`.
 pub(super) fn add_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, out: MatrixMut<'_, F>) {
-    for r in 0..a.rows {
-        for c in 0..m.columns {
-            let mut sum = F::zero();
-            for k in 0..a.columns {
-                sum += a.data[r * a.stride + k] * m.data[k * m.stride + c];
-            }
-            out.data[r * out.stride + c] += sum;
-        }
-    }
+    add_sums(a.columns, out, |r, c, k| a.at(r, k) * m.at(k, c));
 }
 
 /// `out[i, c] += a[r, i] b[r, c]` for each `r` in turn: `out += a^T b`, each term added to `out`
@@ -30,7 +29,7 @@ pub(super) fn add_transposed_product<F: Float>(
     for r in 0..a.rows {
         for i in 0..a.columns {
             for c in 0..b.columns {
-                out.data[i * out.stride + c] += a.data[r * a.stride + i] * b.data[r * b.stride + c];
+                out.data[i * out.stride + c] += a.at(r, i) * b.at(r, c);
             }
         }
     }
@@ -43,12 +42,19 @@ pub(super) fn add_a_times_b_transposed<F: Float>(
     b: Matrix<'_, F>,
     out: MatrixMut<'_, F>,
 ) {
-    for r in 0..a.rows {
-        for c in 0..b.rows {
-            let mut sum = F::zero();
-            for k in 0..a.columns {
-                sum += a.data[r * a.stride + k] * b.data[c * b.stride + k];
-            }
+    add_sums(a.columns, out, |r, c, k| a.at(r, k) * b.at(c, k));
+}
+
+/// `out[r, c] += sum_k term(r, c, k)` over `k < inner`, each sum formed from zero in the order of
+/// `k` and then added to `out`.
+fn add_sums<F: Float>(
+    inner: usize,
+    out: MatrixMut<'_, F>,
+    term: impl Fn(usize, usize, usize) -> F,
+) {
+    for r in 0..out.rows {
+        for c in 0..out.columns {
+            let sum = (0..inner).fold(F::zero(), |sum, k| sum + term(r, c, k));
             out.data[r * out.stride + c] += sum;
         }
     }
@@ -58,7 +64,7 @@ pub(super) fn add_a_times_b_transposed<F: Float>(
 pub(super) fn transpose_into<F: Float>(m: Matrix<'_, F>, out: MatrixMut<'_, F>) {
     for r in 0..m.rows {
         for c in 0..m.columns {
-            out.data[c * out.stride + r] = m.data[r * m.stride + c];
+            out.data[c * out.stride + r] = m.at(r, c);
         }
     }
 }
