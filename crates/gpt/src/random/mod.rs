@@ -57,14 +57,15 @@ impl<R: Rng + ?Sized> Randomness for R {
 /// The first index whose running sum of `weights` exceeds `target` (the last index if none does).
 ///
 /// This is `bisect_right` over the cumulative weights, as CPython's `random.choices` does it, so two
-/// generators that draw the same `target` pick the same index.
+/// generators that draw the same `target` pick the same index. The weights are not negative, so
+/// the running sums never fall and that index is the number of sums at or below `target`: counted
+/// without a branch, the walk has no exit to mispredict, once a token.
 pub(crate) fn first_cumulative_above(weights: &[f64], target: f64) -> usize {
     let mut cumulative = 0.0;
-    for (index, weight) in weights.iter().enumerate() {
+    let mut at_or_below = 0;
+    for weight in weights {
         cumulative += weight;
-        if cumulative > target {
-            return index;
-        }
+        at_or_below += usize::from(cumulative <= target);
     }
-    weights.len().saturating_sub(1)
+    at_or_below.min(weights.len().saturating_sub(1))
 }
