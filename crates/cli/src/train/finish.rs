@@ -66,17 +66,8 @@ pub fn finish<F: Float>(
             .insert("val_loss".to_string(), loss.to_string());
     }
     let paths = &plan.paths;
-    // The checkpoint goes to disk while the loss curve is written.
-    let saving = plan.start_save(&checkpoint, &paths.out)?;
-    let curve = save_loss_curve(plan, csv);
-    saving.wait()?;
-    curve?;
-    note!(
-        "saved {} (loss curve: {} and {})",
-        paths.out.display(),
-        paths.csv.display(),
-        paths.svg.display()
-    );
+    plan.save(&checkpoint, &paths.out)?;
+    save_loss_curve(plan, csv)?;
     if args.keep_best
         && let Some(best) = best_val_loss
     {
@@ -114,7 +105,14 @@ fn save_loss_curve(plan: &Plan, csv: LossCsv) -> Result<()> {
         .commit()
         .map_err(|error| cannot_write(&paths.csv, error))?;
     plot::write_svg(&paths.svg, &loss_log, &chart_title(plan))
-        .map_err(|error| cannot_write(&paths.svg, error))
+        .map_err(|error| cannot_write(&paths.svg, error))?;
+    note!(
+        "saved {} (loss curve: {} and {})",
+        paths.out.display(),
+        paths.csv.display(),
+        paths.svg.display()
+    );
+    Ok(())
 }
 
 fn chart_title(plan: &Plan) -> String {

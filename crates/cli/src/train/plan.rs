@@ -7,8 +7,8 @@ use gpt::{AdamState, Checkpoint, Config, Params, SamplingOptions};
 use tape::Float;
 
 use crate::error::Result;
+use crate::save_checkpoint;
 use crate::settings::RunSettings;
-use crate::{PendingSave, save_checkpoint, save_checkpoint_in_background};
 
 use super::fingerprint;
 use super::paths::Paths;
@@ -54,15 +54,5 @@ impl Plan {
     /// Saves `checkpoint` in the run's precision.
     pub fn save<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<()> {
         save_checkpoint(checkpoint, path, self.settings.dtype)
-    }
-
-    /// Starts saving `checkpoint` in the run's precision, to be waited for (see
-    /// [`save_checkpoint_in_background`]).
-    pub fn start_save<F: Float>(
-        &self,
-        checkpoint: &Checkpoint<F>,
-        path: &Path,
-    ) -> Result<PendingSave> {
-        save_checkpoint_in_background(checkpoint, path, self.settings.dtype)
     }
 }
