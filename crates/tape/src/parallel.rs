@@ -22,10 +22,10 @@ use crate::{Float, Gradients, Tape, TapeError, Tensor, Var};
 ///
 /// The main tape is replica 0: it records the first chunk of each round, and its parameters are
 /// the model's. The other replicas (one per further thread) are created the first time a batch
-/// needs them and kept; each holds a copy of
-/// the main tape's parameters, refreshed only after the main tape was borrowed mutably
-/// ([`DataParallel::tape_mut`], [`DataParallel::tape_and_gradients_mut`]): owning the main tape is
-/// how the library knows when the copies went stale, with nothing for the caller to remember.
+/// needs them and kept; each holds a copy of the main tape's parameters, refreshed only after the
+/// main tape was borrowed mutably ([`DataParallel::tape_mut`],
+/// [`DataParallel::tape_and_gradients_mut`]): owning the main tape is how the library knows when
+/// the copies went stale, with nothing for the caller to remember.
 ///
 /// Every tape gets per-replica state `S` from the `setup` closure given to [`DataParallel::new`]:
 /// the parameters' handles on that tape, the custom ops registered on it (an op's id belongs to the
