@@ -205,6 +205,54 @@ impl Documents {
     /// The documents of `text` (which fits in `u32`): the lines as [`str::lines`] splits them,
     /// trimmed, the blank ones left out.
     fn find(text: &str) -> Self {
+        // Which bytes occur, for the shortcut of a plain file, and the lines there are room for.
+        let mut seen = [false; 256];
+        let mut newlines = 0;
+        for &byte in text.as_bytes() {
+            seen[usize::from(byte)] = true;
+            newlines += usize::from(byte == b'\n');
+        }
+        let whitespace = b"\t\x0b\x0c\r ".iter().any(|&byte| seen[usize::from(byte)]);
+        if whitespace || seen[128..].contains(&true) {
+            Documents::trimmed(text)
+        } else {
+            Documents::plain(text, &seen, newlines + 1)
+        }
+    }
+
+    /// The documents of a text with no whitespace but its newlines and no character beyond ASCII
+    /// (as names.txt): every non-empty line is a document as it stands, and every byte but a
+    /// newline is a character of one. One pass over the bytes with nothing to trim and no
+    /// character to decode, which a run's start-up waits for.
+    fn plain(text: &str, seen: &[bool; 256], lines: usize) -> Self {
+        let mut spans = Vec::with_capacity(lines);
+        let mut start = 0;
+        for (index, &byte) in text.as_bytes().iter().enumerate() {
+            if byte == b'\n' {
+                let end = index as u32;
+                if end > start {
+                    spans.push(start..end);
+                }
+                start = end + 1;
+            }
+        }
+        let end = text.len() as u32;
+        if end > start {
+            spans.push(start..end);
+        }
+        let characters: String = (0..128u8)
+            .filter(|&byte| byte != b'\n' && seen[usize::from(byte)])
+            .map(char::from)
+            .collect();
+        Documents {
+            spans,
+            vocabulary: Tokenizer::from_documents([characters.as_str()]),
+            crlf: false,
+        }
+    }
+
+    /// The documents of any text: each line trimmed as [`str::trim`] trims it.
+    fn trimmed(text: &str) -> Self {
         let base = text.as_ptr() as usize;
         let mut spans = Vec::new();
         let mut crlf = false;
@@ -239,6 +287,21 @@ mod tests {
         let corpus = corpus("emma\n\n  olivia \r\nava\n   \nmia");
         let documents: Vec<&str> = corpus.documents().collect();
         assert_eq!(documents, ["emma", "olivia", "ava", "mia"]);
+    }
+
+    #[test]
+    fn a_plain_file_s_documents_are_its_non_empty_lines_and_its_bytes_their_vocabulary() {
+        // By hand: no whitespace but the newlines, so nothing to trim; the empty lines (one
+        // between, one at the end) hold no document; the vocabulary is the sorted letters.
+        let names = corpus("emma\n\nava\nmia\n");
+        assert_eq!(
+            names.documents().collect::<Vec<_>>(),
+            ["emma", "ava", "mia"]
+        );
+        assert_eq!(names.vocabulary().vocab(), "aeimv");
+        let name = corpus("\nzoe");
+        assert_eq!(name.documents().collect::<Vec<_>>(), ["zoe"]);
+        assert_eq!(name.vocabulary().vocab(), "eoz");
     }
 
     #[test]
@@ -318,9 +381,12 @@ mod tests {
         #[test]
         fn any_bytes_load_or_are_refused_without_panicking(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
-            text in "[a-c \r\n\t\u{feff}\u{1b}é]{0,60}",
+            // Unicode whitespace (U+0085, U+3000) too, which trimming removes like a space.
+            text in "[a-c \r\n\t\u{feff}\u{1b}\u{85}\u{3000}é]{0,60}",
+            // A file with nothing to trim but its newlines, which is read by a shortcut.
+            plain in "[a-c\n\u{1b}~]{0,60}",
         ) {
-            for input in [bytes, text.into_bytes()] {
+            for input in [bytes, text.into_bytes(), plain.into_bytes()] {
                 let Ok((corpus, _)) = Corpus::from_bytes(input.clone()) else { continue };
                 let text = String::from_utf8(input).unwrap();
                 let text = text.strip_prefix('\u{feff}').unwrap_or(&text);

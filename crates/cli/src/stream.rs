@@ -21,12 +21,15 @@ pub fn write_line(arguments: fmt::Arguments) -> Result<()> {
         .map_err(CliError::stdout)
 }
 
-/// Writes one line to stderr, ignoring failure.
+/// Writes one line to stderr, ignoring failure. The line is formatted first and written in one
+/// piece: stderr is unbuffered, so written as formatted it would cost a system call per piece of
+/// the format, and another writer could cut it.
 pub fn write_note(arguments: fmt::Arguments) {
-    let mut stderr = io::stderr().lock();
-    let _ = stderr
-        .write_fmt(arguments)
-        .and_then(|()| stderr.write_all(b"\n"));
+    let mut line = String::new();
+    // Only a failing `Display` makes this fail, which leaves the line short.
+    let _ = fmt::Write::write_fmt(&mut line, arguments);
+    line.push('\n');
+    let _ = io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// `text` with its control characters escaped (`\u{1b}`), so that a vocabulary or a name read from

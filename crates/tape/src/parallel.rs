@@ -1,11 +1,16 @@
 //! Data parallelism: a batch's chunks recorded on several tapes over the same parameter values,
 //! on rayon's threads, with their gradients added in chunk order.
 //!
-//! A tape is a single-threaded recording, so a batch is spread over the cores by giving each chunk
-//! its own tape (a replica), each holding a copy of the parameters. The chunks are cut from the
-//! batch by a fixed chunk size, never by the number of threads, and their losses and gradients are
-//! added in chunk order; every chunk is recorded the same way whichever thread takes it, so the
-//! results are the same bits on one thread or on many.
+//! A tape is a single-threaded recording, so a batch is spread over the cores by giving each
+//! thread its own tape (a replica), each holding a copy of the parameters, which records one chunk
+//! per round. The chunks are cut from the batch by a fixed chunk size, never by the number of
+//! threads, and their losses and gradients are added in chunk order; every chunk is recorded the
+//! same way whichever thread takes it, so the results are the same bits on one thread or on many.
+//! A replica costs a copy of the parameters and of their gradients, so there are as many as
+//! threads, not as chunks: a batch of 32 documents in chunks of 8 on one thread is recorded on
+//! the main tape alone.
+
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -15,11 +20,12 @@ use crate::{Float, Gradients, Tape, TapeError, Tensor, Var};
 /// A model's parameters on a main tape, plus replica tapes that record a batch's chunks in
 /// parallel (with rayon) and add their gradients in a fixed order.
 ///
-/// The main tape is replica 0: it records the first chunk, and its parameters are the model's.
-/// The other replicas are created the first time a batch needs them and kept; each holds a copy of
-/// the main tape's parameters, refreshed only after the main tape was borrowed mutably
-/// ([`DataParallel::tape_mut`], [`DataParallel::tape_and_gradients_mut`]): owning the main tape is
-/// how the library knows when the copies went stale, with nothing for the caller to remember.
+/// The main tape is replica 0: it records the first chunk of each round, and its parameters are
+/// the model's. The other replicas (one per further thread) are created the first time a batch
+/// needs them and kept; each holds a copy of the main tape's parameters, refreshed only after the
+/// main tape was borrowed mutably ([`DataParallel::tape_mut`],
+/// [`DataParallel::tape_and_gradients_mut`]): owning the main tape is how the library knows when
+/// the copies went stale, with nothing for the caller to remember.
 ///
 /// Every tape gets per-replica state `S` from the `setup` closure given to [`DataParallel::new`]:
 /// the parameters' handles on that tape, the custom ops registered on it (an op's id belongs to the
@@ -115,6 +121,11 @@ impl<F: Float, S> Replica<F, S> {
         });
     }
 
+    /// The gradient of parameter `index` (in the main tape's order) from this replica's last chunk.
+    fn parameter_gradient(&self, index: usize) -> &Tensor<F> {
+        self.gradients.parameter(self.parameters[index])
+    }
+
     /// Makes this replica's parameters equal to `main`'s, reusing its buffers.
     fn copy_parameters_from(&mut self, main: &Tape<F>) {
         for (index, source) in main.parameters.iter().enumerate() {
@@ -189,8 +200,8 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
         &self.replicas[0].state
     }
 
-    /// The number of tapes, the main one included: one per chunk of the largest batch so far,
-    /// or per thread of the widest evaluation.
+    /// The number of tapes, the main one included: one per rayon thread that the widest batch or
+    /// evaluation so far had chunks for.
     pub fn replicas(&self) -> usize {
         self.replicas.len()
     }
@@ -222,9 +233,9 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
     }
 
     /// Splits `items` into chunks of `chunk_size` (the last one shorter if need be), records each
-    /// chunk's loss with `record` on a tape of its own, one chunk per replica, in parallel, runs
-    /// each chunk's backward pass and returns the batch's loss and gradients: the chunks' losses
-    /// and gradients added in chunk order, the same bits for any number of threads.
+    /// chunk's loss with `record`, in rounds of one chunk per replica (per rayon thread) in
+    /// parallel, runs each chunk's backward pass and returns the batch's loss and gradients: the
+    /// chunks' losses and gradients added in chunk order, the same bits for any number of threads.
     ///
     /// `record(tape, state, chunk)` receives a cleared tape whose parameters have the main tape's
     /// values, that tape's state (see [`DataParallel::new`]) and the chunk, and returns the chunk's
@@ -255,16 +266,25 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
             self.chunks = 1;
             return Ok((loss, self.gradients()));
         }
-        self.prepare(chunks);
-        self.replicas[..chunks]
-            .par_iter_mut()
-            .zip(items.par_chunks(chunk_size))
-            .for_each(|(replica, chunk)| replica.record(chunk, &record));
+        let width = round_width(chunks);
+        self.prepare(width);
         let mut total = F::zero();
-        for replica in &mut self.replicas[..chunks] {
-            total += std::mem::replace(&mut replica.outcome, Ok(F::zero()))?;
+        for (round, group) in items.chunks(chunk_size * width).enumerate() {
+            let used = group.len().div_ceil(chunk_size);
+            let replicas = &mut self.replicas[..used];
+            if let [main] = replicas {
+                main.record(group, &record);
+            } else {
+                replicas
+                    .par_iter_mut()
+                    .zip(group.par_chunks(chunk_size))
+                    .for_each(|(replica, chunk)| replica.record(chunk, &record));
+            }
+            for replica in replicas.iter_mut() {
+                total += std::mem::replace(&mut replica.outcome, Ok(F::zero()))?;
+            }
+            self.add_gradients(used, round == 0);
         }
-        self.sum_gradients(chunks);
         self.chunks = chunks;
         Ok((total, self.gradients()))
     }
@@ -328,15 +348,20 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
             collect(&main.state);
             return Ok(());
         }
-        let width = rayon::current_num_threads().clamp(1, chunks);
+        let width = round_width(chunks);
         self.prepare(width);
         for group in items.chunks(chunk_size * width) {
             let used = group.len().div_ceil(chunk_size);
-            self.replicas[..used]
-                .par_iter_mut()
-                .zip(group.par_chunks(chunk_size))
-                .for_each(|(replica, chunk)| run_one(replica, chunk));
-            for replica in &mut self.replicas[..used] {
+            let replicas = &mut self.replicas[..used];
+            if let [main] = replicas {
+                run_one(main, group);
+            } else {
+                replicas
+                    .par_iter_mut()
+                    .zip(group.par_chunks(chunk_size))
+                    .for_each(|(replica, chunk)| run_one(replica, chunk));
+            }
+            for replica in replicas.iter_mut() {
                 std::mem::replace(&mut replica.outcome, Ok(F::zero()))?;
                 collect(&replica.state);
             }
@@ -405,7 +430,7 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
     fn prepare(&mut self, count: usize) {
         let (main, others) = self.replicas.split_first_mut().expect("the main tape");
         let main = &main.tape;
-        if self.stale {
+        if self.stale && !others.is_empty() {
             others
                 .par_iter_mut()
                 .for_each(|replica| replica.copy_parameters_from(main));
@@ -428,29 +453,53 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
         }
     }
 
-    /// Adds the first `chunks` replicas' gradients, in replica (chunk) order, into `summed`: one
-    /// parameter per task, so the order of the additions, and the result, does not depend on the
-    /// number of threads.
-    fn sum_gradients(&mut self, chunks: usize) {
-        let (first, others) = self.replicas[..chunks]
-            .split_first()
-            .expect("at least one chunk");
-        self.summed
-            .resize_with(first.parameters.len(), Tensor::empty);
-        self.summed
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(index, sum)| {
-                let gradient = first.gradients.parameter(first.parameters[index]);
-                let sum = sum.resize(gradient.shape());
-                sum.copy_from_slice(gradient.as_slice());
-                for replica in others {
-                    let gradient = replica.gradients.parameter(replica.parameters[index]);
-                    for (sum, &x) in sum.iter_mut().zip(gradient.as_slice()) {
-                        *sum += x;
-                    }
+    /// Adds the gradients of the first `used` replicas (a round's chunks, in chunk order) into
+    /// `summed`, which the first round overwrites: one parameter per task, so the order of the
+    /// additions, and the result, does not depend on the number of threads.
+    fn add_gradients(&mut self, used: usize, first_round: bool) {
+        let replicas = &self.replicas[..used];
+        if first_round {
+            self.summed
+                .resize_with(replicas[0].parameters.len(), Tensor::empty);
+        }
+        let add = |(index, sum): (usize, &mut Tensor<F>)| {
+            let mut replicas = replicas.iter();
+            if first_round {
+                let first = replicas.next().expect("a round has a chunk");
+                let gradient = first.parameter_gradient(index);
+                sum.resize(gradient.shape())
+                    .copy_from_slice(gradient.as_slice());
+            }
+            let sum = sum.as_mut_slice();
+            for replica in replicas {
+                let gradient = replica.parameter_gradient(index).as_slice();
+                for (sum, &x) in sum.iter_mut().zip(gradient) {
+                    *sum += x;
                 }
-            });
+            }
+        };
+        // One round's chunk is added on this thread, without waking the pool for so little.
+        if let [_] = replicas {
+            self.summed.iter_mut().enumerate().for_each(add);
+        } else {
+            self.summed.par_iter_mut().enumerate().for_each(add);
+        }
+    }
+}
+
+/// How many replicas record a round of a batch (or evaluation) of `chunks` chunks: one per rayon
+/// thread, except on a single CPU, where threads could only take turns, so the main tape records
+/// every chunk and rayon's pool is not even started (a pool the caller installed is used as is).
+/// Only the speed depends on it: the chunks and the order of their sums do not. The CPUs are
+/// counted once (counting reads files and allocates).
+fn round_width(chunks: usize) -> usize {
+    static ONE_CPU: OnceLock<bool> = OnceLock::new();
+    let one_cpu = *ONE_CPU
+        .get_or_init(|| std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() == 1));
+    if one_cpu && rayon::current_thread_index().is_none() {
+        1
+    } else {
+        rayon::current_num_threads().clamp(1, chunks)
     }
 }
 
