@@ -238,8 +238,9 @@ fn add_elementwise<F: Float>(out: &mut [F; TILE], sum: [F; TILE]) {
 /// Updated in place, one outer product after another, each row of `out` would be read and written
 /// once per row of `b` (from L2, once `out` outgrows L1). So blocks of `out` are built in registers
 /// (see [`add_outer_products_blocked`]): rows of at least [`GROUP`] columns a group of tiles of one
-/// row at a time, narrower ones a tile of several rows at a time. What is left (the last columns
-/// short of a block, the last rows short of a block) is updated in place.
+/// row at a time, narrower ones a tile of several rows at a time, and the last rows short of such
+/// a block a tile of one row at a time. What is left (the last columns short of a tile or group)
+/// is updated in place.
 pub(crate) fn add_transposed_product<F: Float>(
     a: Matrix<'_, F>,
     b: Matrix<'_, F>,
@@ -250,46 +251,49 @@ pub(crate) fn add_transposed_product<F: Float>(
     if a.rows == 0 || a.columns == 0 || b.columns == 0 {
         return;
     }
-    let width = b.columns;
-    let (columns, rows) = if width >= GROUP {
+    let (width, all) = (b.columns, 0..a.columns);
+    let columns = if width >= GROUP {
         let grouped = width / GROUP * GROUP;
-        let rows = add_outer_products_blocked::<F, 1, GROUP>(a, b, &mut out, grouped);
-        (grouped, rows)
+        add_outer_products_blocked::<F, 1, GROUP>(a, b, &mut out, all, grouped);
+        grouped
     } else {
         let tiled = width / TILE * TILE;
-        let rows = match (tiled, F::PRODUCT_ROWS) {
-            (0, _) => 0,
-            (_, 8) => add_outer_products_blocked::<F, 8, TILE>(a, b, &mut out, tiled),
-            _ => add_outer_products_blocked::<F, 4, TILE>(a, b, &mut out, tiled),
-        };
-        (tiled, rows)
+        if tiled > 0 {
+            let blocked = match F::PRODUCT_ROWS {
+                8 => add_outer_products_blocked::<F, 8, TILE>(a, b, &mut out, all, tiled),
+                _ => add_outer_products_blocked::<F, 4, TILE>(a, b, &mut out, all, tiled),
+            };
+            let rest = blocked..a.columns;
+            add_outer_products_blocked::<F, 1, TILE>(a, b, &mut out, rest, tiled);
+        }
+        tiled
     };
     if columns < width {
-        add_outer_products_in_place(a, b, &mut out, 0..rows, columns);
+        add_outer_products_in_place(a, b, &mut out, 0..a.columns, columns);
     }
-    add_outer_products_in_place(a, b, &mut out, rows..a.columns, 0);
 }
 
 /// The columns of one row of `out` that [`add_outer_products_blocked`] keeps in registers for wide
 /// rows: 8 AVX-512 registers of `f32`, 16 of `f64`, each its own chain of adds, so they overlap.
 const GROUP: usize = 8 * TILE;
 
-/// Columns `0..columns` (a multiple of `WIDTH`) of the first `ROWS * (a.columns / ROWS)` rows of
-/// [`add_transposed_product`]; returns that number of rows. A block of `ROWS` rows of `WIDTH`
-/// columns of `out` is loaded into local arrays (the registers), gains every outer product there,
-/// each row its own chains of adds, and is stored once. The rows of a block are
-/// `spacing = a.columns / ROWS` apart, and so are their weights in a row of `a`: side by side, the
-/// compiler would vectorise across the weights instead, with gathers and scatters (10x slower).
-/// Each sum starts from `out` and adds the rows of `b` in order, as the in-place update does, so
-/// the results are the same to the last bit.
+/// Columns `0..columns` (a multiple of `WIDTH`) of the first `ROWS * (out_rows.len() / ROWS)` rows
+/// of `out_rows` in [`add_transposed_product`]; returns where those rows end. A block of `ROWS`
+/// rows of `WIDTH` columns of `out` is loaded into local arrays (the registers), gains every outer
+/// product there, each row its own chains of adds, and is stored once. The rows of a block are
+/// `spacing = out_rows.len() / ROWS` apart, and so are their weights in a row of `a`: side by
+/// side, the compiler would vectorise across the weights instead, with gathers and scatters (10x
+/// slower). Each sum starts from `out` and adds the rows of `b` in order, as the in-place update
+/// does, so the results are the same to the last bit.
 fn add_outer_products_blocked<F: Float, const ROWS: usize, const WIDTH: usize>(
     a: Matrix<'_, F>,
     b: Matrix<'_, F>,
     out: &mut MatrixMut<'_, F>,
+    out_rows: std::ops::Range<usize>,
     columns: usize,
 ) -> usize {
-    let spacing = a.columns / ROWS;
-    for first in 0..spacing {
+    let spacing = out_rows.len() / ROWS;
+    for first in out_rows.start..out_rows.start + spacing {
         let out_rows: [usize; ROWS] = std::array::from_fn(|j| first + j * spacing);
         for start in (0..columns).step_by(WIDTH) {
             let mut sums: [[F; WIDTH]; ROWS] =
@@ -309,7 +313,7 @@ fn add_outer_products_blocked<F: Float, const ROWS: usize, const WIDTH: usize>(
             }
         }
     }
-    ROWS * spacing
+    out_rows.start + ROWS * spacing
 }
 
 /// The first `WIDTH` elements of `row`, as an array (whose length the compiler knows).
