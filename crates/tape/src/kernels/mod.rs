@@ -350,10 +350,10 @@ fn add_outer_products_blocked<F: Float, const ROWS: usize, const WIDTH: usize>(
     for first in out_rows.start..out_rows.start + spacing {
         let out_rows: [usize; ROWS] = std::array::from_fn(|j| first + j * spacing);
         for start in (0..columns).step_by(WIDTH) {
-            let mut sums: [[F; WIDTH]; ROWS] = std::array::from_fn(|j| match write {
-                Write::Add => *block(&out.row(out_rows[j])[start..]),
-                Write::Set => [F::zero(); WIDTH],
-            });
+            let mut sums: [[F; WIDTH]; ROWS] = match write {
+                Write::Add => std::array::from_fn(|j| *block(&out.row(out_rows[j])[start..])),
+                Write::Set => [[F::zero(); WIDTH]; ROWS],
+            };
             let b_rows = b.data[..b.rows * b.stride].chunks_exact(b.stride);
             for (a_row, b_row) in a.data.chunks(a.stride).zip(b_rows) {
                 let b_block: &[F; WIDTH] = block(&b_row[start..]);
