@@ -15,6 +15,8 @@ pub struct Gradients<F: Float> {
     nodes: Vec<Tensor<F>>,
     /// Whether any gradient reached node `i`; unreached nodes are skipped by the walk.
     reached: Vec<bool>,
+    /// Whether any gradient reached parameter `i`.
+    parameters_reached: Vec<bool>,
     /// How many nodes this pass covered, and the loss it started from (whose step they belong to).
     covered: usize,
     loss: Option<Var>,
@@ -27,6 +29,7 @@ impl<F: Float> Gradients<F> {
             parameters: Vec::new(),
             nodes: Vec::new(),
             reached: Vec::new(),
+            parameters_reached: Vec::new(),
             covered: 0,
             loss: None,
         }
@@ -60,22 +63,40 @@ impl<F: Float> Gradients<F> {
 }
 
 /// Mutable access to the gradients of the nodes below the one being propagated, and of parameters.
+///
+/// A gradient buffer is zeroed when the first contribution reaches it, not before the walk: the
+/// first contribution of a matrix product writes its buffer whole ([`GradSink::first`]), so most
+/// buffers are never zeroed at all.
 pub(crate) struct GradSink<'a, F: Float> {
     parameters: &'a mut [Tensor<F>],
+    parameters_reached: &'a mut [bool],
     nodes: &'a mut [Tensor<F>],
     reached: &'a mut [bool],
 }
 
 impl<F: Float> GradSink<'_, F> {
-    /// The gradient accumulator of an input (always recorded before the node that uses it).
+    /// The gradient accumulator of an input (always recorded before the node that uses it), zero
+    /// before its first contribution.
     pub(crate) fn of(&mut self, var: Var) -> &mut Tensor<F> {
-        match var.slot() {
-            Slot::Parameter(index) => &mut self.parameters[index],
-            Slot::Node(index) => {
-                self.reached[index] = true;
-                &mut self.nodes[index]
-            }
+        let (gradient, first) = self.first(var);
+        if first {
+            gradient.as_mut_slice().fill(F::zero());
         }
+        gradient
+    }
+
+    /// The gradient buffer of an input, and whether this is its first contribution: then its
+    /// elements are unspecified and the caller must write every one of them (it is sized already);
+    /// otherwise it adds to them.
+    pub(crate) fn first(&mut self, var: Var) -> (&mut Tensor<F>, bool) {
+        let (gradient, reached) = match var.slot() {
+            Slot::Parameter(index) => (
+                &mut self.parameters[index],
+                &mut self.parameters_reached[index],
+            ),
+            Slot::Node(index) => (&mut self.nodes[index], &mut self.reached[index]),
+        };
+        (gradient, !std::mem::replace(reached, true))
     }
 }
 
@@ -102,9 +123,16 @@ impl<F: Float> Tape<F> {
             .parameters
             .resize_with(self.parameters.len(), Tensor::empty);
         for (gradient, value) in gradients.parameters.iter_mut().zip(&self.parameters) {
-            zero_like(gradient, value);
+            gradient.resize(value.shape());
         }
+        gradients.parameters_reached.clear();
+        gradients
+            .parameters_reached
+            .resize(self.parameters.len(), false);
         let Slot::Node(loss_index) = loss.slot() else {
+            for gradient in &mut gradients.parameters {
+                gradient.as_mut_slice().fill(F::zero());
+            }
             // A parameter used directly as the loss: d loss / d loss = 1, nothing else to walk.
             gradients.parameters[loss_index_of(loss)]
                 .as_mut_slice()
@@ -120,7 +148,7 @@ impl<F: Float> Tape<F> {
         gradients.reached.clear();
         gradients.reached.resize(covered, false);
         for (gradient, node) in gradients.nodes.iter_mut().zip(&self.nodes[..covered]) {
-            zero_like(gradient, &node.value);
+            gradient.resize(node.value.shape());
         }
         gradients.nodes[loss_index].as_mut_slice().fill(F::one());
         gradients.reached[loss_index] = true;
@@ -139,11 +167,22 @@ impl<F: Float> Tape<F> {
                 grad: &rest[0],
                 sink: GradSink {
                     parameters: &mut gradients.parameters,
+                    parameters_reached: &mut gradients.parameters_reached,
                     nodes: below,
                     reached: &mut gradients.reached[..index],
                 },
             };
             ops::backward(&mut context);
+        }
+        // What the loss does not depend on has gradient zero.
+        let parameters = gradients.parameters.iter_mut();
+        let nodes = gradients.nodes[..covered].iter_mut();
+        let reached = gradients
+            .parameters_reached
+            .iter()
+            .chain(&gradients.reached);
+        for (gradient, _) in parameters.chain(nodes).zip(reached).filter(|(_, r)| !**r) {
+            gradient.as_mut_slice().fill(F::zero());
         }
         Ok(())
     }
@@ -153,8 +192,4 @@ fn loss_index_of(var: Var) -> usize {
     match var.slot() {
         Slot::Parameter(index) | Slot::Node(index) => index,
     }
-}
-
-fn zero_like<F: Float>(gradient: &mut Tensor<F>, value: &Tensor<F>) {
-    gradient.resize(value.shape()).fill(F::zero());
 }

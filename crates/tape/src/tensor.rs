@@ -19,9 +19,15 @@ pub const MAX_AXES: usize = 6;
 /// training step; a `Tensor` only overwrites a few integers and resizes its `Vec` within its
 /// capacity. The ndarray view of the same memory is one call away ([`Tensor::view`],
 /// [`Tensor::view_mut`]) for code that wants ndarray's operations.
+///
+/// The buffer keeps the elements of the largest shape it has held: a smaller shape uses its first
+/// `len` elements, and growing back within them writes nothing, where a `Vec` cut to the smaller
+/// length would zero every regrown element before the op overwrites it.
 #[derive(Clone)]
 pub struct Tensor<F> {
     data: Vec<F>,
+    /// The elements of the current shape: `data[..len]`.
+    len: usize,
     dims: [usize; MAX_AXES],
     axes: usize,
 }
@@ -41,6 +47,7 @@ impl<F: Float> Tensor<F> {
     pub(crate) fn empty() -> Self {
         Tensor {
             data: Vec::new(),
+            len: 0,
             dims: [0; MAX_AXES],
             axes: 1,
         }
@@ -48,7 +55,7 @@ impl<F: Float> Tensor<F> {
 
     /// Gives the tensor the shape `shape`, reusing its buffer (no allocation when it is big enough),
     /// and returns its elements to be overwritten: their values are unspecified (the old elements,
-    /// zero for newly grown ones). Custom ops size their output and saved state with it.
+    /// zero for ones it never held). Custom ops size their output and saved state with it.
     ///
     /// # Panics
     /// If `shape` has more than [`MAX_AXES`] axes.
@@ -57,10 +64,15 @@ impl<F: Float> Tensor<F> {
             shape.len() <= MAX_AXES,
             "a tensor has at most {MAX_AXES} axes, got shape {shape:?}"
         );
-        self.dims[..shape.len()].copy_from_slice(shape);
+        // Element by element: a copy of a slice this short would be a call of `memcpy`.
+        self.dims = std::array::from_fn(|axis| shape.get(axis).copied().unwrap_or(0));
         self.axes = shape.len();
-        self.data.resize(shape.iter().product(), F::zero());
-        &mut self.data
+        let len = shape.iter().product();
+        if len > self.data.len() {
+            self.data.resize(len, F::zero());
+        }
+        self.len = len;
+        &mut self.data[..len]
     }
 
     /// The length of each axis.
@@ -75,22 +87,22 @@ impl<F: Float> Tensor<F> {
 
     /// The number of elements.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.len
     }
 
     /// Whether the tensor has no elements.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len == 0
     }
 
     /// The elements in row-major order.
     pub fn as_slice(&self) -> &[F] {
-        &self.data
+        &self.data[..self.len]
     }
 
     /// The elements in row-major order, to modify in place.
     pub fn as_mut_slice(&mut self) -> &mut [F] {
-        &mut self.data
+        &mut self.data[..self.len]
     }
 
     /// The length of the last axis (1 for a scalar): the width of a row to the row-wise ops.
@@ -100,14 +112,14 @@ impl<F: Float> Tensor<F> {
 
     /// The tensor as an ndarray view.
     pub fn view(&self) -> ArrayViewD<'_, F> {
-        ArrayViewD::from_shape(IxDyn(self.shape()), &self.data)
+        ArrayViewD::from_shape(IxDyn(self.shape()), self.as_slice())
             .expect("the buffer holds exactly the shape's elements")
     }
 
     /// The tensor as a mutable ndarray view.
     pub fn view_mut(&mut self) -> ArrayViewMutD<'_, F> {
         let shape = IxDyn(&self.dims[..self.axes]);
-        ArrayViewMutD::from_shape(shape, &mut self.data)
+        ArrayViewMutD::from_shape(shape, &mut self.data[..self.len])
             .expect("the buffer holds exactly the shape's elements")
     }
 
@@ -118,7 +130,7 @@ impl<F: Float> Tensor<F> {
     pub fn assign(&mut self, array: &ArrayViewD<'_, F>) {
         self.resize(array.shape());
         match array.as_slice() {
-            Some(elements) => self.data.copy_from_slice(elements),
+            Some(elements) => self.as_mut_slice().copy_from_slice(elements),
             // ndarray's assign walks a transposed or sliced view in strides, far faster than its
             // element iterator.
             None => self.view_mut().assign(array),
@@ -146,7 +158,7 @@ impl<F: Float, D: Dimension> From<Array<F, D>> for Tensor<F> {
 /// Equal shapes and equal elements (the axes past the shape's hold leftovers of earlier shapes).
 impl<F: Float> PartialEq for Tensor<F> {
     fn eq(&self, other: &Tensor<F>) -> bool {
-        self.shape() == other.shape() && self.data == other.data
+        self.shape() == other.shape() && self.as_slice() == other.as_slice()
     }
 }
 
@@ -189,6 +201,18 @@ mod tests {
             "no reallocation within the capacity"
         );
         assert_eq!(tensor.resize(&[]).len(), 1, "a scalar has one element");
+    }
+
+    #[test]
+    fn a_smaller_shape_is_the_first_elements_and_growing_back_rewrites_nothing() {
+        let mut tensor = Tensor::<f64>::zeros(&[4]);
+        tensor.as_mut_slice().copy_from_slice(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(tensor.resize(&[2, 1]), &[1.0, 2.0]);
+        assert_eq!((tensor.len(), tensor.view().shape()), (2, &[2, 1][..]));
+        assert_eq!(tensor, Tensor::from(arr2(&[[1.0], [2.0]])));
+        // Regrown within the largest shape held, the elements are those left there; beyond it,
+        // zeros.
+        assert_eq!(tensor.resize(&[5]), &[1.0, 2.0, 3.0, 4.0, 0.0]);
     }
 
     #[test]

@@ -47,6 +47,44 @@ fn a_second_backward_gives_the_same_gradients_not_double() {
 }
 
 #[test]
+fn a_reused_container_holds_nothing_of_the_step_before() {
+    // Gradient buffers are written by their first contribution, not zeroed in advance: a weight
+    // used twice must still add both uses, and what the loss no longer depends on must read zero.
+    let mut tape = Tape::new();
+    let w = tape.parameter(arr2(&[[1.0, 2.0], [3.0, 4.0]]));
+    let b = tape.parameter(vector(&[1.0, 1.0]));
+    let x = tape.constant(vector(&[1.0, 2.0]));
+    // Step 1: loss = sum(W x + b): dW = [1, 1]^T x^T = [[1, 2], [1, 2]], db = [1, 1].
+    let y = tape.linear(x, w).unwrap();
+    let y = tape.add(y, b).unwrap();
+    let loss = tape.sum(y).unwrap();
+    let mut gradients = tape.backward(loss).unwrap();
+    assert_eq!(
+        gradients.parameter(w),
+        &arr2(&[[1.0, 2.0], [1.0, 2.0]]).into_dyn()
+    );
+    assert_eq!(gradients.parameter(b), &vector(&[1.0, 1.0]));
+    // Step 2: loss = sum(W x) + sum(W x2) with x2 = [3, -1], b unused, and a product z the loss
+    // does not read: dW = [[1 + 3, 2 - 1], [1 + 3, 2 - 1]], db = 0, dz = 0.
+    tape.clear();
+    let x = tape.constant(vector(&[1.0, 2.0]));
+    let x2 = tape.constant(vector(&[3.0, -1.0]));
+    let z = tape.linear(x2, w).unwrap();
+    let y1 = tape.linear(x, w).unwrap();
+    let y2 = tape.linear(x2, w).unwrap();
+    let (s1, s2) = (tape.sum(y1).unwrap(), tape.sum(y2).unwrap());
+    let loss = tape.add(s1, s2).unwrap();
+    tape.backward_into(loss, &mut gradients).unwrap();
+    assert_eq!(
+        gradients.parameter(w),
+        &arr2(&[[4.0, 1.0], [4.0, 1.0]]).into_dyn()
+    );
+    assert_eq!(gradients.parameter(b), &vector(&[0.0, 0.0]));
+    assert_eq!(gradients.get(z).unwrap(), &vector(&[0.0, 0.0]));
+    assert_eq!(gradients.get(y1).unwrap(), &vector(&[1.0, 1.0]));
+}
+
+#[test]
 fn gradients_of_intermediate_values_are_available() {
     // y = 3x, loss = sum(y * y): d loss / dy = 2y = 6x.
     let mut tape = Tape::new();

@@ -128,11 +128,31 @@ impl<'a, F> MatrixMut<'a, F> {
     }
 }
 
+/// Whether a kernel adds its result to `out` or writes it over `out`'s old contents, which it then
+/// never reads (the first contribution to a gradient, a product's output: no zeroing beforehand).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    Add,
+    Set,
+}
+
 /// `out += a m` for `a [rows, inner]`, `m [inner, width]` and `out [rows, width]`. The rows are
 /// built a block of [`Float::PRODUCT_ROWS`] at a time (see [`product_block`]).
-pub(crate) fn add_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, mut out: MatrixMut<'_, F>) {
+pub(crate) fn add_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, out: MatrixMut<'_, F>) {
+    product(a, m, out, Write::Add);
+}
+
+/// `out = a m` (see [`add_product`]), bit for bit `out` zeroed and then [`add_product`].
+pub(crate) fn set_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, out: MatrixMut<'_, F>) {
+    product(a, m, out, Write::Set);
+}
+
+fn product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, mut out: MatrixMut<'_, F>, write: Write) {
     debug_assert!(a.columns == m.rows && a.rows == out.rows && m.columns == out.columns);
     if m.rows == 0 || m.columns == 0 {
+        if write == Write::Set {
+            out.rows_mut().for_each(|row| row.fill(F::zero()));
+        }
         return;
     }
     // One bounds check here lets the compiler drop those of the loops below.
@@ -145,9 +165,9 @@ pub(crate) fn add_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, mut out:
         let count = (out.rows - row).min(F::PRODUCT_ROWS);
         let (a, out) = (a.rows_from(row, count), out.rows_from(row, count));
         match count {
-            1 => product_block::<F, 1>(a, m, out),
-            2..=4 => product_block::<F, 4>(a, m, out),
-            _ => product_block::<F, 8>(a, m, out),
+            1 => product_block::<F, 1>(a, m, out, write),
+            2..=4 => product_block::<F, 4>(a, m, out, write),
+            _ => product_block::<F, 8>(a, m, out, write),
         }
         row += count;
     }
@@ -162,11 +182,12 @@ pub(crate) fn add_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, mut out:
 /// side by side, so the spare ones cost little, and the block takes no slower path for the last
 /// rows of a matrix. When `m`'s rows are padded to whole tiles (see [`padded`]) every tile runs at
 /// full width and only the valid columns are written back; otherwise the last tile is a narrower
-/// loop, which adds each term to `out` in turn.
+/// loop, which adds each term to `out` in turn (zeroed first for [`Write::Set`]).
 fn product_block<F: Float, const ROWS: usize>(
     a: Matrix<'_, F>,
     m: Matrix<'_, F>,
     mut out: MatrixMut<'_, F>,
+    write: Write,
 ) {
     let (count, inner, width) = (a.rows, m.rows, m.columns);
     // Sliced to exactly `inner`, the rows need no bounds check per inner step below.
@@ -189,11 +210,14 @@ fn product_block<F: Float, const ROWS: usize>(
                 }
             }
             for (sum, out_row) in sums.into_iter().zip(out.rows_mut()) {
-                add_tile(&mut out_row[start..start + valid], sum);
+                write_tile(&mut out_row[start..start + valid], sum, write);
             }
         } else {
             for (a_row, out_row) in a_rows.iter().zip(out.rows_mut()) {
                 let out_tile = &mut out_row[start..start + valid];
+                if write == Write::Set {
+                    out_tile.fill(F::zero());
+                }
                 for (&weight, m_row) in a_row.iter().zip(m_rows.clone()) {
                     for (out, &x) in out_tile.iter_mut().zip(&m_row[start..start + valid]) {
                         *out += weight * x;
@@ -204,30 +228,33 @@ fn product_block<F: Float, const ROWS: usize>(
     }
 }
 
-/// `out += sum[..out.len()]`. Seen as a whole tile (a fixed-size array) the additions become a few
-/// vector adds. A shorter `out` reads the sum through a reference, from memory: were the lanes of
-/// the value picked out one by one, the compiler would split the sum into pieces of several widths
-/// for the whole of the loop that builds it.
+/// `out += sum[..out.len()]`, or for [`Write::Set`] `out = 0 + sum[..out.len()]` (what adding to
+/// zeros gives: a sum of -0 becomes +0). Seen as a whole tile (a fixed-size array) the additions
+/// become a few vector adds. A shorter `out` reads the sum through a reference, from memory: were
+/// the lanes of the value picked out one by one, the compiler would split the sum into pieces of
+/// several widths for the whole of the loop that builds it.
 #[inline(always)]
-fn add_tile<F: Float>(out: &mut [F], sum: [F; TILE]) {
+fn write_tile<F: Float>(out: &mut [F], sum: [F; TILE], write: Write) {
     match <&mut [F; TILE]>::try_from(&mut *out) {
-        Ok(tile) => add_elementwise(tile, sum),
-        Err(_) => add_narrow_tile(out, &sum),
+        Ok(tile) => write_elementwise(tile, sum, write),
+        Err(_) => write_narrow_tile(out, &sum, write),
     }
 }
 
 /// The last, narrower tile of a row, apart so that the loop building the sum keeps it whole.
 #[inline(never)]
-fn add_narrow_tile<F: Float>(out: &mut [F], sum: &[F; TILE]) {
+fn write_narrow_tile<F: Float>(out: &mut [F], sum: &[F; TILE], write: Write) {
+    let start = |out: &F| if write == Write::Add { *out } else { F::zero() };
     for (out, &sum) in out.iter_mut().zip(sum) {
-        *out += sum;
+        *out = start(out) + sum;
     }
 }
 
 #[inline(always)]
-fn add_elementwise<F: Float>(out: &mut [F; TILE], sum: [F; TILE]) {
-    for (out, sum) in out.iter_mut().zip(sum) {
-        *out += sum;
+fn write_elementwise<F: Float>(out: &mut [F; TILE], sum: [F; TILE], write: Write) {
+    match write {
+        Write::Add => out.iter_mut().zip(sum).for_each(|(out, sum)| *out += sum),
+        Write::Set => *out = sum.map(|sum| F::zero() + sum),
     }
 }
 
@@ -238,62 +265,95 @@ fn add_elementwise<F: Float>(out: &mut [F; TILE], sum: [F; TILE]) {
 /// Updated in place, one outer product after another, each row of `out` would be read and written
 /// once per row of `b` (from L2, once `out` outgrows L1). So blocks of `out` are built in registers
 /// (see [`add_outer_products_blocked`]): rows of at least [`GROUP`] columns a group of tiles of one
-/// row at a time, narrower ones a tile of several rows at a time. What is left (the last columns
-/// short of a block, the last rows short of a block) is updated in place.
+/// row at a time, narrower ones a tile of several rows at a time, and the last rows short of such
+/// a block a tile of one row at a time. What is left (the last columns short of a tile or group)
+/// is updated in place.
 pub(crate) fn add_transposed_product<F: Float>(
     a: Matrix<'_, F>,
     b: Matrix<'_, F>,
+    out: MatrixMut<'_, F>,
+) {
+    transposed_product(a, b, out, Write::Add);
+}
+
+/// `out = a^T b` (see [`add_transposed_product`]), bit for bit `out` zeroed and then
+/// [`add_transposed_product`].
+pub(crate) fn set_transposed_product<F: Float>(
+    a: Matrix<'_, F>,
+    b: Matrix<'_, F>,
+    out: MatrixMut<'_, F>,
+) {
+    transposed_product(a, b, out, Write::Set);
+}
+
+fn transposed_product<F: Float>(
+    a: Matrix<'_, F>,
+    b: Matrix<'_, F>,
     mut out: MatrixMut<'_, F>,
+    write: Write,
 ) {
     debug_assert!(a.rows == b.rows && a.columns == out.rows && b.columns == out.columns);
     // No rows add nothing (and the blocks below would slice past the end of an empty `a`).
     if a.rows == 0 || a.columns == 0 || b.columns == 0 {
+        if write == Write::Set {
+            out.rows_mut().for_each(|row| row.fill(F::zero()));
+        }
         return;
     }
-    let width = b.columns;
-    let (columns, rows) = if width >= GROUP {
+    let (width, all) = (b.columns, 0..a.columns);
+    let columns = if width >= GROUP {
         let grouped = width / GROUP * GROUP;
-        let rows = add_outer_products_blocked::<F, 1, GROUP>(a, b, &mut out, grouped);
-        (grouped, rows)
+        add_outer_products_blocked::<F, 1, GROUP>(a, b, &mut out, all, grouped, write);
+        grouped
     } else {
         let tiled = width / TILE * TILE;
-        let rows = match (tiled, F::PRODUCT_ROWS) {
-            (0, _) => 0,
-            (_, 8) => add_outer_products_blocked::<F, 8, TILE>(a, b, &mut out, tiled),
-            _ => add_outer_products_blocked::<F, 4, TILE>(a, b, &mut out, tiled),
-        };
-        (tiled, rows)
+        if tiled > 0 {
+            let blocked = match F::PRODUCT_ROWS {
+                8 => add_outer_products_blocked::<F, 8, TILE>(a, b, &mut out, all, tiled, write),
+                _ => add_outer_products_blocked::<F, 4, TILE>(a, b, &mut out, all, tiled, write),
+            };
+            let rest = blocked..a.columns;
+            add_outer_products_blocked::<F, 1, TILE>(a, b, &mut out, rest, tiled, write);
+        }
+        tiled
     };
     if columns < width {
-        add_outer_products_in_place(a, b, &mut out, 0..rows, columns);
+        if write == Write::Set {
+            out.rows_mut()
+                .for_each(|row| row[columns..].fill(F::zero()));
+        }
+        add_outer_products_in_place(a, b, &mut out, 0..a.columns, columns);
     }
-    add_outer_products_in_place(a, b, &mut out, rows..a.columns, 0);
 }
 
 /// The columns of one row of `out` that [`add_outer_products_blocked`] keeps in registers for wide
 /// rows: 8 AVX-512 registers of `f32`, 16 of `f64`, each its own chain of adds, so they overlap.
 const GROUP: usize = 8 * TILE;
 
-/// Columns `0..columns` (a multiple of `WIDTH`) of the first `ROWS * (a.columns / ROWS)` rows of
-/// [`add_transposed_product`]; returns that number of rows. A block of `ROWS` rows of `WIDTH`
-/// columns of `out` is loaded into local arrays (the registers), gains every outer product there,
-/// each row its own chains of adds, and is stored once. The rows of a block are
-/// `spacing = a.columns / ROWS` apart, and so are their weights in a row of `a`: side by side, the
-/// compiler would vectorise across the weights instead, with gathers and scatters (10x slower).
-/// Each sum starts from `out` and adds the rows of `b` in order, as the in-place update does, so
-/// the results are the same to the last bit.
+/// Columns `0..columns` (a multiple of `WIDTH`) of the first `ROWS * (out_rows.len() / ROWS)` rows
+/// of `out_rows` in [`add_transposed_product`]; returns where those rows end. A block of `ROWS`
+/// rows of `WIDTH` columns of `out` is loaded into local arrays (the registers), gains every outer
+/// product there, each row its own chains of adds, and is stored once. The rows of a block are
+/// `spacing = out_rows.len() / ROWS` apart, and so are their weights in a row of `a`: side by
+/// side, the compiler would vectorise across the weights instead, with gathers and scatters (10x
+/// slower). Each sum starts from `out` and adds the rows of `b` in order, as the in-place update
+/// does, so the results are the same to the last bit ([`Write::Set`] starts from zeros instead).
 fn add_outer_products_blocked<F: Float, const ROWS: usize, const WIDTH: usize>(
     a: Matrix<'_, F>,
     b: Matrix<'_, F>,
     out: &mut MatrixMut<'_, F>,
+    out_rows: std::ops::Range<usize>,
     columns: usize,
+    write: Write,
 ) -> usize {
-    let spacing = a.columns / ROWS;
-    for first in 0..spacing {
+    let spacing = out_rows.len() / ROWS;
+    for first in out_rows.start..out_rows.start + spacing {
         let out_rows: [usize; ROWS] = std::array::from_fn(|j| first + j * spacing);
         for start in (0..columns).step_by(WIDTH) {
-            let mut sums: [[F; WIDTH]; ROWS] =
-                std::array::from_fn(|j| *block(&out.row(out_rows[j])[start..]));
+            let mut sums: [[F; WIDTH]; ROWS] = match write {
+                Write::Add => std::array::from_fn(|j| *block(&out.row(out_rows[j])[start..])),
+                Write::Set => [[F::zero(); WIDTH]; ROWS],
+            };
             let b_rows = b.data[..b.rows * b.stride].chunks_exact(b.stride);
             for (a_row, b_row) in a.data.chunks(a.stride).zip(b_rows) {
                 let b_block: &[F; WIDTH] = block(&b_row[start..]);
@@ -309,7 +369,7 @@ fn add_outer_products_blocked<F: Float, const ROWS: usize, const WIDTH: usize>(
             }
         }
     }
-    ROWS * spacing
+    out_rows.start + ROWS * spacing
 }
 
 /// The first `WIDTH` elements of `row`, as an array (whose length the compiler knows).

@@ -137,6 +137,32 @@ fn check_transposed_product<F: Float>(
     assert_same_bits(&actual, &expected)
 }
 
+/// `set_product` and `set_transposed_product` write over an `out` of NaN (which they must never
+/// read) exactly what the triple loops add to zeros.
+fn check_set_products<F: Float>(
+    (rows, inner, width): (usize, usize, usize),
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let a_data = numbers::<F>(rows * inner, seed);
+    let a = Matrix::new(&a_data, rows, inner);
+    let m_data = numbers::<F>(inner * width, seed + 1);
+    let m = Matrix::new(&m_data, inner, width);
+    let (mut actual, mut expected) = (vec![F::nan(); rows * width], vec![F::zero(); rows * width]);
+    super::set_product(a, m, MatrixMut::new(&mut actual, rows, width));
+    reference::add_product(a, m, MatrixMut::new(&mut expected, rows, width));
+    assert_same_bits(&actual, &expected)?;
+    // `a [rows, inner]` and `b [rows, width]` give `out [inner, width]`.
+    let b_data = numbers::<F>(rows * width, seed + 2);
+    let b = Matrix::new(&b_data, rows, width);
+    let (mut actual, mut expected) = (
+        vec![F::nan(); inner * width],
+        vec![F::zero(); inner * width],
+    );
+    super::set_transposed_product(a, b, MatrixMut::new(&mut actual, inner, width));
+    reference::add_transposed_product(a, b, MatrixMut::new(&mut expected, inner, width));
+    assert_same_bits(&actual, &expected)
+}
+
 /// `add_a_times_b_transposed` of `a [rows, inner]` and `b [columns, inner]` into numbers.
 fn check_a_times_b_transposed<F: Float>(
     (rows, inner, columns): (usize, usize, usize),
@@ -215,6 +241,20 @@ proptest! {
         // Enough rows of `out` for several blocks of spaced rows and a remainder.
         check_transposed_product::<f64>((rows, a_columns, width), seed)?;
         check_transposed_product::<f32>((rows, a_columns, width), seed)?;
+    }
+
+    #[test]
+    fn the_writing_products_match_the_triple_loops_from_zero(shape in shape(), seed: u64) {
+        check_set_products::<f64>(shape, seed)?;
+        check_set_products::<f32>(shape, seed)?;
+    }
+
+    #[test]
+    fn the_writing_products_match_over_many_rows(
+        rows in length(), a_columns in 120usize..140, width in length(), seed: u64,
+    ) {
+        check_set_products::<f64>((rows, a_columns, width), seed)?;
+        check_set_products::<f32>((rows, a_columns, width), seed)?;
     }
 
     #[test]

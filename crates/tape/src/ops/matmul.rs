@@ -214,10 +214,9 @@ fn forward_by_transposed_weights<F: Float>(
         offset += weight_rows;
     }
     let out = node.value.as_mut_slice();
-    out.fill(F::zero());
     let rows = out.len() / outputs.max(1);
     let transposed = Matrix::new(&node.saved.as_slice()[..inner * stride], inner, outputs);
-    kernels::add_product(
+    kernels::set_product(
         Matrix::new(input.as_slice(), rows, inner),
         transposed.with_stride(stride),
         MatrixMut::new(out, rows, outputs),
@@ -242,14 +241,13 @@ fn forward_by_transposed_input<F: Float>(
         Matrix::new(input.as_slice(), rows, inner),
         MatrixMut::new(input_transposed, inner, rows).with_stride(stride),
     );
-    output_transposed.fill(F::zero());
     let input_transposed = Matrix::new(&*input_transposed, inner, rows).with_stride(stride);
     let mut offset = 0;
     for &w in weights {
         let weight = tape.value(w).as_slice();
         let weight_rows = weight.len() / inner;
         let block = &mut output_transposed[offset * rows..(offset + weight_rows) * rows];
-        kernels::add_product(
+        kernels::set_product(
             Matrix::new(weight, weight_rows, inner),
             input_transposed,
             MatrixMut::new(block, weight_rows, rows),
@@ -315,11 +313,22 @@ pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w
         let outputs = weight.shape()[0];
         let dy = Matrix::new(&grad[offset..], rows, outputs).with_stride(total);
         let weight = Matrix::new(weight.as_slice(), outputs, inner);
-        let dx = MatrixMut::new(context.sink.of(x).as_mut_slice(), rows, inner);
-        kernels::add_product(dy, weight, dx);
-        let dw = MatrixMut::new(context.sink.of(w).as_mut_slice(), outputs, inner);
+        // The first contribution to a gradient writes it whole: no zeroing beforehand.
+        let (dx, first) = context.sink.first(x);
+        let dx = MatrixMut::new(dx.as_mut_slice(), rows, inner);
+        if first {
+            kernels::set_product(dy, weight, dx);
+        } else {
+            kernels::add_product(dy, weight, dx);
+        }
+        let (dw, first) = context.sink.first(w);
+        let dw = MatrixMut::new(dw.as_mut_slice(), outputs, inner);
         let input = Matrix::new(input.as_slice(), rows, inner);
-        kernels::add_transposed_product(dy, input, dw);
+        if first {
+            kernels::set_transposed_product(dy, input, dw);
+        } else {
+            kernels::add_transposed_product(dy, input, dw);
+        }
         offset += outputs;
     }
 }
