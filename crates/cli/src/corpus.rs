@@ -204,30 +204,17 @@ struct Documents {
 impl Documents {
     /// The documents of `text` (which fits in `u32`): the lines as [`str::lines`] splits them,
     /// trimmed, the blank ones left out.
+    ///
+    /// One pass over the bytes, which a run's start-up waits for, finds the non-empty lines and
+    /// which bytes occur. When those are no whitespace but the newlines and no character beyond
+    /// ASCII (as names.txt), the lines are the documents as they stand and every byte but a
+    /// newline is a character of one; any other text is read again and trimmed.
     fn find(text: &str) -> Self {
-        // Which bytes occur, for the shortcut of a plain file, and the lines there are room for.
         let mut seen = [false; 256];
-        let mut newlines = 0;
-        for &byte in text.as_bytes() {
-            seen[usize::from(byte)] = true;
-            newlines += usize::from(byte == b'\n');
-        }
-        let whitespace = b"\t\x0b\x0c\r ".iter().any(|&byte| seen[usize::from(byte)]);
-        if whitespace || seen[128..].contains(&true) {
-            Documents::trimmed(text)
-        } else {
-            Documents::plain(text, &seen, newlines + 1)
-        }
-    }
-
-    /// The documents of a text with no whitespace but its newlines and no character beyond ASCII
-    /// (as names.txt): every non-empty line is a document as it stands, and every byte but a
-    /// newline is a character of one. One pass over the bytes with nothing to trim and no
-    /// character to decode, which a run's start-up waits for.
-    fn plain(text: &str, seen: &[bool; 256], lines: usize) -> Self {
-        let mut spans = Vec::with_capacity(lines);
+        let mut spans = Vec::new();
         let mut start = 0;
         for (index, &byte) in text.as_bytes().iter().enumerate() {
+            seen[usize::from(byte)] = true;
             if byte == b'\n' {
                 let end = index as u32;
                 if end > start {
@@ -235,6 +222,10 @@ impl Documents {
                 }
                 start = end + 1;
             }
+        }
+        let whitespace = b"\t\x0b\x0c\r ".iter().any(|&byte| seen[usize::from(byte)]);
+        if whitespace || seen[128..].contains(&true) {
+            return Documents::trimmed(text);
         }
         let end = text.len() as u32;
         if end > start {
