@@ -2,6 +2,7 @@
 //! fails in a second with one line instead of after hours of training, and so that no output can
 //! replace a device, a directory, an input or another output.
 
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,7 @@ pub fn check(outputs: &[Planned], inputs: &[Input]) -> Result<()> {
         .map(|input| (input, Identity::of(input.path)))
         .collect();
     let mut seen: Vec<(&Planned, Identity)> = Vec::new();
+    let mut listings = Listings::default();
     for output in outputs {
         let path = output.path;
         let directory = directory_of(path);
@@ -137,7 +139,7 @@ pub fn check(outputs: &[Planned], inputs: &[Input]) -> Result<()> {
                 path.display()
             )));
         }
-        remove_stale_temporaries(path);
+        remove_stale_temporaries(path, &mut listings);
         // Creating the temporary file is the one sure test that the directory takes new files.
         AtomicFile::create(path).map_err(|error| {
             CliError::input(format!(
@@ -174,16 +176,58 @@ fn file_type(meta: &fs::Metadata) -> &'static str {
     }
 }
 
+/// The file names in the outputs' directories, each directory read once: a run's outputs all lie
+/// beside `--out`, and a listing costs a handful of system calls. Only the temporary files of
+/// processes that are gone are removed from a directory once listed, and no process that is gone
+/// makes new ones, so a listing taken for the first output holds those of the later ones too.
+#[derive(Default)]
+struct Listings {
+    directories: Vec<(PathBuf, Vec<OsString>)>,
+    /// Whether processes can be looked up by id (`/proc`), once asked.
+    can_look_up: Option<bool>,
+}
+
+impl Listings {
+    /// The names in `directory`, or `None` when it cannot be read.
+    fn names(&mut self, directory: &Path) -> Option<&[OsString]> {
+        let index = match self
+            .directories
+            .iter()
+            .position(|(listed, _)| listed == directory)
+        {
+            Some(index) => index,
+            None => {
+                let names = fs::read_dir(directory)
+                    .ok()?
+                    .flatten()
+                    .map(|entry| entry.file_name())
+                    .collect();
+                self.directories.push((directory.to_path_buf(), names));
+                self.directories.len() - 1
+            }
+        };
+        Some(&self.directories[index].1)
+    }
+
+    fn can_look_up(&mut self) -> bool {
+        *self
+            .can_look_up
+            .get_or_insert_with(|| Path::new("/proc/self").exists())
+    }
+}
+
 /// Removes `.<name>.tmp-<pid>` files beside `path` whose process is gone (a kill -9 or a power
 /// cut during a save), saying so; where processes cannot be looked up, only reports them.
-fn remove_stale_temporaries(path: &Path) {
-    let (Some(name), Ok(entries)) = (path.file_name(), fs::read_dir(directory_of(path))) else {
+fn remove_stale_temporaries(path: &Path, listings: &mut Listings) {
+    let Some(name) = path.file_name() else {
+        return;
+    };
+    let can_look_up = listings.can_look_up();
+    let Some(names) = listings.names(directory_of(path)) else {
         return;
     };
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
-    let can_look_up = Path::new("/proc/self").exists();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
+    for file_name in names {
         let Some(pid) = file_name
             .to_str()
             .and_then(|file_name| file_name.strip_prefix(&prefix))
@@ -192,7 +236,7 @@ fn remove_stale_temporaries(path: &Path) {
             continue;
         };
         // Named as the user named the output (`.x.tmp-1`, not `./.x.tmp-1`).
-        let stale_path = path.with_file_name(&file_name);
+        let stale_path = path.with_file_name(file_name);
         let alive = pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists();
         if !can_look_up {
             note!(
@@ -235,5 +279,50 @@ pub fn lock(out: &Path) -> Result<File> {
             "cannot lock {}: {error}",
             path.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::scratch_dir;
+
+    #[test]
+    fn the_stale_temporaries_of_every_output_in_one_directory_are_removed() {
+        // The directory is listed once for all the outputs: the later outputs' stale files must
+        // still be found, and a live process's file (this one's parent) and other files kept.
+        let dir = scratch_dir("outputs", "stale");
+        let outputs = [
+            dir.join("run.safetensors"),
+            dir.join("run.csv"),
+            dir.join("run.svg"),
+        ];
+        // A process number above any pid_max: its process is certainly gone.
+        let stale: Vec<PathBuf> = [".run.safetensors", ".run.csv", ".run.svg"]
+            .iter()
+            .map(|name| dir.join(format!("{name}.tmp-999999999")))
+            .collect();
+        let live = dir.join(format!(
+            ".run.csv.tmp-{}",
+            std::os::unix::process::parent_id()
+        ));
+        let other = dir.join(".run.csv.tmp-notapid");
+        for path in stale.iter().chain([&live, &other]) {
+            fs::write(path, "left").unwrap();
+        }
+        let planned: Vec<Planned> = outputs
+            .iter()
+            .map(|path| Planned {
+                what: "an output",
+                path,
+                may_replace: None,
+            })
+            .collect();
+        check(&planned, &[]).expect("the outputs are writable");
+        for path in &stale {
+            assert!(!path.exists(), "{} is still there", path.display());
+        }
+        assert!(live.exists() && other.exists());
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
