@@ -430,10 +430,12 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
     fn prepare(&mut self, count: usize) {
         let (main, others) = self.replicas.split_first_mut().expect("the main tape");
         let main = &main.tape;
-        if self.stale && !others.is_empty() {
-            others
-                .par_iter_mut()
-                .for_each(|replica| replica.copy_parameters_from(main));
+        if self.stale {
+            if !others.is_empty() {
+                others
+                    .par_iter_mut()
+                    .for_each(|replica| replica.copy_parameters_from(main));
+            }
             self.stale = false;
         } else {
             debug_assert!(

@@ -95,6 +95,25 @@ impl<F: Float> Linear<F> {
     /// # Panics
     /// If `x` and `out` do not hold the same number of rows.
     pub fn add_product(&self, x: &[F], out: &mut [F]) {
+        self.apply(x, out, kernels::add_product);
+    }
+
+    /// `out[r] = x[r] W^T`: what [`Linear::add_product`] adds, written over `out` (the very
+    /// kernel [`Tape::linear`](crate::Tape::linear) writes its output with).
+    ///
+    /// # Panics
+    /// As [`Linear::add_product`].
+    pub fn product(&self, x: &[F], out: &mut [F]) {
+        self.apply(x, out, kernels::set_product);
+    }
+
+    /// `kernel(x, W^T, out)` after checking that `x` and `out` are rows of the same count.
+    fn apply(
+        &self,
+        x: &[F],
+        out: &mut [F],
+        kernel: fn(Matrix<'_, F>, Matrix<'_, F>, MatrixMut<'_, F>),
+    ) {
         let rows = x.len() / self.inputs.max(1);
         assert!(
             x.len() == rows * self.inputs && out.len() == rows * self.outputs,
@@ -105,17 +124,11 @@ impl<F: Float> Linear<F> {
             self.outputs
         );
         let transposed = Matrix::new(&self.transposed, self.inputs, self.outputs);
-        kernels::add_product(
+        kernel(
             Matrix::new(x, rows, self.inputs),
             transposed.with_stride(kernels::padded(self.outputs)),
             MatrixMut::new(out, rows, self.outputs),
         );
-    }
-
-    /// `out[r] = x[r] W^T`: [`Linear::add_product`] into zeros.
-    pub fn product(&self, x: &[F], out: &mut [F]) {
-        out.fill(F::zero());
-        self.add_product(x, out);
     }
 }
 

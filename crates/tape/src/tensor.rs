@@ -155,7 +155,8 @@ impl<F: Float, D: Dimension> From<Array<F, D>> for Tensor<F> {
     }
 }
 
-/// Equal shapes and equal elements (the axes past the shape's hold leftovers of earlier shapes).
+/// Equal shapes and equal elements (the buffer past `len` holds leftovers of larger shapes, which
+/// do not count).
 impl<F: Float> PartialEq for Tensor<F> {
     fn eq(&self, other: &Tensor<F>) -> bool {
         self.shape() == other.shape() && self.as_slice() == other.as_slice()

@@ -173,7 +173,8 @@ fn product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, mut out: MatrixMut<'_, 
     }
 }
 
-/// The rows of `a` (at most `ROWS`) times `m`, added to `out`, built together. (A single row runs
+/// The rows of `a` (at most `ROWS`) times `m`, added to `out` (or written over it, for
+/// [`Write::Set`]), built together. (A single row runs
 /// alone: repeated four times it costs more instructions than it saves waiting.)
 ///
 /// Each tile of [`TILE`] columns is summed over the inner index in `ROWS` local arrays (the
@@ -354,8 +355,7 @@ fn add_outer_products_blocked<F: Float, const ROWS: usize, const WIDTH: usize>(
                 Write::Add => std::array::from_fn(|j| *block(&out.row(out_rows[j])[start..])),
                 Write::Set => [[F::zero(); WIDTH]; ROWS],
             };
-            let b_rows = b.data[..b.rows * b.stride].chunks_exact(b.stride);
-            for (a_row, b_row) in a.data.chunks(a.stride).zip(b_rows) {
+            for (a_row, b_row) in a.data.chunks(a.stride).zip(b.rows()) {
                 let b_block: &[F; WIDTH] = block(&b_row[start..]);
                 for (sum, &row) in sums.iter_mut().zip(&out_rows) {
                     let weight = a_row[row];

@@ -108,11 +108,10 @@ impl<F: Float> Tape<F> {
                 });
                 return Ok(());
             }
-            out.fill(F::zero());
             product.for_each_matrix(|out_offset, a_offset, b_offset| {
                 let out = MatrixMut::new(&mut out[out_offset..][..out_size], rows, columns);
                 let (a, b) = (&a[a_offset..], &b[b_offset..]);
-                kernels::add_product(
+                kernels::set_product(
                     Matrix::new(a, rows, inner),
                     Matrix::new(b, inner, columns),
                     out,
