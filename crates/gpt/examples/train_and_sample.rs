@@ -48,8 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let params = model.params();
     let mut sampler = Sampler::new(*params.config(), 8);
+    // Ten names at microgpt.py's temperature of 0.5, each token drawn from the most probable ones
+    // that hold 95% of the probability (top-p); `Request::new` alone samples as microgpt.py does.
     let request = Request {
-        options: SamplingOptions::new(0.5, None, None)?,
+        options: SamplingOptions::new(0.5, None, Some(0.95))?,
         ..Request::new(&tokenizer, 10)
     };
     for name in sampler.generate(&params, &request, &mut rng)? {

@@ -731,7 +731,7 @@ fn fewer_names_than_slots_and_f32_models_work() {
 
 #[test]
 fn a_batched_f32_sampler_draws_each_name_as_draw_token_draws_it_alone() {
-    // The oracle of the test below, per name with the name's own generator: a step's softmax over
+    // The oracle is `drawn_alone`, per name with the name's own generator: a step's softmax over
     // the rows of all its names (in one pass) must give each row the weights `draw_token` gives it
     // alone, with and without the filters, or the names would part.
     let (params, tokenizer) = default_model(16);

@@ -4,15 +4,7 @@ use gpt::{Adam, AdamSettings, BatchMean, Config, Model, Params, Randomness, Toke
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-fn small_config() -> Config {
-    Config {
-        n_layer: 2,
-        n_embd: 6,
-        n_head: 3,
-        block_size: 5,
-        vocab_size: 5,
-    }
-}
+mod common;
 
 /// Checks `model`'s batch loss and gradient on `documents` against the oracle: each document's
 /// loss and gradient on its own, from the same model, averaged by hand with the weights of the
@@ -60,7 +52,7 @@ fn check_batch_is_the_mean_of_its_documents<T: AsRef<[usize]> + Sync>(
 
 #[test]
 fn a_batch_loss_and_gradient_are_the_mean_of_its_documents() {
-    let config = small_config();
+    let config = common::SMALL;
     let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(3)).unwrap();
     let documents: [&[usize]; 3] = [&[4, 0, 1, 4], &[4, 2, 2, 3, 0, 1, 1, 4], &[4, 3, 4]];
     for mean in [BatchMean::Documents, BatchMean::Tokens] {
@@ -72,8 +64,7 @@ fn a_batch_loss_and_gradient_are_the_mean_of_its_documents() {
 /// `a` and `b` (per token) give `(a + b) / 2` per document and `(3a + b) / 4` per token.
 #[test]
 fn a_token_mean_weighs_documents_by_their_predicted_tokens() {
-    let params =
-        Params::<f64>::init(small_config(), &mut Xoshiro256PlusPlus::seed_from_u64(8)).unwrap();
+    let params = common::params(common::SMALL, 8);
     let documents: [&[usize]; 2] = [&[4, 0, 1, 4], &[4, 4]];
     let mut model = Model::new(params.clone());
     let a = model.loss(documents[0]).unwrap().loss();
@@ -105,7 +96,7 @@ fn large_batch() -> Vec<Vec<usize>> {
 
 #[test]
 fn a_batch_spread_over_threads_is_the_mean_of_its_documents() {
-    let config = small_config();
+    let config = common::SMALL;
     let params = Params::<f64>::init(config, &mut Xoshiro256PlusPlus::seed_from_u64(4)).unwrap();
     let documents = large_batch();
     assert!(documents.len() > 2 * gpt::CHUNK);
@@ -137,7 +128,7 @@ fn results_are_bit_identical_whatever_the_number_of_threads() {
 }
 
 fn check_bit_identical_on_threads(settings: AdamSettings, mean: BatchMean) {
-    let config = small_config();
+    let config = common::SMALL;
     let documents = large_batch();
     let train = |threads: usize| {
         on_threads(threads, || {
@@ -217,7 +208,7 @@ fn one_at_a_time<F: tape::Float>(model: &mut Model<F>, documents: &[Vec<usize>])
 }
 
 fn evaluation_matches_one_document_at_a_time<F: tape::Float>() {
-    let config = small_config();
+    let config = common::SMALL;
     let documents = large_batch();
     for threads in [1, 2, 3] {
         on_threads(threads, || {

@@ -4,7 +4,7 @@ use crate::random::Randomness;
 
 /// How a [`Sampler`](super::Sampler) finds the generator of the name in each slot.
 ///
-/// [`SharedStream`] and [`StreamPerName`] are the two ways there are; the trait lets
+/// [`SharedStream`] and [`StreamPerName`] are the two the crate provides; the trait lets
 /// [`Sampler::generate_each`](super::Sampler::generate_each) take either.
 pub trait Draws {
     /// The generator type.

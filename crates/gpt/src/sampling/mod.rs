@@ -44,8 +44,9 @@ const MAX_RESERVED: usize = 4096;
 /// With `batch > 1` the draws interleave, so the names differ from those of `batch = 1`; for a given
 /// seed and batch size they are always the same.
 ///
-/// The sampler allocates its buffers once; per token it allocates nothing (each name's token list is
-/// allocated when the name starts).
+/// The sampler allocates its buffers once; per token it allocates nothing. Per name, the text
+/// variants allocate the decoded `String`, and a name that finishes before an earlier one is held
+/// in a copy until that one is handed out.
 ///
 /// # Examples
 ///
