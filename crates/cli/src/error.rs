@@ -108,7 +108,7 @@ mod tests {
             (
                 OptionsError::TopK(0).into(),
                 2,
-                &OptionsError::TopK(0).to_string(),
+                "top-k must be at least 1, not 0",
             ),
             (
                 ConfigError::Zero("n_layer").into(),
@@ -123,7 +123,7 @@ mod tests {
             (
                 DecodeError::ConfigMismatch.into(),
                 1,
-                &DecodeError::ConfigMismatch.to_string(),
+                "the weights, the cache and the decoder were made for different configurations",
             ),
         ];
         for (error, status, message) in cases {

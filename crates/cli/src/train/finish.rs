@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 
-use gpt::{Adam, Checkpoint, Model, Request, Sampler};
+use gpt::{Adam, Checkpoint, Model, Sampler};
 use tape::Float;
 
 use crate::args::TrainArgs;
@@ -168,10 +168,7 @@ fn print_names<F: Float>(
         }
     };
     let mut sampler = Sampler::<F>::new(plan.config, plan.sample_batch);
-    let request = Request {
-        options: plan.sampling,
-        ..Request::new(&plan.data.tokenizer, args.num_samples)
-    };
+    let request = plan.names(args.num_samples);
     // With --rng python, microgpt.py's names: its one stream, after the initial weights' draws;
     // otherwise the names `microgpt sample --seed SEED` prints from this checkpoint.
     let seed = plan.settings.seed;

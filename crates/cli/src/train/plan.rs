@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use gpt::{AdamState, Checkpoint, Config, Params, SamplingOptions};
+use gpt::{AdamState, Checkpoint, Config, Params, Request, SamplingOptions};
 use tape::Float;
 
 use crate::error::Result;
@@ -48,6 +48,14 @@ impl Plan {
             tokenizer: self.data.tokenizer.clone(),
             adam,
             metadata,
+        }
+    }
+
+    /// `count` names of the run's vocabulary, drawn with its sampling options.
+    pub fn names(&self, count: usize) -> Request<'_> {
+        Request {
+            options: self.sampling,
+            ..Request::new(&self.data.tokenizer, count)
         }
     }
 

@@ -4,7 +4,7 @@ use std::ops::{ControlFlow, Range};
 use std::path::Path;
 use std::time::Instant;
 
-use gpt::{Adam, Dropout, Model, Params, Request, Sampler, Schedule, StreamPerName};
+use gpt::{Adam, Dropout, Model, Params, Sampler, Schedule, StreamPerName};
 use tape::Float;
 
 use crate::args::TrainArgs;
@@ -248,10 +248,7 @@ impl<'a, F: Float> Session<'a, F> {
         let seed = plan.settings.seed ^ (step as u64 + 1);
         let mut names = Vec::new();
         let batch = args.sample_count.clamp(1, defaults::SAMPLE_BATCH);
-        let request = Request {
-            options: plan.sampling,
-            ..Request::new(&plan.data.tokenizer, args.sample_count)
-        };
+        let request = plan.names(args.sample_count);
         let stream = StreamPerName::new(|index| name_stream(seed, index));
         Sampler::<F>::new(plan.config, batch)
             .generate_each(&params, &request, stream, |name| {

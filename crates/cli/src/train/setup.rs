@@ -1,6 +1,7 @@
 //! Everything a run decides and checks before its first step, in the order the user hears of it:
-//! every input error comes before any file is written, and the generator draws the shuffle and
-//! the initial weights in microgpt.py's order.
+//! every input error comes before any output is written (only the outputs' lock and the probes of
+//! their directories come earlier), and the generator draws the shuffle and the initial weights
+//! in microgpt.py's order.
 
 use std::fs::File;
 use std::ops::Range;
