@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpt::{Dtype, Model, Tokenizer};
+use gpt::{Dtype, Model, NllSum, Tokenizer};
 use tape::Float;
 
 use crate::args::{DataFormat, EvalArgs, given};
@@ -14,7 +14,7 @@ use crate::error::{CliError, Result};
 use crate::settings::recorded_format;
 use crate::stream::outln;
 use crate::text::{self, Tiling};
-use crate::train::nll_sum;
+use crate::train::add_nll;
 
 /// Runs `eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -78,9 +78,9 @@ fn score_lines<F: Float>(
     data: &Path,
 ) -> Result<Score> {
     corpus.check_vocabulary(tokenizer, data)?;
-    let sum = nll_sum(model, 0..corpus.len(), |index, tokens| {
-        corpus.encode_into(index, tokenizer, tokens)
-    })?;
+    let mut sum = NllSum::default();
+    let encode = |index, tokens: &mut Vec<usize>| corpus.encode_into(index, tokenizer, tokens);
+    add_nll(model, 0..corpus.len(), encode, &mut sum)?;
     Ok(Score {
         loss: sum.mean(),
         tokens: sum.tokens,
@@ -107,9 +107,9 @@ fn score_text<F: Float>(
             tokens.len()
         )));
     }
-    let sum = nll_sum(model, 0..windows.len(), |index, tokens| {
-        windows.window_into(index, tokens)
-    })?;
+    let mut sum = NllSum::default();
+    let encode = |index, tokens: &mut Vec<usize>| windows.window_into(index, tokens);
+    add_nll(model, 0..windows.len(), encode, &mut sum)?;
     Ok(Score {
         loss: sum.mean(),
         tokens: sum.tokens,

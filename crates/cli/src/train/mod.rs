@@ -24,7 +24,7 @@ use crate::error::{CliError, Result};
 use self::session::Session;
 use self::setup::Setup;
 use self::start::Start;
-pub use self::validation::nll_sum;
+pub use self::validation::add_nll;
 
 /// Runs `train` with the precision the arguments (or the resumed checkpoint) ask for.
 pub fn run(args: TrainArgs) -> Result<()> {

@@ -4,7 +4,7 @@ use std::ops::{ControlFlow, Range};
 use std::path::Path;
 use std::time::Instant;
 
-use gpt::{Adam, Dropout, Model, Params, Sampler, Schedule, StreamPerName};
+use gpt::{Adam, Dropout, Model, NllSum, Params, Sampler, Schedule, StreamPerName};
 use tape::Float;
 
 use crate::args::TrainArgs;
@@ -22,7 +22,7 @@ use super::finish::Trained;
 use super::paths::cannot_write;
 use super::plan::Plan;
 use super::sampling_failure;
-use super::validation::{Validation, nll_sum};
+use super::validation::{Validation, add_nll};
 
 /// The state the steps carry from one to the next.
 pub struct Session<'a, F: Float> {
@@ -191,11 +191,19 @@ impl<'a, F: Float> Session<'a, F> {
             return Ok(None);
         }
         let started = Instant::now();
-        let val_loss = self.held_out_loss(self.validation.subset.clone())?;
+        let (subset, whole) = (
+            self.validation.subset.clone(),
+            self.validation.whole.clone(),
+        );
+        let mut sum = NllSum::default();
+        self.add_held_out(subset.clone(), &mut sum)?;
+        let val_loss = sum.mean();
         let mut line = format!("step {} | val loss {val_loss:.4}", step + 1);
-        let whole = self.validation.whole.clone();
-        if last && self.validation.subset != whole && self.whole_is_cheap {
-            let whole_loss = self.held_out_loss(whole.clone())?;
+        if last && subset != whole && self.whole_is_cheap {
+            // The subset is the split's first documents: the rest are added to its sum.
+            debug_assert_eq!(subset.start, whole.start);
+            self.add_held_out(subset.end..whole.end, &mut sum)?;
+            let whole_loss = sum.mean();
             line += &format!(" | all {} held-out documents {whole_loss:.4}", whole.len());
             self.final_val_loss = Some(whole_loss);
         } else if last {
@@ -213,12 +221,11 @@ impl<'a, F: Float> Session<'a, F> {
         Ok(Some(val_loss))
     }
 
-    fn held_out_loss(&mut self, range: Range<usize>) -> Result<f64> {
+    /// Adds the losses of the held-out documents `range` to `sum`.
+    fn add_held_out(&mut self, range: Range<usize>, sum: &mut NllSum) -> Result<()> {
         let data = &self.plan.data;
-        let sum = nll_sum(&mut self.model, range, |index, tokens| {
-            data.held_out_into(index, tokens)
-        })?;
-        Ok(sum.mean())
+        let encode = |index, tokens: &mut Vec<usize>| data.held_out_into(index, tokens);
+        add_nll(&mut self.model, range, encode, sum)
     }
 
     /// Saves the model of the lowest validation loss so far (`--keep-best`), after step `step`.

@@ -31,26 +31,28 @@ impl Validation {
     }
 }
 
-/// The summed negative log-likelihood of the items `range` and how many tokens they predict (its
-/// `mean()` is their per-token loss), each item encoded by `encode(index, buffer)` (a document of
-/// a corpus whose vocabulary was checked, or a window of text).
-pub fn nll_sum<F: Float>(
+/// Adds to `sum` the negative log-likelihood of the items `range` and how many tokens they predict
+/// (its `mean()` is then their per-token loss), in the items' order, each item encoded by
+/// `encode(index, buffer)` (a document of a corpus whose vocabulary was checked, or a window of
+/// text). A document's loss does not depend on the documents beside it, so adding `b..c` to the
+/// sum of `a..b` gives the bits of `a..c` scored at once.
+pub fn add_nll<F: Float>(
     model: &mut Model<F>,
     range: Range<usize>,
     mut encode: impl FnMut(usize, &mut Vec<usize>),
-) -> Result<NllSum> {
+    sum: &mut NllSum,
+) -> Result<()> {
     // Enough documents at a time to keep every core busy with whole chunks, tokenized into
     // buffers reused from group to group.
     const GROUP: usize = 256;
     let mut group: Vec<Vec<usize>> = Vec::new();
-    let mut sum = NllSum::default();
     for start in range.clone().step_by(GROUP) {
         let indices = start..(start + GROUP).min(range.end);
         group.resize_with(indices.len(), Vec::new);
         for (tokens, index) in group.iter_mut().zip(indices) {
             encode(index, tokens);
         }
-        model.add_nll(&group, &mut sum)?;
+        model.add_nll(&group, sum)?;
     }
-    Ok(sum)
+    Ok(())
 }
