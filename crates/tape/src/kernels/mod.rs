@@ -136,6 +136,14 @@ pub(crate) enum Write {
     Set,
 }
 
+impl Write {
+    /// How a contribution to a gradient goes in: written over the buffer when it is the first
+    /// ([`GradSink::first`](crate::gradients::GradSink::first)), added to it otherwise.
+    pub(crate) fn contribution(first: bool) -> Self {
+        if first { Write::Set } else { Write::Add }
+    }
+}
+
 /// `out += a m` for `a [rows, inner]`, `m [inner, width]` and `out [rows, width]`. The rows are
 /// built a block of [`Float::PRODUCT_ROWS`] at a time (see [`product_block`]).
 pub(crate) fn add_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, out: MatrixMut<'_, F>) {
@@ -147,7 +155,13 @@ pub(crate) fn set_product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, out: Mat
     product(a, m, out, Write::Set);
 }
 
-fn product<F: Float>(a: Matrix<'_, F>, m: Matrix<'_, F>, mut out: MatrixMut<'_, F>, write: Write) {
+/// [`add_product`] or [`set_product`], as `write` says.
+pub(crate) fn product<F: Float>(
+    a: Matrix<'_, F>,
+    m: Matrix<'_, F>,
+    mut out: MatrixMut<'_, F>,
+    write: Write,
+) {
     debug_assert!(a.columns == m.rows && a.rows == out.rows && m.columns == out.columns);
     if m.rows == 0 || m.columns == 0 {
         if write == Write::Set {
@@ -277,17 +291,9 @@ pub(crate) fn add_transposed_product<F: Float>(
     transposed_product(a, b, out, Write::Add);
 }
 
-/// `out = a^T b` (see [`add_transposed_product`]), bit for bit `out` zeroed and then
-/// [`add_transposed_product`].
-pub(crate) fn set_transposed_product<F: Float>(
-    a: Matrix<'_, F>,
-    b: Matrix<'_, F>,
-    out: MatrixMut<'_, F>,
-) {
-    transposed_product(a, b, out, Write::Set);
-}
-
-fn transposed_product<F: Float>(
+/// [`add_transposed_product`], or for [`Write::Set`] `out = a^T b`, bit for bit `out` zeroed and
+/// then [`add_transposed_product`].
+pub(crate) fn transposed_product<F: Float>(
     a: Matrix<'_, F>,
     b: Matrix<'_, F>,
     mut out: MatrixMut<'_, F>,

@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
-use super::{Matrix, MatrixMut, TILE, padded, reference};
+use super::{Matrix, MatrixMut, TILE, Write, padded, reference};
 use crate::Float;
 
 /// Lengths for any axis: the edges of a tile (`TILE - 1`, `TILE`, `TILE + 1`, two tiles and one)
@@ -137,7 +137,7 @@ fn check_transposed_product<F: Float>(
     assert_same_bits(&actual, &expected)
 }
 
-/// `set_product` and `set_transposed_product` write over an `out` of NaN (which they must never
+/// `set_product` and `transposed_product` with `Write::Set` write over an `out` of NaN (which they must never
 /// read) exactly what the triple loops add to zeros.
 fn check_set_products<F: Float>(
     (rows, inner, width): (usize, usize, usize),
@@ -158,7 +158,7 @@ fn check_set_products<F: Float>(
         vec![F::nan(); inner * width],
         vec![F::zero(); inner * width],
     );
-    super::set_transposed_product(a, b, MatrixMut::new(&mut actual, inner, width));
+    super::transposed_product(a, b, MatrixMut::new(&mut actual, inner, width), Write::Set);
     reference::add_transposed_product(a, b, MatrixMut::new(&mut expected, inner, width));
     assert_same_bits(&actual, &expected)
 }

@@ -10,7 +10,7 @@
 use super::{Backward, Op, shape_of};
 use crate::broadcast::{self, Shape, broadcast_shapes};
 use crate::gemm::{self, Strided};
-use crate::kernels::{self, Matrix, MatrixMut};
+use crate::kernels::{self, Matrix, MatrixMut, Write};
 use crate::tape::{Node, Recorded};
 use crate::{Float, MAX_AXES, Tape, TapeError, Tensor, Var};
 
@@ -315,19 +315,11 @@ pub(super) fn linear_backward<F: Float>(context: &mut Backward<'_, F>, x: Var, w
         // The first contribution to a gradient writes it whole: no zeroing beforehand.
         let (dx, first) = context.sink.first(x);
         let dx = MatrixMut::new(dx.as_mut_slice(), rows, inner);
-        if first {
-            kernels::set_product(dy, weight, dx);
-        } else {
-            kernels::add_product(dy, weight, dx);
-        }
+        kernels::product(dy, weight, dx, Write::contribution(first));
         let (dw, first) = context.sink.first(w);
         let dw = MatrixMut::new(dw.as_mut_slice(), outputs, inner);
         let input = Matrix::new(input.as_slice(), rows, inner);
-        if first {
-            kernels::set_transposed_product(dy, input, dw);
-        } else {
-            kernels::add_transposed_product(dy, input, dw);
-        }
+        kernels::transposed_product(dy, input, dw, Write::contribution(first));
         offset += outputs;
     }
 }
@@ -356,11 +348,12 @@ fn linear_backward_by_gemm<F: Float>(
             column_stride: 1,
         };
         let weight = Strided::row_major(weight.as_slice(), outputs, inner);
-        let dx = context.sink.of(x).as_mut_slice();
-        gemm::product(dy, weight, dx, inner, true);
+        // As the small kernels do: the first contribution writes its buffer whole.
+        let (dx, first) = context.sink.first(x);
+        gemm::product(dy, weight, dx.as_mut_slice(), inner, !first);
         let input = Strided::row_major(input.as_slice(), rows, inner);
-        let dw = context.sink.of(w).as_mut_slice();
-        gemm::product(dy.transposed(), input, dw, inner, true);
+        let (dw, first) = context.sink.first(w);
+        gemm::product(dy.transposed(), input, dw.as_mut_slice(), inner, !first);
         offset += outputs;
     }
 }
