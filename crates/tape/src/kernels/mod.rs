@@ -164,10 +164,7 @@ pub(crate) fn product<F: Float>(
 ) {
     debug_assert!(a.columns == m.rows && a.rows == out.rows && m.columns == out.columns);
     if m.rows == 0 || m.columns == 0 {
-        if write == Write::Set {
-            out.rows_mut().for_each(|row| row.fill(F::zero()));
-        }
-        return;
+        return empty_sums(&mut out, write);
     }
     // One bounds check here lets the compiler drop those of the loops below.
     let m = Matrix {
@@ -184,6 +181,13 @@ pub(crate) fn product<F: Float>(
             _ => product_block::<F, 8>(a, m, out, write),
         }
         row += count;
+    }
+}
+
+/// A product whose every sum is empty: nothing to add, or zeros to write.
+fn empty_sums<F: Float>(out: &mut MatrixMut<'_, F>, write: Write) {
+    if write == Write::Set {
+        out.rows_mut().for_each(|row| row.fill(F::zero()));
     }
 }
 
@@ -302,10 +306,7 @@ pub(crate) fn transposed_product<F: Float>(
     debug_assert!(a.rows == b.rows && a.columns == out.rows && b.columns == out.columns);
     // No rows add nothing (and the blocks below would slice past the end of an empty `a`).
     if a.rows == 0 || a.columns == 0 || b.columns == 0 {
-        if write == Write::Set {
-            out.rows_mut().for_each(|row| row.fill(F::zero()));
-        }
-        return;
+        return empty_sums(&mut out, write);
     }
     let (width, all) = (b.columns, 0..a.columns);
     let columns = if width >= GROUP {
