@@ -669,6 +669,38 @@ fn bench_prints_a_table_and_json() {
 }
 
 #[test]
+fn bench_times_one_precision_when_asked() {
+    let directory = scratch_directory("bench-dtype");
+    for (dtype, kept, left_out) in [
+        ("f32", "tape f32", "tape f64"),
+        ("f64", "tape f64", "tape f32"),
+    ] {
+        let output = run_microgpt(
+            &directory,
+            &[
+                "bench",
+                "--workloads",
+                "karpathy",
+                "--steps",
+                "2",
+                "--scalar-steps",
+                "0",
+                "--repeats",
+                "1",
+                "--dtype",
+                dtype,
+                "--json",
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        let json = stdout(&output);
+        assert!(json.contains(kept) && !json.contains(left_out), "{json}");
+    }
+    let output = run_microgpt(&directory, &["bench", "--dtype", "f16"]);
+    assert!(output.status.code() == Some(2), "{}", stderr(&output));
+}
+
+#[test]
 fn bench_refuses_an_unknown_workload() {
     let directory = scratch_directory("bench-unknown");
     let output = run_microgpt(&directory, &["bench", "--workloads", "karpathy,huge"]);

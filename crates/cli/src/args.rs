@@ -390,6 +390,11 @@ pub struct BenchArgs {
     #[arg(long = "num-samples", alias = "samples", default_value_t = 1000)]
     pub samples: usize,
 
+    /// Train in this precision only (default: both, f64 then f32); one precision per process
+    /// gives that precision's own peak memory. Sampling is always timed in f32
+    #[arg(long, value_name = "f32|f64")]
+    pub dtype: Option<Dtype>,
+
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,

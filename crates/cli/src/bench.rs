@@ -8,7 +8,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use gpt::scalar_model;
-use gpt::{Adam, AdamSettings, Config, Model, Params, Randomness, Request, Sampler, Tokenizer};
+use gpt::{
+    Adam, AdamSettings, Config, Dtype, Model, Params, Randomness, Request, Sampler, Tokenizer,
+};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use scalar::{NamedTensor, ScalarGpt};
@@ -151,14 +153,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
             });
             timings.push(("scalar f64", seconds / scalar_steps as f64));
         }
-        let seconds = median(args.repeats, || {
-            train_tape::<f64>(config, &tokens, workload.batch, steps)
-        });
-        timings.push(("tape f64", seconds / steps as f64));
-        let seconds = median(args.repeats, || {
-            train_tape::<f32>(config, &tokens, workload.batch, steps)
-        });
-        timings.push(("tape f32", seconds / steps as f64));
+        if args.dtype != Some(Dtype::F32) {
+            let seconds = median(args.repeats, || {
+                train_tape::<f64>(config, &tokens, workload.batch, steps)
+            });
+            timings.push(("tape f64", seconds / steps as f64));
+        }
+        if args.dtype != Some(Dtype::F64) {
+            let seconds = median(args.repeats, || {
+                train_tape::<f32>(config, &tokens, workload.batch, steps)
+            });
+            timings.push(("tape f32", seconds / steps as f64));
+        }
         let params = (workload.batch == 1).then(|| config.num_params());
         push_group(
             &mut rows,
