@@ -178,7 +178,68 @@ fn a_tiny_temperature_gives_the_argmax() {
     assert_eq!(token, 5);
 }
 
+/// microgpt.py's weights, written out as its `softmax([l / temperature for l in logits])` computes
+/// them, one element at a time: each logit times `temperature ** -1` in `f64`, `max` keeping the
+/// first of equal values and skipping a later NaN, the shifted value rounded to `F` for `F`'s
+/// exponential, the exponentials summed left to right in `f64`, each times `total ** -1`.
+fn python_weights<F: tape::Float>(logits: &[F], temperature: f64) -> Vec<f64> {
+    let inverse = temperature.powf(-1.0);
+    let scaled: Vec<f64> = logits
+        .iter()
+        .map(|&l| tape::Float::to_f64(l) * inverse)
+        .collect();
+    let mut max = scaled[0];
+    for &value in &scaled[1..] {
+        if value > max {
+            max = value;
+        }
+    }
+    let exponentials: Vec<f64> = scaled
+        .iter()
+        .map(|&value| {
+            let mut one = [F::from_f64(value - max)];
+            F::exp_in_place(&mut one);
+            tape::Float::to_f64(one[0])
+        })
+        .collect();
+    let mut total = 0.0f64;
+    for &e in &exponentials {
+        total += e;
+    }
+    let inverse_total = total.powf(-1.0);
+    exponentials.iter().map(|e| e * inverse_total).collect()
+}
+
+fn bits(values: &[f64]) -> Vec<u64> {
+    values.iter().map(|value| value.to_bits()).collect()
+}
+
+/// Logits with ties, zeros of both signs and repeated maxima: where which maximum is taken could
+/// show.
+fn tied_logits() -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(
+        prop::sample::select(vec![0.0, -0.0, 1.0, -1.0, 0.5, -3.25, 2.0, 1e-300, -1e-300]),
+        1..40,
+    )
+}
+
 proptest! {
+    /// The weights are microgpt.py's to the bit, in both precisions: the maximum, the shift and
+    /// the sums change none of them, however the logits tie.
+    #[test]
+    fn weights_are_microgpt_py_s_to_the_bit(
+        logits in prop_oneof![tied_logits(), prop::collection::vec(-30.0f64..30.0, 1..40)],
+        t in prop::sample::select(vec![0.5, 1.0, 0.3, 2.0, 0.7]),
+    ) {
+        let mut scratch = DrawScratch::new(logits.len());
+        let weights = token_weights(&logits, &temperature(t), &mut scratch).unwrap();
+        prop_assert_eq!(bits(weights), bits(&python_weights(&logits, t)));
+        let single: Vec<f32> = logits.iter().map(|&l| l as f32).collect();
+        let mut scratch = DrawScratch::new(single.len());
+        let weights = token_weights(&single, &temperature(t), &mut scratch).unwrap();
+        prop_assert_eq!(bits(weights), bits(&python_weights(&single, t)));
+    }
+
     #[test]
     fn top_k_never_draws_outside_the_k_best(
         logits in prop::collection::vec(-8.0f64..8.0, 1..30),

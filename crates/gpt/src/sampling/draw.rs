@@ -59,13 +59,15 @@ impl<F: Float> DrawScratch<F> {
         };
         let inverse_temperature = options.inverse_temperature();
         let scaled = |logit: F| logit.to_f64() * inverse_temperature;
-        // Python's `max`: the first of equal values, a NaN skipped unless it comes first.
-        let max = logits[1..].iter().fold(scaled(first), |max, &logit| {
-            let value = scaled(logit);
-            if value > max { value } else { max }
-        });
-        self.exponentials
-            .extend(logits.iter().map(|&logit| F::from_f64(scaled(logit) - max)));
+        // Scaling by a positive factor never reverses an order, so the largest scaled logit is the
+        // scaled largest logit: Python's `max` of the scaled logits, found without converting each.
+        let max = scaled(python_max(first, logits));
+        let start = self.exponentials.len();
+        self.exponentials.resize(start + logits.len(), F::zero());
+        // Written over a slice of known length, not pushed one by one: the loop vectorises.
+        for (shifted, &logit) in self.exponentials[start..].iter_mut().zip(logits) {
+            *shifted = F::from_f64(scaled(logit) - max);
+        }
         Ok(())
     }
 
@@ -191,6 +193,30 @@ pub(crate) fn draw_with(weights: &[f64], rng: &mut impl Randomness) -> usize {
     // Only reachable when `uniform() * total` rounds up to `total`, where `random.choices` falls back
     // to the last token even if its weight is 0: keep the draw inside the filtered set instead.
     weights.iter().rposition(|&w| w > 0.0).unwrap_or(token)
+}
+
+/// The value of Python's `max(values)` (`values` starts with `first`): NaN if `first` is NaN,
+/// otherwise the largest of the values that are not NaN.
+///
+/// Python keeps the first of equal values; this may pick another zero when the largest value is
+/// zero, of the other sign, which changes nothing downstream: a shift by either zero gives the
+/// same nonzero differences and zeros whose exponentials are both exactly 1. Lanes of independent
+/// maxima rather than one chain of comparisons, each waiting for the last.
+fn python_max<F: Float>(first: F, values: &[F]) -> F {
+    const LANES: usize = 8;
+    if first.is_nan() {
+        return first;
+    }
+    let (vectors, rest) = values.as_chunks::<LANES>();
+    let mut lanes = [first; LANES];
+    for vector in vectors {
+        for (lane, &value) in lanes.iter_mut().zip(vector) {
+            *lane = lane.max(value);
+        }
+    }
+    rest.iter()
+        .chain(&lanes)
+        .fold(first, |max, &value| max.max(value))
 }
 
 /// Sets to 0 the probabilities that top-k and then top-p filter out (see [`token_weights`]).
