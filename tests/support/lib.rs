@@ -38,13 +38,9 @@ pub fn run_microgpt(directory: &Path, arguments: &[&str]) -> Output {
         .expect("microgpt runs")
 }
 
-/// A fresh, empty directory for one test, removed first if a previous run left it behind.
-pub fn scratch_directory(name: &str) -> PathBuf {
-    let directory =
-        std::env::temp_dir().join(format!("microgpt-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&directory);
-    std::fs::create_dir_all(&directory).expect("the temporary directory is writable");
-    directory
+/// A fresh, empty directory for one test, removed when the returned value is dropped.
+pub fn scratch_directory(name: &str) -> testdata::Scratch {
+    testdata::Scratch::new(name)
 }
 
 /// 12 documents in file order: the end-to-end tests' small dataset (the tests that need to know
@@ -53,7 +49,7 @@ pub const TWELVE_NAMES: &str =
     "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\nabigail\nemily\n";
 
 /// A fresh directory for one test holding `names` as `names.txt`.
-pub fn with_names(name: &str, names: &str) -> PathBuf {
+pub fn with_names(name: &str, names: &str) -> testdata::Scratch {
     let directory = scratch_directory(name);
     std::fs::write(directory.join("names.txt"), names).expect("the scratch directory is writable");
     directory
@@ -68,7 +64,7 @@ pub fn train_on_names(directory: &Path, extra: &[&str]) -> Output {
 }
 
 /// A directory holding `names` as `names.txt` and `model.safetensors` trained on it for 30 steps.
-pub fn trained(name: &str, names: &str) -> PathBuf {
+pub fn trained(name: &str, names: &str) -> testdata::Scratch {
     let directory = with_names(name, names);
     let extra = [
         "--steps",

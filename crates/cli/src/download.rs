@@ -417,7 +417,7 @@ mod tests {
             .into()
     }
 
-    fn scratch_dir(name: &str) -> PathBuf {
+    fn scratch_dir(name: &str) -> testdata::Scratch {
         crate::test_support::scratch_dir("download", name)
     }
 

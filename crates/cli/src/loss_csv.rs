@@ -119,7 +119,7 @@ mod tests {
     use crate::test_support::point;
     use std::fs;
 
-    fn scratch_dir(name: &str) -> PathBuf {
+    fn scratch_dir(name: &str) -> testdata::Scratch {
         crate::test_support::scratch_dir("loss-csv", name)
     }
 

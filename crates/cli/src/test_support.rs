@@ -1,17 +1,10 @@
 //! Helpers shared by the unit tests of this crate.
 
-use std::fs;
-use std::path::PathBuf;
-
 use crate::loss_log::LossPoint;
 
-/// An empty directory of its own for one test: `microgpt-<module>-<name>-<pid>` in the system's
-/// temporary directory (emptied first if an earlier run left it behind).
-pub fn scratch_dir(module: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("microgpt-{module}-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty directory of its own for one test, removed when the returned value is dropped.
+pub fn scratch_dir(module: &str, name: &str) -> testdata::Scratch {
+    testdata::Scratch::new(&format!("{module}-{name}"))
 }
 
 /// The losses of one step.

@@ -10,9 +10,13 @@
 //! assert!(std::fs::metadata(names).unwrap().len() > 0);
 //! ```
 //!
-//! [`mutation`] holds the byte edits that fuzz tape's and gpt's file loaders.
+//! [`mutation`] holds the byte edits that fuzz tape's and gpt's file loaders; [`Scratch`] is a
+//! test's own temporary directory.
 
 pub mod mutation;
+mod scratch;
+
+pub use scratch::Scratch;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
