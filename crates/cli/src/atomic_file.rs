@@ -13,6 +13,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::outputs::directory_of;
+
 /// Where `path`'s new contents are written before they replace it: `.<name>.tmp-<pid>` beside it,
 /// so that the rename stays within one file system. `None` if `path` names no file. The signal
 /// thread removes these on a second Ctrl-C.
@@ -114,10 +116,18 @@ impl AtomicFile {
     /// the file and the rename to disk as `durability` says. On failure the temporary file is
     /// removed and an existing target is left as it was.
     pub fn commit(self, durability: Durability) -> io::Result<()> {
+        put_in_place([self.stage(durability)?])
+    }
+
+    /// Writes out everything buffered and closes the temporary file, flushed to disk as
+    /// `durability` says, ready to be put in place by [`put_in_place`]: several files staged first
+    /// and renamed only once all are complete either all replace their targets or none does
+    /// (a full disk fails while staging). On failure the temporary file is removed.
+    pub fn stage(self, durability: Durability) -> io::Result<Staged> {
         let Self {
             writer,
             path,
-            mut temporary,
+            temporary,
         } = self;
         let file = writer
             .into_inner()
@@ -127,13 +137,37 @@ impl AtomicFile {
         }
         // Closed before the rename, which some platforms require.
         drop(file);
-        fs::rename(&temporary.path, &path).map_err(|error| named(&path, error))?;
-        temporary.renamed = true;
-        if durability == Durability::Synced {
-            sync_directory(&path);
-        }
-        Ok(())
+        Ok(Staged {
+            path,
+            temporary,
+            durability,
+        })
     }
+}
+
+/// A complete temporary file waiting to replace its target ([`AtomicFile::stage`]). Dropped
+/// without [`put_in_place`], it is removed and the target left as it was.
+#[derive(Debug)]
+pub struct Staged {
+    path: PathBuf,
+    temporary: Temporary,
+    durability: Durability,
+}
+
+/// Renames each staged file over its target, in order, flushing the rename of each that is
+/// [`Durability::Synced`] to disk at once: before the later renames, whose files' writing back
+/// (which replacing a file starts) the flush would otherwise wait for. A failed rename leaves the
+/// files not yet renamed as they were and removes their temporary files (a rename within a
+/// directory needs no new space, so a full disk fails while staging instead).
+pub fn put_in_place(files: impl IntoIterator<Item = Staged>) -> io::Result<()> {
+    for mut file in files {
+        fs::rename(&file.temporary.path, &file.path).map_err(|error| named(&file.path, error))?;
+        file.temporary.renamed = true;
+        if file.durability == Durability::Synced {
+            sync_directory(directory_of(&file.path));
+        }
+    }
+    Ok(())
 }
 
 impl Write for AtomicFile {
@@ -170,13 +204,9 @@ fn named(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
-/// Makes the rename itself durable. Best effort: not every platform can open a directory, and the
-/// new file is complete and in place either way.
-fn sync_directory(path: &Path) {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
+/// Makes the renames into `directory` durable. Best effort: not every platform can open a
+/// directory, and the new files are complete and in place either way.
+fn sync_directory(directory: &Path) {
     if let Ok(directory) = File::open(directory) {
         let _ = directory.sync_all();
     }
@@ -188,7 +218,7 @@ mod tests {
     use std::io::Write;
     use std::path::{Path, PathBuf};
 
-    use super::{AtomicFile, Durability, temporary_path, write_atomically};
+    use super::{AtomicFile, Durability, put_in_place, temporary_path, write_atomically};
     use crate::test_support::scratch_dir;
 
     /// The names in `directory`, sorted.
@@ -259,6 +289,49 @@ mod tests {
             assert!(write_atomically(&path, b"bytes", durability).is_err());
             assert_eq!(entries(&directory), ["model.safetensors"], "{durability:?}");
         }
+    }
+
+    #[test]
+    fn files_staged_before_a_failure_leave_their_targets_as_they_were() {
+        // As when the chart cannot be written after the checkpoint and the CSV were: putting
+        // those two in place anyway would leave a new checkpoint and CSV beside the old chart.
+        let directory = scratch_dir("atomic", "staged");
+        let names = ["run.safetensors", "run.csv", "run.svg"];
+        for name in names {
+            fs::write(directory.join(name), format!("old {name}")).unwrap();
+        }
+        let stage = |name: &str| {
+            let mut file = AtomicFile::create(&directory.join(name)).unwrap();
+            file.write_all(b"new").unwrap();
+            file.stage(Durability::Synced).unwrap()
+        };
+        let staged = [stage(names[0]), stage(names[1])];
+        // A directory where the chart's temporary file must go makes its creation fail.
+        let blocker = directory.join(temporary_name(names[2]));
+        fs::create_dir(&blocker).unwrap();
+        assert!(AtomicFile::create(&directory.join(names[2])).is_err());
+        drop(staged);
+        fs::remove_dir(&blocker).unwrap();
+        for name in names {
+            assert_eq!(
+                fs::read_to_string(directory.join(name)).unwrap(),
+                format!("old {name}")
+            );
+        }
+        assert_eq!(
+            entries(&directory),
+            ["run.csv", "run.safetensors", "run.svg"]
+        );
+
+        // Once all are staged, they replace their targets together.
+        put_in_place(names.map(stage)).unwrap();
+        for name in names {
+            assert_eq!(fs::read_to_string(directory.join(name)).unwrap(), "new");
+        }
+        assert_eq!(
+            entries(&directory),
+            ["run.csv", "run.safetensors", "run.svg"]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ mod text;
 mod train;
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -83,12 +83,30 @@ fn save_checkpoint<F: Float>(
     path: &Path,
     dtype: Dtype,
 ) -> Result<(), CliError> {
+    let staged = stage_checkpoint(checkpoint, path, dtype)?;
+    atomic_file::put_in_place([staged]).map_err(checkpoint_write_error)
+}
+
+/// [`save_checkpoint`] up to the rename: the complete checkpoint, flushed to disk in its temporary
+/// file, for [`atomic_file::put_in_place`] to put in place with the files saved beside it.
+fn stage_checkpoint<F: Float>(
+    checkpoint: &Checkpoint<F>,
+    path: &Path,
+    dtype: Dtype,
+) -> Result<atomic_file::Staged, CliError> {
     let bytes = checkpoint
         .to_bytes(dtype)
         .map_err(|error| checkpoint_error(path, error))?;
-    // The error names the file already, as every error of an atomic write does.
-    atomic_file::write_atomically(path, &bytes, Durability::Synced)
-        .map_err(|error| CliError::failure(format!("cannot save the checkpoint: {error}")))
+    let mut file = atomic_file::AtomicFile::create(path).map_err(checkpoint_write_error)?;
+    file.write_all(&bytes).map_err(checkpoint_write_error)?;
+    file.stage(Durability::Synced)
+        .map_err(checkpoint_write_error)
+}
+
+/// A checkpoint that cannot be written. The error names the file already, as every error of an
+/// atomic write does.
+fn checkpoint_write_error(error: io::Error) -> CliError {
+    CliError::failure(format!("cannot save the checkpoint: {error}"))
 }
 
 /// One line for a checkpoint that cannot be read.

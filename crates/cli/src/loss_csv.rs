@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use crate::atomic_file::{AtomicFile, Durability};
+use crate::atomic_file::{AtomicFile, Durability, Staged};
 
 use crate::loss_log::{LossLog, LossPoint};
 
@@ -78,9 +78,17 @@ impl LossCsv {
     }
 
     /// Puts the CSV in place of the old one, atomically, and returns the chart's log of its rows.
+    #[cfg(test)]
     pub fn commit(self) -> io::Result<LossLog> {
-        self.rows.commit(DURABILITY)?;
-        Ok(self.log)
+        let (rows, log) = self.stage()?;
+        crate::atomic_file::put_in_place([rows])?;
+        Ok(log)
+    }
+
+    /// The complete CSV, ready to be put in place with the run's other files
+    /// ([`crate::atomic_file::put_in_place`]), and the chart's log of its rows.
+    pub fn stage(self) -> io::Result<(Staged, LossLog)> {
+        Ok((self.rows.stage(DURABILITY)?, self.log))
     }
 
     /// Puts the rows so far in place of the old CSV, atomically, and goes on writing

@@ -1,26 +1,26 @@
 //! The training loss curve and the benchmark's sizes chart as SVG, drawn with plotters: a small
 //! [`Chart`] of line [`Series`] that both fill in, and the loss chart built from a [`LossLog`].
 
-use std::io;
+use std::io::{self, Write};
 use std::ops::Range;
 use std::path::Path;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use crate::atomic_file::{Durability, write_atomically};
+use crate::atomic_file::{AtomicFile, Durability, Staged};
 use crate::loss_log::LossLog;
 
-/// Writes the loss curve of `log` as an SVG chart titled `title`: the raw training loss as a
-/// faint line (past the log's bound, means of equal runs of steps), its moving average as a solid
-/// line, and the validation loss as dots joined by a line. Non-finite losses are skipped. The file
-/// is replaced atomically, and not flushed to disk ([`Durability::Unsynced`]).
-pub fn write_svg(path: &Path, log: &LossLog, title: &str) -> io::Result<()> {
-    write_atomically(
-        path,
-        loss_chart(log, title).to_svg()?.as_bytes(),
-        Durability::Unsynced,
-    )
+/// The loss curve of `log` as an SVG chart titled `title`, written to a temporary file beside
+/// `path` and ready to replace it ([`crate::atomic_file::put_in_place`]): the raw training loss
+/// as a faint line (past the log's bound, means of equal runs of steps), its moving average as a
+/// solid line, and the validation loss as dots joined by a line. Non-finite losses are skipped.
+/// The file is not flushed to disk ([`Durability::Unsynced`]).
+pub fn stage_svg(path: &Path, log: &LossLog, title: &str) -> io::Result<Staged> {
+    let svg = loss_chart(log, title).to_svg()?;
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(svg.as_bytes())?;
+    file.stage(Durability::Unsynced)
 }
 
 const TRAIN_COLOUR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
@@ -583,12 +583,14 @@ mod tests {
     }
 
     #[test]
-    fn write_svg_replaces_the_file_with_the_chart() {
+    fn a_staged_svg_replaces_the_file_with_the_chart_only_when_put_in_place() {
         let directory = scratch_dir("plot", "svg");
         let path = directory.join("loss.svg");
         std::fs::write(&path, "old").unwrap();
         let log = log_of(&[point(0, 3.3, None), point(1, 3.1, None)]);
-        write_svg(&path, &log, "a & b").unwrap();
+        let staged = stage_svg(&path, &log, "a & b").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        crate::atomic_file::put_in_place([staged]).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(
             svg.starts_with("<svg ") && svg.contains("a &amp; b"),

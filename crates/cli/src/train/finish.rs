@@ -6,6 +6,7 @@ use gpt::{Adam, Checkpoint, Model, Sampler};
 use tape::Float;
 
 use crate::args::TrainArgs;
+use crate::atomic_file::{Staged, put_in_place};
 use crate::error::{CliError, Kind, Result};
 use crate::loss_csv::LossCsv;
 use crate::plot;
@@ -67,8 +68,7 @@ pub fn finish<F: Float>(
             .insert("val_loss".to_string(), loss.to_string());
     }
     let paths = &plan.paths;
-    plan.save(&checkpoint, &paths.out)?;
-    save_loss_curve(plan, csv)?;
+    save_outputs(plan, &checkpoint, csv)?;
     if args.keep_best
         && let Some(best) = best_val_loss
     {
@@ -99,14 +99,19 @@ fn note_throughput(progress: Progress, first_step: usize, done: usize) {
     );
 }
 
-/// Puts the loss CSV in place and draws its chart beside it.
-fn save_loss_curve(plan: &Plan, csv: LossCsv) -> Result<()> {
+/// Puts the checkpoint, the loss CSV and its chart in place together: each is written in full to
+/// its temporary file first, and only when all three are complete are they renamed over the old
+/// ones, so that a failure (a full disk) leaves the previous run's three files as they were.
+fn save_outputs<F: Float>(plan: &Plan, checkpoint: &Checkpoint<F>, csv: LossCsv) -> Result<()> {
     let paths = &plan.paths;
-    let loss_log = csv
-        .commit()
-        .map_err(|error| cannot_write(&paths.csv, error))?;
-    plot::write_svg(&paths.svg, &loss_log, &chart_title(plan))
-        .map_err(|error| cannot_write(&paths.svg, error))?;
+    // An error drops the files staged before it, which removes their temporary files.
+    let checkpoint = plan.stage(checkpoint, &paths.out)?;
+    let (csv, svg) = stage_loss_curve(plan, csv)?;
+    put_in_place([checkpoint, csv, svg]).map_err(|error| {
+        CliError::failure(format!(
+            "cannot save the checkpoint and its loss curve: {error}"
+        ))
+    })?;
     note!(
         "saved {} (loss curve: {} and {})",
         paths.out.display(),
@@ -114,6 +119,17 @@ fn save_loss_curve(plan: &Plan, csv: LossCsv) -> Result<()> {
         paths.svg.display()
     );
     Ok(())
+}
+
+/// The loss CSV, complete, and its chart drawn beside it, both ready to be put in place.
+fn stage_loss_curve(plan: &Plan, csv: LossCsv) -> Result<(Staged, Staged)> {
+    let paths = &plan.paths;
+    let (csv, loss_log) = csv
+        .stage()
+        .map_err(|error| cannot_write(&paths.csv, error))?;
+    let svg = plot::stage_svg(&paths.svg, &loss_log, &chart_title(plan))
+        .map_err(|error| cannot_write(&paths.svg, error))?;
+    Ok((csv, svg))
 }
 
 fn chart_title(plan: &Plan) -> String {

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use gpt::{AdamState, Checkpoint, Config, Params, Request, SamplingOptions};
 use tape::Float;
 
+use crate::atomic_file::Staged;
 use crate::error::Result;
-use crate::save_checkpoint;
 use crate::settings::RunSettings;
+use crate::{save_checkpoint, stage_checkpoint};
 
 use super::fingerprint;
 use super::paths::Paths;
@@ -62,5 +63,11 @@ impl Plan {
     /// Saves `checkpoint` in the run's precision.
     pub fn save<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<()> {
         save_checkpoint(checkpoint, path, self.settings.dtype)
+    }
+
+    /// Writes `checkpoint` in the run's precision to its temporary file, flushed to disk, ready to
+    /// be put in place with the files saved beside it.
+    pub fn stage<F: Float>(&self, checkpoint: &Checkpoint<F>, path: &Path) -> Result<Staged> {
+        stage_checkpoint(checkpoint, path, self.settings.dtype)
     }
 }
