@@ -77,6 +77,7 @@ mod kernels;
 mod ops;
 pub mod optim;
 mod parallel;
+mod parameters;
 pub mod rows;
 mod state_dict;
 mod tape;
