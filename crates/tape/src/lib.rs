@@ -2,8 +2,10 @@
 //!
 //! A [`Tape`] records every op as it runs, in an arena that hands out small `Copy` handles
 //! ([`Var`]). [`Tape::backward`] walks the recording once, newest first, and returns the gradients in
-//! a [`Gradients`] container keyed by `Var`. Parameters persist across steps; [`Tape::clear`] drops
-//! the rest of a step but keeps its buffers, so a training loop on a warm tape allocates nothing.
+//! a [`Gradients`] container keyed by `Var` ([`Tape::backward_parameters_into`] keeps only the
+//! parameters', in the memory of the gradients alive at once during the walk). Parameters persist
+//! across steps; [`Tape::clear`] drops the rest of a step but keeps its buffers, so a training loop
+//! on a warm tape allocates nothing.
 //!
 //! Fitting `y = w x` to one point by gradient descent, and printing the gradient:
 //!
@@ -77,6 +79,7 @@ mod kernels;
 mod ops;
 pub mod optim;
 mod parallel;
+mod parameters;
 pub mod rows;
 mod state_dict;
 mod tape;

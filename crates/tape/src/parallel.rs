@@ -2,18 +2,19 @@
 //! on rayon's threads, with their gradients added in chunk order.
 //!
 //! A tape is a single-threaded recording, so a batch is spread over the cores by giving each
-//! thread its own tape (a replica), each holding a copy of the parameters, which records one chunk
-//! per round. The chunks are cut from the batch by a fixed chunk size, never by the number of
-//! threads, and their losses and gradients are added in chunk order; every chunk is recorded the
-//! same way whichever thread takes it, so the results are the same bits on one thread or on many.
-//! A replica costs a copy of the parameters and of their gradients, so there are as many as
-//! threads, not as chunks: a batch of 32 documents in chunks of 8 on one thread is recorded on
-//! the main tape alone.
+//! thread its own tape (a replica), which records one chunk per round. The replicas read the main
+//! tape's parameter values, shared rather than copied. The chunks are cut from the batch by a
+//! fixed chunk size, never by the number of threads, and their losses and gradients are added in
+//! chunk order; every chunk is recorded the same way whichever thread takes it, so the results are
+//! the same bits on one thread or on many. A replica costs its recording and the gradients of the
+//! parameters, so there are as many as threads, not as chunks: a batch of 32 documents in chunks
+//! of 8 on one thread is recorded on the main tape alone.
 
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use crate::parameters::Parameters;
 use crate::tape::Slot;
 use crate::{Float, Gradients, Tape, TapeError, Tensor, Var};
 
@@ -22,10 +23,12 @@ use crate::{Float, Gradients, Tape, TapeError, Tensor, Var};
 ///
 /// The main tape is replica 0: it records the first chunk of each round, and its parameters are
 /// the model's. The other replicas (one per further thread) are created the first time a batch
-/// needs them and kept; each holds a copy of the main tape's parameters, refreshed only after the
-/// main tape was borrowed mutably ([`DataParallel::tape_mut`],
-/// [`DataParallel::tape_and_gradients_mut`]): owning the main tape is how the library knows when
-/// the copies went stale, with nothing for the caller to remember.
+/// needs them and kept; they read the main tape's parameter values, not copies of them. Tapes
+/// change shared parameters copy-on-write, so while the main tape is borrowed mutably
+/// ([`DataParallel::tape_mut`], [`DataParallel::tape_and_gradients_mut`],
+/// [`DataParallel::record_on_main`]) the replicas let go of its values, which then change in place,
+/// and they take them again before their next chunk: owning the main tape is how the library keeps
+/// the replicas' values current without a copy, with nothing for the caller to remember.
 ///
 /// Every tape gets per-replica state `S` from the `setup` closure given to [`DataParallel::new`]:
 /// the parameters' handles on that tape, the custom ops registered on it (an op's id belongs to the
@@ -70,15 +73,15 @@ use crate::{Float, Gradients, Tape, TapeError, Tensor, Var};
 /// # Ok::<(), tape::TapeError>(())
 /// ```
 pub struct DataParallel<F: Float, S> {
-    /// `replicas[0]` holds the main tape; the others hold copies of its parameters.
+    /// `replicas[0]` holds the main tape; the others share its parameter values while recording.
     replicas: Vec<Replica<F, S>>,
     setup: Box<Setup<F, S>>,
     /// The gradients of the last batch when it took more than one chunk, in parameter order.
     summed: Vec<Tensor<F>>,
     /// The number of chunks of the last batch (0 before any, or after one that failed).
     chunks: usize,
-    /// Whether the replicas' parameters may differ from the main tape's.
-    stale: bool,
+    /// No parameters: what the replicas hold while the main tape is borrowed mutably.
+    detached: Parameters<F>,
 }
 
 /// What makes a tape's state: run once on every tape.
@@ -116,7 +119,8 @@ impl<F: Float, S> Replica<F, S> {
     ) {
         self.tape.clear();
         self.outcome = record(&mut self.tape, &mut self.state, chunk).and_then(|loss| {
-            self.tape.backward_into(loss, &mut self.gradients)?;
+            self.tape
+                .backward_parameters_into(loss, &mut self.gradients)?;
             Ok(self.tape.scalar(loss))
         });
     }
@@ -126,33 +130,12 @@ impl<F: Float, S> Replica<F, S> {
         self.gradients.parameter(self.parameters[index])
     }
 
-    /// Makes this replica's parameters equal to `main`'s, reusing its buffers.
-    fn copy_parameters_from(&mut self, main: &Tape<F>) {
-        for (index, source) in main.parameters.iter().enumerate() {
-            match self.tape.parameters.get_mut(index) {
-                Some(target) => target
-                    .resize(source.shape())
-                    .copy_from_slice(source.as_slice()),
-                None => self.parameters.push(self.tape.parameter(source.clone())),
-            }
-        }
-    }
-
-    /// Whether this replica's parameters hold the same values as `main`'s.
-    fn matches(&self, main: &Tape<F>) -> bool {
-        let same = |a: &F, b: &F| a == b || (a.is_nan() && b.is_nan());
-        main.parameters.len() == self.tape.parameters.len()
-            && main
-                .parameters
-                .iter()
-                .zip(&self.tape.parameters)
-                .all(|(a, b)| {
-                    a.shape() == b.shape()
-                        && a.as_slice()
-                            .iter()
-                            .zip(b.as_slice())
-                            .all(|(a, b)| same(a, b))
-                })
+    /// Makes this replica read `main`'s parameter values (and know their handles on this tape,
+    /// parameters added to `main` since included).
+    fn attach(&mut self, main: &Tape<F>) {
+        self.tape.parameters.share(&main.parameters);
+        let known = self.parameters.len();
+        self.parameters.extend(self.tape.parameters().skip(known));
     }
 }
 
@@ -179,7 +162,7 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
             setup,
             summed: Vec::new(),
             chunks: 0,
-            stale: false,
+            detached: Parameters::new(),
         }
     }
 
@@ -191,8 +174,17 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
     /// The main tape, to change its parameters (an optimizer step, loading weights, adding a
     /// parameter): the replicas get the new values before the next batch that needs them.
     pub fn tape_mut(&mut self) -> &mut Tape<F> {
-        self.stale = true;
-        &mut self.replicas[0].tape
+        &mut self.main_mut().tape
+    }
+
+    /// The main replica, for a change of the parameters: the other replicas let go of the values
+    /// first, so the change happens in place rather than on a copy.
+    fn main_mut(&mut self) -> &mut Replica<F, S> {
+        let (main, others) = self.replicas.split_first_mut().expect("the main tape");
+        for replica in others {
+            replica.tape.parameters.share(&self.detached);
+        }
+        main
     }
 
     /// The main tape's state, as `setup` made it.
@@ -206,11 +198,8 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
         self.replicas.len()
     }
 
-    /// Runs `record` on the main tape and its state, for work that reads the parameters without
-    /// changing them (evaluating one example, sampling). The tape is not cleared first.
-    ///
-    /// `record` must not change the parameters: the replicas would not see it (debug builds catch
-    /// that at the next batch). Change them through [`DataParallel::tape_mut`].
+    /// Runs `record` on the main tape and its state, for work on one example (evaluating it,
+    /// sampling). The tape is not cleared first; the replicas see any change of the parameters.
     ///
     /// ```
     /// use ndarray::arr1;
@@ -228,7 +217,7 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
     /// # Ok::<(), tape::TapeError>(())
     /// ```
     pub fn record_on_main<R>(&mut self, record: impl FnOnce(&mut Tape<F>, &mut S) -> R) -> R {
-        let main = &mut self.replicas[0];
+        let main = self.main_mut();
         record(&mut main.tape, &mut main.state)
     }
 
@@ -410,7 +399,7 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
     /// # Ok::<(), tape::TapeError>(())
     /// ```
     pub fn tape_and_gradients_mut(&mut self) -> (&mut Tape<F>, BatchGradients<'_, F>) {
-        self.stale = true;
+        self.main_mut();
         let (main, _) = self.replicas.split_first_mut().expect("the main tape");
         let source = match self.chunks {
             0 => Source::Nothing,
@@ -424,32 +413,15 @@ impl<F: Float, S: Send + Sync> DataParallel<F, S> {
         (&mut main.tape, gradients)
     }
 
-    /// Makes sure there are at least `count` tapes, all with the main tape's parameter values:
-    /// copied into the existing replicas if the main tape was borrowed mutably since the last
-    /// copy, and into new ones as they are created.
+    /// Makes sure there are at least `count` tapes, all reading the main tape's parameter values.
     fn prepare(&mut self, count: usize) {
         let (main, others) = self.replicas.split_first_mut().expect("the main tape");
-        let main = &main.tape;
-        if self.stale {
-            if !others.is_empty() {
-                others
-                    .par_iter_mut()
-                    .for_each(|replica| replica.copy_parameters_from(main));
-            }
-            self.stale = false;
-        } else {
-            debug_assert!(
-                others.iter().all(|replica| replica.matches(main)),
-                "a replica's parameters differ from the main tape's: parameters were changed \
-                 other than through DataParallel::tape_mut or tape_and_gradients_mut"
-            );
+        for replica in others {
+            replica.attach(&main.tape);
         }
         while self.replicas.len() < count {
-            let main = &self.replicas[0].tape;
             let mut tape = Tape::new();
-            for value in &main.parameters {
-                tape.parameter(value.clone());
-            }
+            tape.parameters.share(&self.replicas[0].tape.parameters);
             let replica = Replica::new(tape, &*self.setup);
             self.replicas.push(replica);
         }

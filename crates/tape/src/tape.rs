@@ -6,6 +6,7 @@ use ndarray::{Array, Dimension};
 
 use crate::custom::{CustomOp, CustomOpId};
 use crate::ops::Op;
+use crate::parameters::Parameters;
 use crate::tensor::MAX_AXES;
 use crate::{Float, TapeError, Tensor};
 
@@ -87,7 +88,7 @@ impl<F: Float> Node<F> {
 pub struct Tape<F: Float> {
     /// This tape's identity, carried by every [`Var`] it hands out.
     id: u32,
-    pub(crate) parameters: Vec<Tensor<F>>,
+    pub(crate) parameters: Parameters<F>,
     /// Nodes of the current step are `nodes[..len]`; the rest are spare buffers of earlier steps.
     pub(crate) nodes: Vec<Node<F>>,
     pub(crate) len: usize,
@@ -156,7 +157,7 @@ impl<F: Float> Tape<F> {
     pub fn new() -> Self {
         Tape {
             id: NEXT_TAPE.fetch_add(1, Ordering::Relaxed),
-            parameters: Vec::new(),
+            parameters: Parameters::new(),
             nodes: Vec::new(),
             len: 0,
             step: 0,
@@ -173,7 +174,7 @@ impl<F: Float> Tape<F> {
     /// # Panics
     /// If `value` has more than [`MAX_AXES`] axes.
     pub fn parameter(&mut self, value: impl Into<Tensor<F>>) -> Var {
-        self.parameters.push(value.into());
+        self.parameters.make_mut().push(value.into());
         self.parameter_var(self.parameters.len() - 1)
     }
 
@@ -266,7 +267,7 @@ impl<F: Float> Tape<F> {
     /// If `var` is not a parameter of this tape.
     pub fn parameter_mut(&mut self, var: Var) -> &mut Tensor<F> {
         match var.slot() {
-            Slot::Parameter(index) if var.tape == self.id => &mut self.parameters[index],
+            Slot::Parameter(index) if var.tape == self.id => &mut self.parameters.make_mut()[index],
             _ => panic!("{var:?} is not a parameter of this tape"),
         }
     }
@@ -281,6 +282,7 @@ impl<F: Float> Tape<F> {
     pub fn parameters_mut(&mut self) -> impl ExactSizeIterator<Item = (Var, &mut Tensor<F>)> + '_ {
         let tape = self.id;
         self.parameters
+            .make_mut()
             .iter_mut()
             .enumerate()
             .map(move |(index, value)| {

@@ -180,3 +180,37 @@ fn a_warm_step_of_the_general_ops_allocates_nothing() {
     };
     warm_run(|| step(&mut tape, &mut gradients));
 }
+
+/// The parameters-only backward pass takes the nodes' gradient buffers from a pool: warm, the pool
+/// holds every buffer the walk needs, so it allocates nothing either. Its parameter gradients are
+/// those of the full pass (itself checked against finite differences elsewhere), and it keeps no
+/// node's gradient.
+#[test]
+fn a_warm_parameters_only_backward_allocates_nothing() {
+    let mut tape = Tape::<f64>::new();
+    let w = tape.parameter(arr2(&[[0.1, 0.2, 0.3], [0.5, -0.6, 0.7]]).into_dyn());
+    let table = tape.parameter(ArrayD::from_elem(vec![4, 3], 0.2));
+    let mut pooled = Gradients::new();
+    let mut full = Gradients::new();
+    let data = [0.5, 1.0, -1.0];
+    let step = |tape: &mut Tape<f64>, pooled: &mut Gradients<f64>| {
+        tape.clear();
+        let x = tape.constant_from_slice(&[3], &data).unwrap();
+        let rows = tape.gather(table, &[0, 2, 2]).unwrap();
+        let hidden = tape.linear(rows, w).unwrap();
+        let relu = tape.relu(hidden).unwrap();
+        let logits = tape.matvec(w, x).unwrap();
+        let joined = tape.add(relu, logits).unwrap();
+        let loss = tape.softmax_cross_entropy(joined, &[1, 0, 1]).unwrap();
+        tape.backward_parameters_into(loss, pooled).unwrap();
+        (loss, relu)
+    };
+    warm_run(|| step(&mut tape, &mut pooled));
+    let (loss, relu) = step(&mut tape, &mut pooled);
+    tape.backward_into(loss, &mut full).unwrap();
+    for var in [w, table] {
+        assert_eq!(pooled.parameter(var), full.parameter(var));
+    }
+    assert!(full.get(relu).is_some());
+    assert!(pooled.get(relu).is_none(), "no node's gradient is kept");
+}
