@@ -50,14 +50,19 @@ impl Guard {
             ));
         }
         names.iter().enumerate().find_map(|(index, name)| {
-            let finite = step
-                .gradient(index)
-                .as_slice()
-                .iter()
-                .all(|x| x.is_finite());
+            let finite = all_finite(step.gradient(index).as_slice());
             (!finite).then(|| format!("the gradient of {name} is not finite"))
         })
     }
+}
+
+/// Whether every value is finite. Folded without an early exit, which lets the check run in
+/// vector registers: it runs over every gradient of every step, which is almost always finite, so
+/// stopping at the first bad value would rarely save anything.
+fn all_finite<F: Float>(values: &[F]) -> bool {
+    values
+        .iter()
+        .fold(true, |finite, value| finite & value.is_finite())
 }
 
 /// The weights and optimizer state before the last update whose step was healthy: what is saved
@@ -77,5 +82,36 @@ impl<F: Float> Healthy<F> {
     pub fn record(&mut self, model: &Model<F>, adam: &Adam<F>) {
         model.copy_params_into(&mut self.params);
         adam.copy_state_into(&mut self.adam);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_finite;
+
+    #[test]
+    fn one_value_that_is_not_finite_anywhere_makes_the_values_not_finite() {
+        let finite = [
+            0.0,
+            -0.0,
+            1.0,
+            -3.5,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            1e-310,
+        ];
+        assert!(all_finite(&finite));
+        assert!(all_finite::<f64>(&[]));
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            // At each position of a run longer than a vector register, the last included.
+            for position in 0..37 {
+                let mut values = vec![0.25; 37];
+                values[position] = bad;
+                assert!(!all_finite(&values), "{bad} at {position}");
+                let values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+                assert!(!all_finite(&values), "{bad} at {position} in f32");
+            }
+        }
     }
 }
