@@ -58,24 +58,7 @@ pub trait Float: NdFloat + Default {
     /// units in the last place, flushed to zero below `f32::MIN_POSITIVE` (`x < -87.3`) as
     /// [`Float::exp_in_place`] is.
     fn sigmoid_in_place(values: &mut [Self]);
-    /// The transpose of a block of eight rows of eight elements (element `[i][j]` of the result
-    /// is `block[j][i]`), if this type has a faster way to take it than moving one element at a
-    /// time. The forward of a linear layer transposes its weights once a step, which element by
-    /// element is one scalar store per element, however the loops run: `f32` takes it in vector
-    /// shuffles instead (24 for 64 elements with AVX); `f64` has none (`None`: its blocks are
-    /// moved element by element). Values are moved, never computed, so the bits are the same
-    /// either way.
-    #[inline(always)]
-    fn transpose_block(
-        _block: &[[Self; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK],
-    ) -> Option<[[Self; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK]> {
-        None
-    }
 }
-
-/// The side of the square blocks [`Float::transpose_block`] transposes: eight `f32` fill one AVX
-/// register.
-pub(crate) const TRANSPOSE_BLOCK: usize = 8;
 
 impl Float for f32 {
     const EXP_BLOCK: usize = crate::EXP_LANES;
@@ -101,13 +84,6 @@ impl Float for f32 {
     #[inline]
     fn sigmoid_in_place(values: &mut [Self]) {
         exp::sigmoid_in_place_f32(values);
-    }
-    #[inline(always)]
-    fn transpose_block(
-        block: &[[f32; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK],
-    ) -> Option<[[f32; TRANSPOSE_BLOCK]; TRANSPOSE_BLOCK]> {
-        let transposed = wide::f32x8::transpose(block.map(wide::f32x8::new));
-        Some(transposed.map(wide::f32x8::to_array))
     }
 }
 

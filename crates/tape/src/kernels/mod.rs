@@ -22,7 +22,6 @@
 //! its textbook loop in `reference`, which the tests hold it to.
 
 use crate::Float;
-use crate::float::TRANSPOSE_BLOCK;
 
 #[cfg(test)]
 mod reference;
@@ -419,10 +418,11 @@ fn add_outer_products_in_place<F: Float>(
     }
 }
 
+/// The source rows [`transpose_into`] moves together: each column of a block of this many rows
+/// becomes one contiguous run of the output, which the compiler can store as a vector.
+const TRANSPOSE_BLOCK: usize = 8;
+
 /// Writes the transpose of `m [rows, columns]` (its rows side by side) into `out [columns, rows]`.
-/// Blocks of [`TRANSPOSE_BLOCK`] rows by as many columns go through [`Float::transpose_block`]
-/// where the type has one, each block's rows landing as contiguous runs of the output; the rest is
-/// moved one element at a time.
 pub(crate) fn transpose_into<F: Float>(m: Matrix<'_, F>, mut out: MatrixMut<'_, F>) {
     debug_assert!(m.rows == out.columns && m.columns == out.rows && m.stride == m.columns);
     let columns = m.columns;
@@ -432,22 +432,11 @@ pub(crate) fn transpose_into<F: Float>(m: Matrix<'_, F>, mut out: MatrixMut<'_, 
     let mut blocks = m.data[..m.rows * columns].chunks_exact(TRANSPOSE_BLOCK * columns);
     for (block_index, block) in (&mut blocks).enumerate() {
         let start = block_index * TRANSPOSE_BLOCK;
-        let rows: [&[F]; TRANSPOSE_BLOCK] =
+        let block: [&[F]; TRANSPOSE_BLOCK] =
             std::array::from_fn(|i| &block[i * columns..][..columns]);
-        let mut first = 0;
-        while first + TRANSPOSE_BLOCK <= columns {
-            let square = std::array::from_fn(|i| *self::block(&rows[i][first..]));
-            let Some(transposed) = F::transpose_block(&square) else {
-                break;
-            };
-            for (c, run) in (first..).zip(transposed) {
-                out.row(c)[start..start + TRANSPOSE_BLOCK].copy_from_slice(&run);
-            }
-            first += TRANSPOSE_BLOCK;
-        }
-        for (c, out_row) in (first..columns).zip(out.rows_mut().skip(first)) {
+        for (c, out_row) in out.rows_mut().enumerate() {
             let out_run = &mut out_row[start..start + TRANSPOSE_BLOCK];
-            for (out, row) in out_run.iter_mut().zip(&rows) {
+            for (out, row) in out_run.iter_mut().zip(&block) {
                 *out = row[c];
             }
         }
