@@ -52,9 +52,15 @@ pub enum Durability {
 /// On any failure the temporary file is removed and an existing `path` is left as it was.
 /// [`AtomicFile`] does the same for contents written piece by piece.
 pub fn write_atomically(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
+    put_in_place([stage_bytes(path, bytes, durability)?])
+}
+
+/// [`write_atomically`] up to the rename: `bytes` complete in the temporary file beside `path`,
+/// for [`put_in_place`] to rename together with the files staged beside it.
+pub fn stage_bytes(path: &Path, bytes: &[u8], durability: Durability) -> io::Result<Staged> {
     let mut file = AtomicFile::create(path)?;
     file.write_all(bytes)?;
-    file.commit(durability)
+    file.stage(durability)
 }
 
 /// A file's new contents, written (buffered) into the temporary file `.<name>.tmp-<pid>` beside

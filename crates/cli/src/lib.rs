@@ -30,7 +30,7 @@ mod text;
 mod train;
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -97,10 +97,7 @@ fn stage_checkpoint<F: Float>(
     let bytes = checkpoint
         .to_bytes(dtype)
         .map_err(|error| checkpoint_error(path, error))?;
-    let mut file = atomic_file::AtomicFile::create(path).map_err(checkpoint_write_error)?;
-    file.write_all(&bytes).map_err(checkpoint_write_error)?;
-    file.stage(Durability::Synced)
-        .map_err(checkpoint_write_error)
+    atomic_file::stage_bytes(path, &bytes, Durability::Synced).map_err(checkpoint_write_error)
 }
 
 /// A checkpoint that cannot be written. The error names the file already, as every error of an

@@ -77,14 +77,6 @@ impl LossCsv {
         Ok(copied)
     }
 
-    /// Puts the CSV in place of the old one, atomically, and returns the chart's log of its rows.
-    #[cfg(test)]
-    pub fn commit(self) -> io::Result<LossLog> {
-        let (rows, log) = self.stage()?;
-        crate::atomic_file::put_in_place([rows])?;
-        Ok(log)
-    }
-
     /// The complete CSV, ready to be put in place with the run's other files
     /// ([`crate::atomic_file::put_in_place`]), and the chart's log of its rows.
     pub fn stage(self) -> io::Result<(Staged, LossLog)> {
@@ -131,12 +123,19 @@ mod tests {
         crate::test_support::scratch_dir("loss-csv", name)
     }
 
+    /// Puts the CSV in place of the old one and returns the chart's log of its rows.
+    fn commit(csv: LossCsv) -> LossLog {
+        let (rows, log) = csv.stage().unwrap();
+        crate::atomic_file::put_in_place([rows]).unwrap();
+        log
+    }
+
     fn write_csv(path: &Path, points: &[LossPoint]) {
         let mut csv = LossCsv::create(path).unwrap();
         for point in points {
             csv.push(point).unwrap();
         }
-        csv.commit().unwrap();
+        commit(csv);
     }
 
     #[test]
@@ -199,7 +198,7 @@ mod tests {
         csv.push(&point(1, 3.0, None)).unwrap();
         let mut csv = csv.save().unwrap().save().unwrap();
         csv.push(&point(2, 2.5, Some(2.75))).unwrap();
-        csv.commit().unwrap();
+        commit(csv);
         let expected = "step,train_loss,val_loss\n1,3,\n2,2.5,2.75\n";
         assert_eq!(fs::read_to_string(&path).unwrap(), expected);
         fs::remove_dir_all(&dir).unwrap();
@@ -217,7 +216,7 @@ mod tests {
         // The checkpoint was saved at step 3; rows 4 and 5 were of a later, lost part of the run.
         assert_eq!(csv.carry_over(&path, 3).unwrap(), 3);
         csv.push(&point(4, 9.0, Some(8.5))).unwrap();
-        let log = csv.commit().unwrap();
+        let log = commit(csv);
         let expected = "step,train_loss,val_loss\n1,3,\n2,4,\n3,5,\n4,9,8.5\n";
         assert_eq!(fs::read_to_string(&path).unwrap(), expected);
         // The chart gets the same rows: the three carried over and the new one.

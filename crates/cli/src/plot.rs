@@ -1,14 +1,14 @@
 //! The training loss curve and the benchmark's sizes chart as SVG, drawn with plotters: a small
 //! [`Chart`] of line [`Series`] that both fill in, and the loss chart built from a [`LossLog`].
 
-use std::io::{self, Write};
+use std::io;
 use std::ops::Range;
 use std::path::Path;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use crate::atomic_file::{AtomicFile, Durability, Staged};
+use crate::atomic_file::{Durability, Staged, stage_bytes};
 use crate::loss_log::LossLog;
 
 /// The loss curve of `log` as an SVG chart titled `title`, written to a temporary file beside
@@ -18,9 +18,7 @@ use crate::loss_log::LossLog;
 /// The file is not flushed to disk ([`Durability::Unsynced`]).
 pub fn stage_svg(path: &Path, log: &LossLog, title: &str) -> io::Result<Staged> {
     let svg = loss_chart(log, title).to_svg()?;
-    let mut file = AtomicFile::create(path)?;
-    file.write_all(svg.as_bytes())?;
-    file.stage(Durability::Unsynced)
+    stage_bytes(path, svg.as_bytes(), Durability::Unsynced)
 }
 
 const TRAIN_COLOUR: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
