@@ -294,11 +294,12 @@ impl<F: Float> Tape<F> {
             gradient.as_mut_slice().fill(F::zero());
         }
         if keep_nodes {
-            let unreached = nodes.iter().zip(&gradients.holders).enumerate();
-            for (index, _) in unreached.filter(|(_, (_, holder))| **holder == UNREACHED) {
-                gradients.buffers[index]
-                    .resize(nodes[index].value.shape())
-                    .fill(F::zero());
+            for (index, node) in nodes.iter().enumerate() {
+                if gradients.holders[index] == UNREACHED {
+                    gradients.buffers[index]
+                        .resize(node.value.shape())
+                        .fill(F::zero());
+                }
             }
         }
         Ok(())
